@@ -1,0 +1,157 @@
+//! The storage interface: a versioned resource store with transactions, history and
+//! typed search, plus the one conformance suite ([`conformance`]) every backend runs.
+//!
+//! This crate owns no SQL and no HTTP. It stores already-validated JSON text exactly as
+//! given and hands it back untouched, so reads never pay for parsing.
+
+pub mod conformance;
+
+use async_trait::async_trait;
+use paraply_fhir::{ResourceId, ResourceType, VersionId};
+use paraply_search::{IndexRow, SearchQuery};
+use time::OffsetDateTime;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResource {
+    pub resource_type: ResourceType,
+    pub id: ResourceId,
+    pub version_id: VersionId,
+    /// Server time of the write, microsecond precision.
+    pub last_updated: OffsetDateTime,
+    /// The JSON text of this version; `None` when this version is a deletion.
+    pub body: Option<String>,
+}
+
+impl StoredResource {
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+}
+
+/// A new version to write. The caller read the current version first and asks the store to
+/// write `version_id` only if the current version is still `version_id - 1` (or, for
+/// version 1, if the resource does not exist at all): the database decides, so two writers
+/// racing for the same version cannot both win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    pub resource_type: ResourceType,
+    pub id: ResourceId,
+    pub version_id: VersionId,
+    pub last_updated: OffsetDateTime,
+    /// The JSON text (with `id` and `meta` already set); `None` writes a deletion.
+    pub body: Option<String>,
+    /// Search index rows of this version; they replace the previous version's rows in the
+    /// same transaction (a deletion has none).
+    pub index: Vec<IndexRow>,
+}
+
+/// Which history to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryScope {
+    System,
+    Type(ResourceType),
+    Instance(ResourceType, ResourceId),
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub scope: HistoryScope,
+    /// Only versions written at or after this instant (`_since`).
+    pub since: Option<OffsetDateTime>,
+    /// Page size.
+    pub count: u32,
+    /// Continue after this cursor (from [`HistoryPage::next`]).
+    pub after: Option<HistoryCursor>,
+}
+
+/// An opaque position in the history; stable under concurrent writes because history only
+/// ever grows at the new end and pages walk towards the old end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryCursor(pub i64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<StoredResource>,
+    /// Where the next (older) page starts, if there are more versions.
+    pub next: Option<HistoryCursor>,
+    /// How many versions match in total.
+    pub total: u64,
+}
+
+/// A page of search matches (current, non-deleted versions), ordered by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    pub matches: Vec<StoredResource>,
+    /// How many resources match in total.
+    pub total: u64,
+}
+
+/// Errors in storage words; the HTTP edge maps them to OperationOutcomes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The version to write is not the successor of the current one (someone else wrote
+    /// first, or a create hit an existing id).
+    #[error("version conflict on {resource_type}/{id}")]
+    VersionConflict {
+        resource_type: ResourceType,
+        id: ResourceId,
+    },
+    /// The database is unreachable, busy beyond its timeout, or failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Stored data that cannot be read back (a corrupted row).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// The store: cheap to clone behind an `Arc`, shared by all request handlers.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Starts a read-write transaction. Writes become visible only on commit; dropping the
+    /// transaction without commit rolls everything back.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// The current version of a resource (a deletion marker if it was deleted last).
+    async fn read(
+        &self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+    ) -> Result<Option<StoredResource>, StoreError>;
+
+    /// One specific version.
+    async fn vread(
+        &self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        version_id: VersionId,
+    ) -> Result<Option<StoredResource>, StoreError>;
+
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
+
+    /// Current, non-deleted resources matching `query`; at most `limit` of them.
+    async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError>;
+
+    /// Cheap liveness check of the database, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A database transaction. Reads inside it see its own writes.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn read(
+        &mut self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+    ) -> Result<Option<StoredResource>, StoreError>;
+
+    async fn search(&mut self, query: &SearchQuery, limit: u32)
+    -> Result<SearchPage, StoreError>;
+
+    /// Writes one version (see [`NewVersion`]); [`StoreError::VersionConflict`] when the
+    /// current version is not `version_id - 1`.
+    async fn write(&mut self, version: NewVersion) -> Result<(), StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
