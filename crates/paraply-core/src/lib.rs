@@ -1,1 +1,21 @@
-//! placeholder
+//! The FHIR interactions: read, write, history, search, batch and transaction, over any
+//! [`paraply_store::Store`]. Requests arrive as [`FhirRequest`]s and leave as
+//! [`Outcome`]s or [`CoreError`]s; no HTTP, no SQL.
+//!
+//! Every resource written is validated here (via `paraply-fhir`) and stamped with `id` and
+//! `meta`; reads hand back the stored JSON text untouched.
+
+mod bundle;
+mod capabilities;
+mod engine;
+mod error;
+mod request;
+mod stamp;
+
+pub use capabilities::capability_statement;
+pub use engine::{Fhir, Outcome};
+pub use error::{CoreError, Method};
+pub use request::{
+    DEFAULT_PAGE_SIZE, FhirRequest, HistoryParams, Interaction, MAX_PAGE_SIZE, parse_query,
+};
+pub use stamp::format_instant;

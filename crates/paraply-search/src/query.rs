@@ -186,6 +186,39 @@ impl SearchQuery {
     }
 }
 
+impl std::fmt::Display for SearchQuery {
+    /// The query as a client would write it: `Patient?identifier=system|code`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}?", self.resource_type)?;
+        for (i, clause) in self.clauses.iter().enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            match clause {
+                Clause::Id(ids) => {
+                    let ids: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+                    write!(f, "_id={}", ids.join(","))?;
+                }
+                Clause::Token { param, values } => {
+                    let values: Vec<String> = values
+                        .iter()
+                        .map(|v| {
+                            let code = v.code.as_deref().unwrap_or("");
+                            match &v.system {
+                                TokenSystem::Any => code.to_owned(),
+                                TokenSystem::Absent => format!("|{code}"),
+                                TokenSystem::Is(system) => format!("{system}|{code}"),
+                            }
+                        })
+                        .collect();
+                    write!(f, "{param}={}", values.join(","))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,375 @@
+//! A FHIR request in transport-neutral form and its parse into a typed [`Interaction`].
+//!
+//! The HTTP edge and batch/transaction entries both build a [`FhirRequest`] and call
+//! [`Interaction::parse`], so a Bundle entry and the same request sent alone take one path.
+
+use paraply_fhir::{ResourceId, ResourceType, VersionId};
+use paraply_search::SearchQuery;
+use paraply_store::{HistoryCursor, HistoryScope};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::{CoreError, Method};
+
+/// One request: method, the path below the FHIR base, decoded query pairs, the
+/// FHIR-relevant headers and the parsed JSON body.
+#[derive(Debug, Clone)]
+pub struct FhirRequest {
+    pub method: Method,
+    /// Below the base, without a leading slash: `""`, `Patient`, `Patient/1/_history/2`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub if_match: Option<String>,
+    /// `If-None-Exist`: the search criteria of a conditional create, as a query string.
+    pub if_none_exist: Option<String>,
+    pub body: Option<Value>,
+}
+
+impl FhirRequest {
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        FhirRequest {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            if_match: None,
+            if_none_exist: None,
+            body: None,
+        }
+    }
+
+    /// Builds the request from a Bundle `entry.request.url` (relative, with its query).
+    pub fn from_url(method: Method, url: &str) -> Self {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut request = FhirRequest::new(method, path.trim_matches('/'));
+        request.query = parse_query(query);
+        request
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query string into pairs.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A history request's parameters.
+#[derive(Debug, Clone)]
+pub struct HistoryParams {
+    pub scope: HistoryScope,
+    pub since: Option<OffsetDateTime>,
+    pub count: u32,
+    pub after: Option<HistoryCursor>,
+}
+
+/// The FHIR interaction a request asks for, with its inputs parsed and typed.
+#[derive(Debug, Clone)]
+pub enum Interaction {
+    Capabilities,
+    Read {
+        resource_type: ResourceType,
+        id: ResourceId,
+    },
+    VRead {
+        resource_type: ResourceType,
+        id: ResourceId,
+        version_id: VersionId,
+    },
+    Create {
+        resource_type: ResourceType,
+        body: Value,
+        if_none_exist: Option<SearchQuery>,
+    },
+    Update {
+        resource_type: ResourceType,
+        id: ResourceId,
+        body: Value,
+        if_match: Option<VersionId>,
+    },
+    ConditionalUpdate {
+        query: SearchQuery,
+        body: Value,
+    },
+    Patch {
+        resource_type: ResourceType,
+        id: ResourceId,
+        patch: Value,
+        if_match: Option<VersionId>,
+    },
+    Delete {
+        resource_type: ResourceType,
+        id: ResourceId,
+        if_match: Option<VersionId>,
+    },
+    ConditionalDelete {
+        query: SearchQuery,
+    },
+    Search {
+        query: SearchQuery,
+    },
+    History(HistoryParams),
+    /// A batch or transaction Bundle posted to the base.
+    Bundle {
+        bundle: Value,
+    },
+}
+
+/// Default and maximum page sizes of searches and histories.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+impl Interaction {
+    pub fn parse(request: FhirRequest) -> Result<Interaction, CoreError> {
+        let FhirRequest {
+            method,
+            path,
+            query,
+            if_match,
+            if_none_exist,
+            body,
+        } = request;
+        let segments: Vec<&str> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.split('/').collect()
+        };
+        let not_allowed = || CoreError::MethodNotAllowed {
+            method,
+            path: format!("/{path}"),
+        };
+        let if_match = if_match
+            .map(|etag| {
+                VersionId::from_etag(&etag).ok_or_else(|| CoreError::BadRequest {
+                    message: format!("If-Match '{etag}' is not a version ETag like W/\"3\""),
+                    expression: None,
+                })
+            })
+            .transpose()?;
+        let need_body = || {
+            body.clone()
+                .ok_or_else(|| CoreError::bad_request("this interaction needs a JSON body"))
+        };
+
+        if let Some(operation) = segments.iter().find_map(|s| s.strip_prefix('$')) {
+            if let Some(first) = segments.first()
+                && !first.starts_with('$')
+            {
+                resource_type(first)?;
+            }
+            return Err(CoreError::UnsupportedOperation(operation.to_owned()));
+        }
+
+        match segments.as_slice() {
+            [] => match method {
+                Method::Post => Ok(Interaction::Bundle { bundle: need_body()? }),
+                _ => Err(not_allowed()),
+            },
+            ["metadata"] => match method {
+                Method::Get => Ok(Interaction::Capabilities),
+                _ => Err(not_allowed()),
+            },
+            ["_history"] => match method {
+                Method::Get => history(HistoryScope::System, &query),
+                _ => Err(not_allowed()),
+            },
+            [type_name] => {
+                let resource_type = resource_type(type_name)?;
+                match method {
+                    Method::Get => Ok(Interaction::Search {
+                        query: search(resource_type, &query)?,
+                    }),
+                    Method::Post => Ok(Interaction::Create {
+                        resource_type,
+                        body: need_body()?,
+                        if_none_exist: if_none_exist
+                            .map(|criteria| {
+                                let pairs = parse_query(&criteria);
+                                conditional(resource_type, &pairs)
+                            })
+                            .transpose()?,
+                    }),
+                    Method::Put => Ok(Interaction::ConditionalUpdate {
+                        query: conditional(resource_type, &query)?,
+                        body: need_body()?,
+                    }),
+                    Method::Delete => Ok(Interaction::ConditionalDelete {
+                        query: conditional(resource_type, &query)?,
+                    }),
+                    Method::Patch => Err(not_allowed()),
+                }
+            }
+            [type_name, "_search"] => {
+                let resource_type = resource_type(type_name)?;
+                match method {
+                    Method::Post => Ok(Interaction::Search {
+                        query: search(resource_type, &query)?,
+                    }),
+                    _ => Err(not_allowed()),
+                }
+            }
+            [type_name, "_history"] => {
+                let resource_type = resource_type(type_name)?;
+                match method {
+                    Method::Get => history(HistoryScope::Type(resource_type), &query),
+                    _ => Err(not_allowed()),
+                }
+            }
+            [type_name, id] => {
+                let resource_type = resource_type(type_name)?;
+                let id = resource_id(id)?;
+                match method {
+                    Method::Get => Ok(Interaction::Read { resource_type, id }),
+                    Method::Put => Ok(Interaction::Update {
+                        resource_type,
+                        id,
+                        body: need_body()?,
+                        if_match,
+                    }),
+                    Method::Patch => Ok(Interaction::Patch {
+                        resource_type,
+                        id,
+                        patch: need_body()?,
+                        if_match,
+                    }),
+                    Method::Delete => Ok(Interaction::Delete {
+                        resource_type,
+                        id,
+                        if_match,
+                    }),
+                    Method::Post => Err(not_allowed()),
+                }
+            }
+            [type_name, id, "_history"] => {
+                let resource_type = resource_type(type_name)?;
+                let id = resource_id(id)?;
+                match method {
+                    Method::Get => history(HistoryScope::Instance(resource_type, id), &query),
+                    _ => Err(not_allowed()),
+                }
+            }
+            [type_name, id, "_history", version] => {
+                let resource_type = resource_type(type_name)?;
+                let id = resource_id(id)?;
+                let version_id = version.parse::<VersionId>().map_err(|_| {
+                    CoreError::UnknownRoute(format!("'{version}' is not a version id"))
+                })?;
+                match method {
+                    Method::Get => Ok(Interaction::VRead {
+                        resource_type,
+                        id,
+                        version_id,
+                    }),
+                    _ => Err(not_allowed()),
+                }
+            }
+            _ => Err(CoreError::UnknownRoute(format!(
+                "no FHIR interaction at /{path}"
+            ))),
+        }
+    }
+}
+
+fn resource_type(name: &str) -> Result<ResourceType, CoreError> {
+    name.parse::<ResourceType>()
+        .map_err(|e| CoreError::UnknownRoute(e.to_string()))
+}
+
+fn resource_id(id: &str) -> Result<ResourceId, CoreError> {
+    id.parse::<ResourceId>()
+        .map_err(|e| CoreError::UnknownRoute(e.to_string()))
+}
+
+fn search(resource_type: ResourceType, pairs: &[(String, String)]) -> Result<SearchQuery, CoreError> {
+    Ok(SearchQuery::parse(
+        resource_type,
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
+/// Criteria of a conditional interaction: a search that must name at least one criterion.
+fn conditional(
+    resource_type: ResourceType,
+    pairs: &[(String, String)],
+) -> Result<SearchQuery, CoreError> {
+    let query = search(resource_type, pairs)?;
+    if query.clauses.is_empty() {
+        return Err(CoreError::bad_request(
+            "a conditional interaction needs search criteria",
+        ));
+    }
+    Ok(query)
+}
+
+fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interaction, CoreError> {
+    let mut params = HistoryParams {
+        scope,
+        since: None,
+        count: DEFAULT_PAGE_SIZE,
+        after: None,
+    };
+    for (name, value) in pairs {
+        let invalid = |reason: &str| CoreError::BadRequest {
+            message: format!("invalid value '{value}' for '{name}': {reason}"),
+            expression: Some(name.clone()),
+        };
+        match name.as_str() {
+            "_since" => {
+                let since = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| invalid("expected an instant like 2026-01-31T12:00:00Z"))?;
+                params.since = Some(since);
+            }
+            "_count" => {
+                let count = value
+                    .parse::<u32>()
+                    .map_err(|_| invalid("expected a whole number"))?;
+                params.count = count.clamp(1, MAX_PAGE_SIZE);
+            }
+            "_page" => {
+                let cursor = value
+                    .parse::<i64>()
+                    .map_err(|_| invalid("expected a page cursor from a next link"))?;
+                params.after = Some(HistoryCursor(cursor));
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(CoreError::BadRequest {
+                    message: format!("unknown history parameter '{other}'"),
+                    expression: Some(other.to_owned()),
+                });
+            }
+        }
+    }
+    Ok(Interaction::History(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: Method, url: &str) -> Result<Interaction, CoreError> {
+        let mut request = FhirRequest::from_url(method, url);
+        request.body = Some(serde_json::json!({"resourceType": "Patient"}));
+        Interaction::parse(request)
+    }
+
+    #[test]
+    fn paths_parse_into_interactions() {
+        assert!(matches!(parse(Method::Get, "Patient/1"), Ok(Interaction::Read { .. })));
+        assert!(matches!(parse(Method::Get, "Patient/1/_history/2"), Ok(Interaction::VRead { .. })));
+        assert!(matches!(parse(Method::Get, "Patient/1/_history"), Ok(Interaction::History(_))));
+        assert!(matches!(parse(Method::Get, "_history?_count=5"), Ok(Interaction::History(_))));
+        assert!(matches!(parse(Method::Put, "Patient?identifier=a|b"), Ok(Interaction::ConditionalUpdate { .. })));
+        assert!(matches!(parse(Method::Delete, "Patient?identifier=a|b"), Ok(Interaction::ConditionalDelete { .. })));
+        assert!(matches!(parse(Method::Post, ""), Ok(Interaction::Bundle { .. })));
+        assert!(matches!(parse(Method::Get, "metadata"), Ok(Interaction::Capabilities)));
+    }
+
+    #[test]
+    fn wrong_method_unknown_type_and_operations_are_refused() {
+        assert!(matches!(parse(Method::Post, "Patient/1"), Err(CoreError::MethodNotAllowed { .. })));
+        assert!(matches!(parse(Method::Get, "Observation/1"), Err(CoreError::UnknownRoute(_))));
+        assert!(matches!(parse(Method::Post, "ValueSet/$lookup"), Err(CoreError::UnknownRoute(_))));
+        assert!(matches!(parse(Method::Get, "Patient/1/$everything"), Err(CoreError::UnsupportedOperation(_))));
+        assert!(matches!(parse(Method::Delete, "Patient"), Err(CoreError::BadRequest { .. })));
+    }
+}
