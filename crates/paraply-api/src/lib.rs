@@ -1,1 +1,389 @@
-//! placeholder
+//! The HTTP edge: the axum router for the FHIR REST API, `/healthz`, `/readyz` and
+//! `/metrics`; request ids, content negotiation, body limits, and the one mapping from
+//! errors to OperationOutcome ([`outcome::outcome`]).
+//!
+//! Handlers are thin: they turn an HTTP request into a [`FhirRequest`], hand it to the
+//! engine and render the result. Every FHIR path goes through one handler and the
+//! engine's own parser, so a Bundle entry and the same request sent alone behave alike.
+
+mod metrics;
+mod outcome;
+mod render;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use paraply_core::{Fhir, FhirRequest, Method, parse_query};
+use paraply_fhir::{Issue, IssueType};
+use serde_json::Value;
+
+pub use metrics::Metrics;
+pub use outcome::outcome;
+pub use render::ReturnPreference;
+use render::{RenderContext, Rendered, render, render_issue};
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// Settings of the HTTP edge.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone)]
+struct AppState {
+    fhir: Fhir,
+    settings: Arc<ApiSettings>,
+    metrics: Metrics,
+}
+
+/// A request id, set by the middleware for handlers and logs.
+#[derive(Clone)]
+struct RequestId(Arc<str>);
+
+/// Builds the router. `metrics` is this instance's registry.
+pub fn router(fhir: Fhir, settings: ApiSettings, metrics: Metrics) -> Router {
+    let state = AppState {
+        fhir,
+        settings: Arc::new(settings),
+        metrics,
+    };
+    Router::new()
+        .route("/fhir", any(fhir_handler))
+        .route("/fhir/", any(fhir_handler))
+        .route("/fhir/{*path}", any(fhir_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Request id, structured log line and metrics for every request. Logs carry the route
+/// shape, never the concrete ids or query values (docs/LOGGING.md).
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id: Arc<str> = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()));
+    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = request.method().clone();
+    let interaction = interaction_label(request.method().as_str(), request.uri().path());
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.observe(interaction, status, seconds);
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        interaction,
+        status,
+        latency_ms = seconds * 1000.0,
+        "request"
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// The interaction a request is for, from its shape only (a metrics and log label).
+pub fn interaction_label(method: &str, path: &str) -> &'static str {
+    let Some(rest) = path.strip_prefix("/fhir") else {
+        return match path {
+            "/healthz" => "healthz",
+            "/readyz" => "readyz",
+            "/metrics" => "metrics",
+            _ => "unknown",
+        };
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segments.as_slice()) {
+        (_, s) if s.iter().any(|p| p.starts_with('$')) => "operation",
+        ("POST", []) => "batch-transaction",
+        ("GET", ["metadata"]) => "capabilities",
+        ("GET", ["_history"]) => "history-system",
+        ("GET", [_]) => "search-type",
+        ("POST", [_, "_search"]) => "search-type",
+        ("POST", [_]) => "create",
+        ("PUT", [_]) => "conditional-update",
+        ("DELETE", [_]) => "conditional-delete",
+        ("GET", [_, "_history"]) => "history-type",
+        ("GET", [_, _]) => "read",
+        ("PUT", [_, _]) => "update",
+        ("PATCH", [_, _]) => "patch",
+        ("DELETE", [_, _]) => "delete",
+        ("GET", [_, _, "_history"]) => "history-instance",
+        ("GET", [_, _, "_history", _]) => "vread",
+        _ => "unknown",
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.fhir.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics_handler(State(state): State<AppState>) -> Response {
+    for pool in state.fhir.store().pool_status() {
+        state.metrics.set_pool(pool.name, pool.size, pool.idle);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn unknown_route(request: Request) -> Response {
+    let rendered = render_issue(
+        StatusCode::NOT_FOUND,
+        Issue::error(
+            IssueType::NotFound,
+            format!("nothing is served at {}", request.uri().path()),
+        ),
+    );
+    respond(rendered, false)
+}
+
+fn request_id(request: &Request) -> Arc<str> {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| Arc::from("-"))
+}
+
+/// How the client wants the response formatted.
+struct Format {
+    pretty: bool,
+}
+
+fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, Rendered> {
+    let format_param = query.iter().find(|(k, _)| k == "_format").map(|(_, v)| v.as_str());
+    let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
+    let accepted = |media: &str| {
+        let media = media.split(';').next().unwrap_or("").trim();
+        matches!(
+            media,
+            "" | "*/*" | "application/*" | "json" | FHIR_JSON | "application/json"
+        )
+    };
+    let ok = match format_param {
+        Some(format) => accepted(format),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|accept| accept.split(',').any(accepted)),
+    };
+    if ok {
+        Ok(Format { pretty })
+    } else {
+        Err(render_issue(
+            StatusCode::NOT_ACCEPTABLE,
+            Issue::error(
+                IssueType::NotSupported,
+                "this server speaks FHIR JSON only: use application/fhir+json or application/json",
+            ),
+        ))
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn fhir_handler(State(state): State<AppState>, request: Request) -> Response {
+    let id = request_id(&request);
+    let (parts, body) = request.into_parts();
+    let query = parse_query(parts.uri.query().unwrap_or(""));
+    let format = match negotiate(&parts.headers, &query) {
+        Ok(format) => format,
+        Err(rendered) => return respond(rendered, false),
+    };
+    let path = parts.uri.path().trim_start_matches("/fhir").trim_matches('/').to_owned();
+    let Some(method) = Method::parse(parts.method.as_str()) else {
+        let rendered = render_issue(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Issue::error(
+                IssueType::NotSupported,
+                format!("{} is not a FHIR interaction method", parts.method),
+            ),
+        );
+        return respond(rendered, format.pretty);
+    };
+    let host = header_text(&parts.headers, header::HOST).unwrap_or_else(|| "localhost".into());
+    let base = format!("http://{host}/fhir");
+    let self_url = format!("http://{host}{}", parts.uri);
+
+    let mut fhir_request = FhirRequest::new(method, path);
+    fhir_request.query = query;
+    fhir_request.if_match = header_text(&parts.headers, header::IF_MATCH);
+    fhir_request.if_none_exist = parts
+        .headers
+        .get("if-none-exist")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split_once('?').map_or(v, |(_, q)| q).to_owned());
+
+    if matches!(method, Method::Post | Method::Put | Method::Patch) {
+        let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let rendered = render_issue(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Issue::error(
+                        IssueType::TooLong,
+                        format!(
+                            "the request body is larger than the limit of {} bytes",
+                            state.settings.max_body_bytes
+                        ),
+                    ),
+                );
+                return respond(rendered, format.pretty);
+            }
+        };
+        let content_type = header_text(&parts.headers, header::CONTENT_TYPE).unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let is_search = fhir_request.path.ends_with("/_search");
+        match read_body(method, is_search, &media, &bytes) {
+            Ok(RequestBody::Json(value)) => fhir_request.body = Some(value),
+            Ok(RequestBody::Form(pairs)) => fhir_request.query.extend(pairs),
+            Ok(RequestBody::Empty) => {}
+            Err(rendered) => return respond(rendered, format.pretty),
+        }
+    }
+
+    let prefer = ReturnPreference::from_header(
+        parts.headers.get("prefer").and_then(|v| v.to_str().ok()),
+    );
+    let result = state.fhir.handle(fhir_request).await;
+    let ctx = RenderContext {
+        base: &base,
+        self_url: &self_url,
+        prefer,
+        request_id: &id,
+    };
+    respond(render(result, &ctx), format.pretty)
+}
+
+enum RequestBody {
+    Json(Value),
+    Form(Vec<(String, String)>),
+    Empty,
+}
+
+fn read_body(method: Method, is_search: bool, media: &str, bytes: &Bytes) -> Result<RequestBody, Rendered> {
+    let unsupported = |expected: &str| {
+        render_issue(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Issue::error(
+                IssueType::NotSupported,
+                format!("Content-Type '{media}' is not accepted here; send {expected}"),
+            ),
+        )
+    };
+    if is_search {
+        return match media {
+            "application/x-www-form-urlencoded" | "" => Ok(RequestBody::Form(parse_query(
+                std::str::from_utf8(bytes).unwrap_or(""),
+            ))),
+            _ => Err(unsupported("application/x-www-form-urlencoded")),
+        };
+    }
+    let json_ok = match method {
+        Method::Patch => matches!(media, "application/json-patch+json"),
+        _ => matches!(media, FHIR_JSON | "application/json"),
+    };
+    if !json_ok {
+        return Err(unsupported(if method == Method::Patch {
+            "application/json-patch+json"
+        } else {
+            "application/fhir+json"
+        }));
+    }
+    if bytes.is_empty() {
+        return Ok(RequestBody::Empty);
+    }
+    serde_json::from_slice::<Value>(bytes)
+        .map(RequestBody::Json)
+        .map_err(|e| {
+            render_issue(
+                StatusCode::BAD_REQUEST,
+                Issue::error(
+                    IssueType::Structure,
+                    format!("the body is not valid JSON: {e}"),
+                ),
+            )
+        })
+}
+
+fn respond(rendered: Rendered, pretty: bool) -> Response {
+    let mut builder = Response::builder().status(rendered.status);
+    if let Some(location) = &rendered.location {
+        builder = builder.header(header::LOCATION, location);
+        if rendered.status == StatusCode::CREATED {
+            builder = builder.header(header::CONTENT_LOCATION, location);
+        }
+    }
+    if let Some(etag) = &rendered.etag {
+        builder = builder.header(header::ETAG, etag);
+    }
+    if let Some(modified) = rendered.last_modified {
+        builder = builder.header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(modified.into()),
+        );
+    }
+    let body = match rendered.body {
+        Some(text) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/fhir+json; charset=utf-8");
+            if pretty {
+                serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or(text)
+            } else {
+                text
+            }
+        }
+        None => String::new(),
+    };
+    builder
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_the_interaction_not_the_ids() {
+        assert_eq!(interaction_label("GET", "/fhir/Patient/123"), "read");
+        assert_eq!(interaction_label("GET", "/fhir/Patient/1/_history/2"), "vread");
+        assert_eq!(interaction_label("POST", "/fhir"), "batch-transaction");
+        assert_eq!(interaction_label("GET", "/fhir/Patient"), "search-type");
+        assert_eq!(interaction_label("GET", "/nope"), "unknown");
+    }
+}

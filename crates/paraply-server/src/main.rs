@@ -1,2 +1,52 @@
-//! placeholder
-fn main() {}
+//! `paraply serve` and `paraply demo`.
+
+use clap::Parser;
+use paraply_server::config::{Cli, Command};
+use paraply_server::{Config, ServerError, load_demo_data, open_store, run, shutdown_signal};
+use tokio::net::TcpListener;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARAPLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("PARAPLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match start(cli.command).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "paraply stopped");
+            eprintln!("paraply: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(command: Command) -> Result<(), ServerError> {
+    let (settings, demo) = match command {
+        Command::Serve(settings) => (settings, false),
+        Command::Demo(settings) => (settings, true),
+    };
+    let config = Config::from_settings(&settings)?;
+    let store = open_store(&config).await?;
+    if demo {
+        let loaded = load_demo_data(store.clone()).await?;
+        tracing::info!(resources = loaded, "demo data loaded");
+    }
+    let listener = TcpListener::bind(config.listen).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        "Paraply is serving FHIR R4 at http://{}/fhir",
+        listener.local_addr()?
+    );
+    run(listener, store, &config, shutdown_signal()).await
+}

@@ -1,0 +1,313 @@
+//! Turns interaction results into response parts, for HTTP responses and for the entries
+//! of batch/transaction responses alike.
+
+use axum::http::StatusCode;
+use paraply_core::{CoreError, Outcome, format_instant};
+use paraply_fhir::{Issue, IssueType, Severity, operation_outcome};
+use paraply_store::StoredResource;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::outcome::outcome;
+
+/// What the client asked to get back from a write (`Prefer: return=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnPreference {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+impl ReturnPreference {
+    pub fn from_header(prefer: Option<&str>) -> Self {
+        let Some(prefer) = prefer else {
+            return Self::default();
+        };
+        prefer
+            .split([',', ';'])
+            .filter_map(|part| part.trim().strip_prefix("return="))
+            .find_map(|value| match value.trim_matches('"') {
+                "minimal" => Some(Self::Minimal),
+                "representation" => Some(Self::Representation),
+                "OperationOutcome" => Some(Self::OperationOutcome),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Per-request facts rendering needs.
+pub struct RenderContext<'a> {
+    /// The FHIR base URL as the client reached it, e.g. `http://127.0.0.1:8080/fhir`.
+    pub base: &'a str,
+    /// The full URL of this request, for `self` links.
+    pub self_url: &'a str,
+    pub prefer: ReturnPreference,
+    pub request_id: &'a str,
+}
+
+/// A rendered result: status, FHIR headers and a JSON body.
+#[derive(Debug)]
+pub struct Rendered {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<OffsetDateTime>,
+    pub body: Option<String>,
+}
+
+impl Rendered {
+    fn new(status: StatusCode, body: Option<String>) -> Self {
+        Rendered {
+            status,
+            location: None,
+            etag: None,
+            last_modified: None,
+            body,
+        }
+    }
+}
+
+pub fn render(result: Result<Outcome, CoreError>, ctx: &RenderContext<'_>) -> Rendered {
+    match result {
+        Ok(outcome) => render_outcome(outcome, ctx),
+        Err(error) => render_error(&error, ctx.request_id),
+    }
+}
+
+pub fn render_error(error: &CoreError, request_id: &str) -> Rendered {
+    let (status, mut issues) = outcome(error);
+    if status.is_server_error() {
+        tracing::error!(request_id, error = %error, "request failed");
+        for issue in &mut issues {
+            issue.diagnostics = format!("{} (request id {request_id})", issue.diagnostics);
+        }
+    }
+    Rendered::new(status, Some(operation_outcome(&issues).to_string()))
+}
+
+/// An OperationOutcome response for failures outside the FHIR engine (bad headers,
+/// bodies, routes).
+pub fn render_issue(status: StatusCode, issue: Issue) -> Rendered {
+    Rendered::new(status, Some(operation_outcome(&[issue]).to_string()))
+}
+
+fn resource_url(base: &str, resource: &StoredResource) -> String {
+    format!("{base}/{}/{}", resource.resource_type, resource.id)
+}
+
+fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
+    match outcome {
+        Outcome::Capabilities(statement) => Rendered::new(StatusCode::OK, Some(statement.to_string())),
+        Outcome::Resource { created, resource } => {
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let body = match ctx.prefer {
+                ReturnPreference::Representation => resource.body.clone(),
+                ReturnPreference::Minimal => None,
+                ReturnPreference::OperationOutcome => Some(
+                    operation_outcome(&[Issue {
+                        severity: Severity::Information,
+                        code: IssueType::Informational,
+                        diagnostics: format!(
+                            "{}/{} version {} {}",
+                            resource.resource_type,
+                            resource.id,
+                            resource.version_id,
+                            if created { "created" } else { "stored" }
+                        ),
+                        expression: None,
+                    }])
+                    .to_string(),
+                ),
+            };
+            Rendered {
+                status,
+                location: Some(format!(
+                    "{}/_history/{}",
+                    resource_url(ctx.base, &resource),
+                    resource.version_id
+                )),
+                etag: Some(resource.version_id.etag()),
+                last_modified: Some(resource.last_updated),
+                body,
+            }
+        }
+        Outcome::Deleted => Rendered::new(StatusCode::NO_CONTENT, None),
+        Outcome::Searchset { page, .. } => {
+            let entries = page
+                .matches
+                .iter()
+                .map(|resource| EntryOut {
+                    full_url: Some(resource_url(ctx.base, resource)),
+                    resource: resource.body.as_deref().and_then(raw),
+                    search: Some(json!({"mode": "match"})),
+                    ..EntryOut::default()
+                })
+                .collect();
+            bundle("searchset", Some(page.total), vec![link("self", ctx.self_url)], entries)
+        }
+        Outcome::History { params, page } => {
+            let mut links = vec![link("self", ctx.self_url)];
+            if let Some(next) = page.next {
+                let mut query = url::form_urlencoded::Serializer::new(String::new());
+                query.append_pair("_count", &params.count.to_string());
+                if let Some(since) = params.since {
+                    query.append_pair("_since", &format_instant(since));
+                }
+                query.append_pair("_page", &next.0.to_string());
+                let path = ctx.self_url.split('?').next().unwrap_or(ctx.self_url);
+                links.push(link("next", &format!("{path}?{}", query.finish())));
+            }
+            let entries = page.entries.iter().map(|v| history_entry(v, ctx.base)).collect();
+            bundle("history", Some(page.total), links, entries)
+        }
+        Outcome::BundleResponse { transaction, entries } => {
+            let entries = entries
+                .into_iter()
+                .map(|result| {
+                    let is_error = result.is_err();
+                    let rendered = render(result, ctx);
+                    let mut response = json!({ "status": status_line(rendered.status) });
+                    if let Some(map) = response.as_object_mut() {
+                        if let Some(location) = &rendered.location {
+                            map.insert("location".into(), json!(location));
+                        }
+                        if let Some(etag) = &rendered.etag {
+                            map.insert("etag".into(), json!(etag));
+                        }
+                        if let Some(modified) = rendered.last_modified {
+                            map.insert("lastModified".into(), json!(format_instant(modified)));
+                        }
+                    }
+                    let body = rendered.body.as_deref().and_then(raw);
+                    if is_error {
+                        EntryOut {
+                            response: Some(ResponseOut { response, outcome: body }),
+                            ..EntryOut::default()
+                        }
+                    } else {
+                        EntryOut {
+                            resource: body,
+                            response: Some(ResponseOut { response, outcome: None }),
+                            ..EntryOut::default()
+                        }
+                    }
+                })
+                .collect();
+            let kind = if transaction { "transaction-response" } else { "batch-response" };
+            bundle(kind, None, Vec::new(), entries)
+        }
+    }
+}
+
+fn history_entry(version: &StoredResource, base: &str) -> EntryOut {
+    let (method, status) = match (version.is_deleted(), version.version_id.get()) {
+        (true, _) => ("DELETE", "204 No Content"),
+        (false, 1) => ("POST", "201 Created"),
+        (false, _) => ("PUT", "200 OK"),
+    };
+    let url = match method {
+        "POST" => version.resource_type.to_string(),
+        _ => format!("{}/{}", version.resource_type, version.id),
+    };
+    EntryOut {
+        full_url: Some(resource_url(base, version)),
+        resource: version.body.as_deref().and_then(raw),
+        request: Some(json!({"method": method, "url": url})),
+        response: Some(ResponseOut {
+            response: json!({
+                "status": status,
+                "etag": version.version_id.etag(),
+                "lastModified": format_instant(version.last_updated),
+            }),
+            outcome: None,
+        }),
+        ..EntryOut::default()
+    }
+}
+
+fn status_line(status: StatusCode) -> String {
+    format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))
+        .trim_end()
+        .to_owned()
+}
+
+fn raw(text: &str) -> Option<Box<RawValue>> {
+    RawValue::from_string(text.to_owned()).ok()
+}
+
+fn link(relation: &str, url: &str) -> Value {
+    json!({"relation": relation, "url": url})
+}
+
+#[derive(Serialize, Default)]
+struct EntryOut {
+    #[serde(rename = "fullUrl", skip_serializing_if = "Option::is_none")]
+    full_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<Box<RawValue>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<ResponseOut>,
+}
+
+/// `entry.response`: the status fields plus, for a failed entry, its OperationOutcome.
+#[derive(Serialize)]
+struct ResponseOut {
+    #[serde(flatten)]
+    response: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<Box<RawValue>>,
+}
+
+#[derive(Serialize)]
+struct BundleOut {
+    #[serde(rename = "resourceType")]
+    resource_type: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    link: Vec<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entry: Vec<EntryOut>,
+}
+
+fn bundle(kind: &'static str, total: Option<u64>, link: Vec<Value>, entry: Vec<EntryOut>) -> Rendered {
+    let out = BundleOut {
+        resource_type: "Bundle",
+        kind,
+        total,
+        link,
+        entry,
+    };
+    Rendered::new(StatusCode::OK, serde_json::to_string(&out).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefer_header_is_read_among_other_preferences() {
+        assert_eq!(ReturnPreference::from_header(Some("return=minimal")), ReturnPreference::Minimal);
+        assert_eq!(
+            ReturnPreference::from_header(Some("handling=strict, return=OperationOutcome")),
+            ReturnPreference::OperationOutcome
+        );
+        assert_eq!(ReturnPreference::from_header(None), ReturnPreference::Representation);
+    }
+
+    #[test]
+    fn status_lines_have_reason_phrases() {
+        assert_eq!(status_line(StatusCode::CREATED), "201 Created");
+        assert_eq!(status_line(StatusCode::PRECONDITION_FAILED), "412 Precondition Failed");
+    }
+}

@@ -1,0 +1,158 @@
+//! Settings: flags and environment variables for the essentials, a TOML file for the
+//! rest. A bad setting stops start-up with a message naming it; nothing falls back.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://paraply-data/paraply.db";
+
+#[derive(Debug, Parser)]
+#[command(name = "paraply", version, about = "Paraply: the patientkontrakt as a FHIR R4 server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the FHIR API.
+    Serve(Settings),
+    /// Serve with demo data loaded (idempotent: loading twice changes nothing).
+    Demo(Settings),
+}
+
+/// The settings `serve` and `demo` share.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "PARAPLY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Database URL: sqlite://path (created and migrated on start) or postgres://…
+    #[arg(long = "database", env = "PARAPLY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// A TOML file with further settings (see README).
+    #[arg(long, env = "PARAPLY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Settings read from the TOML file; unknown keys are errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Database connections per pool (readers; SQLite writes use one connection).
+    pub database_pool_size: u32,
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        FileConfig {
+            max_body_bytes: 8 * 1024 * 1024,
+            database_pool_size: 8,
+        }
+    }
+}
+
+/// Everything the server needs, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub file: FileConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--listen / PARAPLY_LISTEN: '{value}' is not an address like 127.0.0.1:8080")]
+    Listen { value: String },
+    #[error("--database / PARAPLY_DATABASE_URL: '{scheme}' is not a supported database (use sqlite://… or postgres://…)")]
+    DatabaseScheme { scheme: String },
+    #[error("--config / PARAPLY_CONFIG: cannot read {path}: {reason}")]
+    ConfigFile { path: String, reason: String },
+    #[error("--config / PARAPLY_CONFIG: {path}: {reason}")]
+    ConfigValue { path: String, reason: String },
+}
+
+impl Config {
+    pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        let listen = settings
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Listen {
+                value: settings.listen.clone(),
+            })?;
+        let scheme = settings
+            .database_url
+            .split_once(':')
+            .map_or(settings.database_url.as_str(), |(scheme, _)| scheme);
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(ConfigError::DatabaseScheme {
+                scheme: scheme.to_owned(),
+            });
+        }
+        let file = match &settings.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ConfigFile {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::ConfigValue {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+                if file.max_body_bytes == 0 || file.database_pool_size == 0 {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: "max_body_bytes and database_pool_size must be at least 1".into(),
+                    });
+                }
+                file
+            }
+        };
+        Ok(Config {
+            listen,
+            database_url: settings.database_url.clone(),
+            file,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            config: None,
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let mut s = settings();
+        s.listen = "localhost".into();
+        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_LISTEN"));
+        let mut s = settings();
+        s.database_url = "mysql://x".into();
+        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_DATABASE_URL"));
+        let mut s = settings();
+        s.config = Some("/nonexistent/paraply.toml".into());
+        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_CONFIG"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("max_body_byte = 5").is_err());
+        let parsed: FileConfig = toml::from_str("max_body_bytes = 5").unwrap();
+        assert_eq!(parsed.max_body_bytes, 5);
+        assert_eq!(parsed.database_pool_size, FileConfig::default().database_pool_size);
+    }
+}
