@@ -1,1 +1,65 @@
-//! placeholder
+//! The SQL implementations of [`paraply_store::Store`]: [`SqliteStore`] (one file, for a
+//! single node) and [`PostgresStore`] (shared by several stateless nodes).
+//!
+//! This crate owns the schema (the versioned migrations in `migrations/sqlite` and
+//! `migrations/postgres` at the workspace root, embedded at compile time), the translation of
+//! [`paraply_search::SearchQuery`] into SQL, and the mapping of database errors to
+//! [`StoreError`]. It does not parse, validate or index FHIR resources: it stores the JSON
+//! text and index rows it is given and hands the text back byte for byte.
+//!
+//! **Invariant:** a version conflict is decided by the database (a compare-and-swap `UPDATE`
+//! plus unique indexes), never by a read followed by a write in Rust.
+
+mod error;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use paraply_store::{Store, StoreError};
+
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+/// Opens the store a database URL names: `sqlite:` (a file, created if missing) or
+/// `postgres:`/`postgresql:`. `pool_size` is the read pool for SQLite (writes always use one
+/// connection) and the whole pool for PostgreSQL. Any other scheme is an error.
+pub async fn open_store(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
+    // Only the scheme goes into the error: the rest of a URL may hold a password.
+    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "sqlite" => {
+            let options = SqliteOptions {
+                read_connections: pool_size,
+                ..SqliteOptions::default()
+            };
+            Ok(Arc::new(SqliteStore::open(url, options).await?))
+        }
+        "postgres" | "postgresql" => {
+            let options = PostgresOptions {
+                max_connections: pool_size,
+                ..PostgresOptions::default()
+            };
+            Ok(Arc::new(PostgresStore::connect(url, options).await?))
+        }
+        other => Err(StoreError::Database(format!(
+            "unsupported database URL scheme '{other}:' (expected sqlite:, postgres: or postgresql:)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_url_scheme_is_refused_and_named() {
+        let Err(StoreError::Database(message)) = open_store("mysql://u:secret@h/db", 2).await
+        else {
+            panic!("expected an error");
+        };
+        assert!(message.contains("'mysql:'"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+}

@@ -88,6 +88,14 @@ pub struct SearchPage {
     pub total: u64,
 }
 
+/// Connections of one database pool, for the `/metrics` gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: u32,
+}
+
 /// Errors in storage words; the HTTP edge maps them to OperationOutcomes.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,6 +143,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check of the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Open and idle connections of each pool.
+    fn pool_status(&self) -> Vec<PoolStatus>;
 }
 
 /// A database transaction. Reads inside it see its own writes.
@@ -146,8 +157,7 @@ pub trait StoreTx: Send {
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError>;
 
-    async fn search(&mut self, query: &SearchQuery, limit: u32)
-    -> Result<SearchPage, StoreError>;
+    async fn search(&mut self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError>;
 
     /// Writes one version (see [`NewVersion`]); [`StoreError::VersionConflict`] when the
     /// current version is not `version_id - 1`.

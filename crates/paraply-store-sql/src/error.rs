@@ -1,0 +1,52 @@
+//! The one conversion of sqlx errors into [`StoreError`].
+//!
+//! Messages name the kind of failure and the database's error code, never SQL text or bound
+//! values: they may end up in logs, and bound values are patient data.
+
+use paraply_fhir::{ResourceId, ResourceType};
+use paraply_store::StoreError;
+use sqlx::error::ErrorKind;
+
+/// Any sqlx failure outside a version write.
+pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
+    let message = match &error {
+        sqlx::Error::Database(e) => {
+            let code = e.code().unwrap_or_default();
+            format!(
+                "the database refused the statement ({:?}, code {code})",
+                e.kind()
+            )
+        }
+        sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
+        sqlx::Error::PoolClosed => "the database connection pool is closed".into(),
+        sqlx::Error::Io(e) => format!("database I/O failed: {e}"),
+        sqlx::Error::Tls(e) => format!("database TLS failed: {e}"),
+        sqlx::Error::Configuration(e) => format!("invalid database configuration: {e}"),
+        sqlx::Error::Migrate(e) => format!("database migration failed: {e}"),
+        sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => {
+            return StoreError::Corrupt("a stored row could not be decoded".into());
+        }
+        _ => "unexpected database failure".into(),
+    };
+    StoreError::Database(message)
+}
+
+/// A failure while writing a version: a unique violation is the version key doing its job
+/// (two writers of one version, or a create of an existing id), anything else is a failure.
+pub(crate) fn write_error(
+    error: sqlx::Error,
+    resource_type: ResourceType,
+    id: &ResourceId,
+) -> StoreError {
+    let unique_violation = error
+        .as_database_error()
+        .is_some_and(|e| e.kind() == ErrorKind::UniqueViolation);
+    if unique_violation {
+        StoreError::VersionConflict {
+            resource_type,
+            id: id.clone(),
+        }
+    } else {
+        db_error(error)
+    }
+}
