@@ -79,7 +79,9 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(Arc::from)
         .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()));
-    request.extensions_mut().insert(RequestId(request_id.clone()));
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let interaction = interaction_label(request.method().as_str(), request.uri().path());
     let mut response = next.run(request).await;
@@ -178,7 +180,10 @@ struct Format {
 }
 
 fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, Rendered> {
-    let format_param = query.iter().find(|(k, _)| k == "_format").map(|(_, v)| v.as_str());
+    let format_param = query
+        .iter()
+        .find(|(k, _)| k == "_format")
+        .map(|(_, v)| v.as_str());
     let pretty = query.iter().any(|(k, v)| k == "_pretty" && v == "true");
     let accepted = |media: &str| {
         let media = media.split(';').next().unwrap_or("").trim();
@@ -222,7 +227,12 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         Ok(format) => format,
         Err(rendered) => return respond(rendered, false),
     };
-    let path = parts.uri.path().trim_start_matches("/fhir").trim_matches('/').to_owned();
+    let path = parts
+        .uri
+        .path()
+        .trim_start_matches("/fhir")
+        .trim_matches('/')
+        .to_owned();
     let Some(method) = Method::parse(parts.method.as_str()) else {
         let rendered = render_issue(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -246,7 +256,10 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split_once('?').map_or(v, |(_, q)| q).to_owned());
 
-    if matches!(method, Method::Post | Method::Put | Method::Patch) {
+    // A request no interaction answers gets its 404/405 from the engine, before any
+    // complaint about its body.
+    let routable = interaction_label(parts.method.as_str(), parts.uri.path()) != "unknown";
+    if routable && matches!(method, Method::Post | Method::Put | Method::Patch) {
         let bytes = match axum::body::to_bytes(body, state.settings.max_body_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => {
@@ -264,7 +277,12 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
             }
         };
         let content_type = header_text(&parts.headers, header::CONTENT_TYPE).unwrap_or_default();
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let is_search = fhir_request.path.ends_with("/_search");
         match read_body(method, is_search, &media, &bytes) {
             Ok(RequestBody::Json(value)) => fhir_request.body = Some(value),
@@ -274,9 +292,8 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         }
     }
 
-    let prefer = ReturnPreference::from_header(
-        parts.headers.get("prefer").and_then(|v| v.to_str().ok()),
-    );
+    let prefer =
+        ReturnPreference::from_header(parts.headers.get("prefer").and_then(|v| v.to_str().ok()));
     let result = state.fhir.handle(fhir_request).await;
     let ctx = RenderContext {
         base: &base,
@@ -293,7 +310,12 @@ enum RequestBody {
     Empty,
 }
 
-fn read_body(method: Method, is_search: bool, media: &str, bytes: &Bytes) -> Result<RequestBody, Rendered> {
+fn read_body(
+    method: Method,
+    is_search: bool,
+    media: &str,
+    bytes: &Bytes,
+) -> Result<RequestBody, Rendered> {
     let unsupported = |expected: &str| {
         render_issue(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -381,7 +403,10 @@ mod tests {
     #[test]
     fn labels_name_the_interaction_not_the_ids() {
         assert_eq!(interaction_label("GET", "/fhir/Patient/123"), "read");
-        assert_eq!(interaction_label("GET", "/fhir/Patient/1/_history/2"), "vread");
+        assert_eq!(
+            interaction_label("GET", "/fhir/Patient/1/_history/2"),
+            "vread"
+        );
         assert_eq!(interaction_label("POST", "/fhir"), "batch-transaction");
         assert_eq!(interaction_label("GET", "/fhir/Patient"), "search-type");
         assert_eq!(interaction_label("GET", "/nope"), "unknown");

@@ -11,7 +11,8 @@ use paraply_store::StoreError;
 /// request id and logs the cause.
 pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
     use CoreError::*;
-    let plain = |status: StatusCode, code: IssueType| (status, vec![Issue::error(code, error.to_string())]);
+    let plain =
+        |status: StatusCode, code: IssueType| (status, vec![Issue::error(code, error.to_string())]);
     match error {
         Invalid(invalid) => {
             let status = match invalid {
@@ -20,23 +21,40 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             };
             (status, invalid.issues().to_vec())
         }
-        BadRequest { message, expression } => {
+        BadRequest {
+            message,
+            expression,
+        } => {
             let mut issue = Issue::error(IssueType::Invalid, message.clone());
             issue.expression = expression.clone();
             (StatusCode::BAD_REQUEST, vec![issue])
         }
-        NotFound { .. } | VersionNotFound { .. } => plain(StatusCode::NOT_FOUND, IssueType::NotFound),
+        NotFound { .. } | VersionNotFound { .. } => {
+            plain(StatusCode::NOT_FOUND, IssueType::NotFound)
+        }
         Gone { .. } => plain(StatusCode::GONE, IssueType::Deleted),
         UnknownRoute(_) => plain(StatusCode::NOT_FOUND, IssueType::NotSupported),
         MethodNotAllowed { .. } => plain(StatusCode::METHOD_NOT_ALLOWED, IssueType::NotSupported),
         UnsupportedOperation(_) => plain(StatusCode::NOT_IMPLEMENTED, IssueType::NotSupported),
         PreconditionFailed { .. } => plain(StatusCode::PRECONDITION_FAILED, IssueType::Conflict),
-        MultipleMatches { .. } => plain(StatusCode::PRECONDITION_FAILED, IssueType::MultipleMatches),
+        MultipleMatches { .. } => {
+            plain(StatusCode::PRECONDITION_FAILED, IssueType::MultipleMatches)
+        }
         UnresolvedReference { count, .. } => plain(
-            if *count == 0 { StatusCode::NOT_FOUND } else { StatusCode::PRECONDITION_FAILED },
-            if *count == 0 { IssueType::NotFound } else { IssueType::MultipleMatches },
+            if *count == 0 {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::PRECONDITION_FAILED
+            },
+            if *count == 0 {
+                IssueType::NotFound
+            } else {
+                IssueType::MultipleMatches
+            },
         ),
-        IdMismatch { .. } | TypeMismatch { .. } => plain(StatusCode::BAD_REQUEST, IssueType::Invalid),
+        IdMismatch { .. } | TypeMismatch { .. } => {
+            plain(StatusCode::BAD_REQUEST, IssueType::Invalid)
+        }
         Patch(_) => plain(StatusCode::UNPROCESSABLE_ENTITY, IssueType::Processing),
         Search(search) => {
             let expression = match search {
@@ -50,7 +68,11 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             )
         }
         Conflict { .. } => plain(StatusCode::CONFLICT, IssueType::Conflict),
-        Transaction { index, request, source } => {
+        Transaction {
+            index,
+            request,
+            source,
+        } => {
             let (status, mut issues) = outcome(source);
             if !status.is_server_error()
                 && let Some(first) = issues.first_mut()
@@ -64,7 +86,10 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
         }
         Store(StoreError::Database(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            vec![Issue::error(IssueType::Transient, "the database is unavailable; try again")],
+            vec![Issue::error(
+                IssueType::Transient,
+                "the database is unavailable; try again",
+            )],
         ),
         Store(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -90,20 +115,91 @@ mod tests {
         let cases: Vec<(CoreError, u16)> = vec![
             (CoreError::Invalid(Invalid::Structure(vec![])), 400),
             (CoreError::Invalid(Invalid::Content(vec![])), 422),
-            (CoreError::BadRequest { message: "m".into(), expression: None }, 400),
-            (CoreError::NotFound { resource_type: t, id: id() }, 404),
-            (CoreError::VersionNotFound { resource_type: t, id: id(), version_id: v }, 404),
-            (CoreError::Gone { resource_type: t, id: id(), version_id: v }, 410),
+            (
+                CoreError::BadRequest {
+                    message: "m".into(),
+                    expression: None,
+                },
+                400,
+            ),
+            (
+                CoreError::NotFound {
+                    resource_type: t,
+                    id: id(),
+                },
+                404,
+            ),
+            (
+                CoreError::VersionNotFound {
+                    resource_type: t,
+                    id: id(),
+                    version_id: v,
+                },
+                404,
+            ),
+            (
+                CoreError::Gone {
+                    resource_type: t,
+                    id: id(),
+                    version_id: v,
+                },
+                410,
+            ),
             (CoreError::UnknownRoute("x".into()), 404),
-            (CoreError::MethodNotAllowed { method: paraply_core::Method::Post, path: "/x".into() }, 405),
+            (
+                CoreError::MethodNotAllowed {
+                    method: paraply_core::Method::Post,
+                    path: "/x".into(),
+                },
+                405,
+            ),
             (CoreError::UnsupportedOperation("everything".into()), 501),
-            (CoreError::PreconditionFailed { resource_type: t, id: id(), expected: v, current: "2".into() }, 412),
-            (CoreError::MultipleMatches { resource_type: t, criteria: "c".into(), count: 2 }, 412),
-            (CoreError::UnresolvedReference { reference: "r".into(), count: 0 }, 404),
-            (CoreError::UnresolvedReference { reference: "r".into(), count: 2 }, 412),
-            (CoreError::IdMismatch { url: "a".into(), body: "b".into() }, 400),
+            (
+                CoreError::PreconditionFailed {
+                    resource_type: t,
+                    id: id(),
+                    expected: v,
+                    current: "2".into(),
+                },
+                412,
+            ),
+            (
+                CoreError::MultipleMatches {
+                    resource_type: t,
+                    criteria: "c".into(),
+                    count: 2,
+                },
+                412,
+            ),
+            (
+                CoreError::UnresolvedReference {
+                    reference: "r".into(),
+                    count: 0,
+                },
+                404,
+            ),
+            (
+                CoreError::UnresolvedReference {
+                    reference: "r".into(),
+                    count: 2,
+                },
+                412,
+            ),
+            (
+                CoreError::IdMismatch {
+                    url: "a".into(),
+                    body: "b".into(),
+                },
+                400,
+            ),
             (CoreError::Patch("p".into()), 422),
-            (CoreError::Conflict { resource_type: t, id: id() }, 409),
+            (
+                CoreError::Conflict {
+                    resource_type: t,
+                    id: id(),
+                },
+                409,
+            ),
             (CoreError::Store(StoreError::Database("d".into())), 503),
             (CoreError::Store(StoreError::Corrupt("c".into())), 500),
         ];

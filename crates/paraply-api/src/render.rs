@@ -101,9 +101,15 @@ fn resource_url(base: &str, resource: &StoredResource) -> String {
 
 fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
     match outcome {
-        Outcome::Capabilities(statement) => Rendered::new(StatusCode::OK, Some(statement.to_string())),
+        Outcome::Capabilities(statement) => {
+            Rendered::new(StatusCode::OK, Some(statement.to_string()))
+        }
         Outcome::Resource { created, resource } => {
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let body = match ctx.prefer {
                 ReturnPreference::Representation => resource.body.clone(),
                 ReturnPreference::Minimal => None,
@@ -147,7 +153,12 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
                     ..EntryOut::default()
                 })
                 .collect();
-            bundle("searchset", Some(page.total), vec![link("self", ctx.self_url)], entries)
+            bundle(
+                "searchset",
+                Some(page.total),
+                vec![link("self", ctx.self_url)],
+                entries,
+            )
         }
         Outcome::History { params, page } => {
             let mut links = vec![link("self", ctx.self_url)];
@@ -161,10 +172,17 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
                 let path = ctx.self_url.split('?').next().unwrap_or(ctx.self_url);
                 links.push(link("next", &format!("{path}?{}", query.finish())));
             }
-            let entries = page.entries.iter().map(|v| history_entry(v, ctx.base)).collect();
+            let entries = page
+                .entries
+                .iter()
+                .map(|v| history_entry(v, ctx.base))
+                .collect();
             bundle("history", Some(page.total), links, entries)
         }
-        Outcome::BundleResponse { transaction, entries } => {
+        Outcome::BundleResponse {
+            transaction,
+            entries,
+        } => {
             let entries = entries
                 .into_iter()
                 .map(|result| {
@@ -185,19 +203,29 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
                     let body = rendered.body.as_deref().and_then(raw);
                     if is_error {
                         EntryOut {
-                            response: Some(ResponseOut { response, outcome: body }),
+                            response: Some(ResponseOut {
+                                response,
+                                outcome: body,
+                            }),
                             ..EntryOut::default()
                         }
                     } else {
                         EntryOut {
                             resource: body,
-                            response: Some(ResponseOut { response, outcome: None }),
+                            response: Some(ResponseOut {
+                                response,
+                                outcome: None,
+                            }),
                             ..EntryOut::default()
                         }
                     }
                 })
                 .collect();
-            let kind = if transaction { "transaction-response" } else { "batch-response" };
+            let kind = if transaction {
+                "transaction-response"
+            } else {
+                "batch-response"
+            };
             bundle(kind, None, Vec::new(), entries)
         }
     }
@@ -230,9 +258,13 @@ fn history_entry(version: &StoredResource, base: &str) -> EntryOut {
 }
 
 fn status_line(status: StatusCode) -> String {
-    format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))
-        .trim_end()
-        .to_owned()
+    format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .trim_end()
+    .to_owned()
 }
 
 fn raw(text: &str) -> Option<Box<RawValue>> {
@@ -280,7 +312,12 @@ struct BundleOut {
     entry: Vec<EntryOut>,
 }
 
-fn bundle(kind: &'static str, total: Option<u64>, link: Vec<Value>, entry: Vec<EntryOut>) -> Rendered {
+fn bundle(
+    kind: &'static str,
+    total: Option<u64>,
+    link: Vec<Value>,
+    entry: Vec<EntryOut>,
+) -> Rendered {
     let out = BundleOut {
         resource_type: "Bundle",
         kind,
@@ -297,17 +334,26 @@ mod tests {
 
     #[test]
     fn prefer_header_is_read_among_other_preferences() {
-        assert_eq!(ReturnPreference::from_header(Some("return=minimal")), ReturnPreference::Minimal);
+        assert_eq!(
+            ReturnPreference::from_header(Some("return=minimal")),
+            ReturnPreference::Minimal
+        );
         assert_eq!(
             ReturnPreference::from_header(Some("handling=strict, return=OperationOutcome")),
             ReturnPreference::OperationOutcome
         );
-        assert_eq!(ReturnPreference::from_header(None), ReturnPreference::Representation);
+        assert_eq!(
+            ReturnPreference::from_header(None),
+            ReturnPreference::Representation
+        );
     }
 
     #[test]
     fn status_lines_have_reason_phrases() {
         assert_eq!(status_line(StatusCode::CREATED), "201 Created");
-        assert_eq!(status_line(StatusCode::PRECONDITION_FAILED), "412 Precondition Failed");
+        assert_eq!(
+            status_line(StatusCode::PRECONDITION_FAILED),
+            "412 Precondition Failed"
+        );
     }
 }

@@ -186,7 +186,9 @@ impl Fhir {
             let outcome = if is_write(&interaction) {
                 write_in(tx.as_mut(), interaction, assigned[index].clone()).await
             } else if matches!(interaction, Interaction::Bundle { .. }) {
-                Err(CoreError::bad_request("a Bundle entry cannot be another batch or transaction"))
+                Err(CoreError::bad_request(
+                    "a Bundle entry cannot be another batch or transaction",
+                ))
             } else {
                 self.read(&mut Reader::Tx(tx.as_mut()), interaction).await
             };
@@ -311,7 +313,9 @@ fn parse_entry((index, entry): (usize, &Value)) -> Entry {
         .map(str::to_owned);
     let interaction = (|| {
         let method = Method::parse(method).ok_or_else(|| CoreError::BadRequest {
-            message: format!("entry {index}: request.method must be GET, POST, PUT, PATCH or DELETE"),
+            message: format!(
+                "entry {index}: request.method must be GET, POST, PUT, PATCH or DELETE"
+            ),
             expression: Some(format!("Bundle.entry[{index}].request.method")),
         })?;
         if url.is_empty() {
@@ -362,7 +366,10 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
     let mut bits = 0;
-    for byte in text.bytes().filter(|b| !b.is_ascii_whitespace() && *b != b'=') {
+    for byte in text
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
+    {
         let value = match byte {
             b'A'..=b'Z' => byte - b'A',
             b'a'..=b'z' => byte - b'a' + 26,
@@ -406,6 +413,9 @@ mod tests {
         ]);
         rewrite_references(&mut body, &resolved);
         assert_eq!(body["subject"]["reference"], "Patient/a");
-        assert_eq!(body["participant"][0]["member"]["reference"], "PractitionerRole/b");
+        assert_eq!(
+            body["participant"][0]["member"]["reference"],
+            "PractitionerRole/b"
+        );
     }
 }

@@ -100,7 +100,10 @@ impl Fhir {
         match interaction {
             Interaction::Bundle { bundle } => self.bundle(bundle).await,
             other if is_write(&other) => self.write(other).await,
-            read => self.read(&mut Reader::Store(self.store.as_ref()), read).await,
+            read => {
+                self.read(&mut Reader::Store(self.store.as_ref()), read)
+                    .await
+            }
         }
     }
 
@@ -116,9 +119,20 @@ impl Fhir {
                     tx.commit().await?;
                     return Ok(outcome);
                 }
-                Err(CoreError::Conflict { .. })
-                    if attempt < WRITE_ATTEMPTS && !pins_version(&interaction) =>
-                {
+                Err(CoreError::Conflict { resource_type, id }) => {
+                    if let Some(expected) = pinned_version(&interaction) {
+                        // The version the client pinned stopped being current between our
+                        // read and our write: the same answer as a stale If-Match.
+                        return Err(CoreError::PreconditionFailed {
+                            resource_type,
+                            id,
+                            expected,
+                            current: "a newer version, written concurrently".into(),
+                        });
+                    }
+                    if attempt >= WRITE_ATTEMPTS {
+                        return Err(CoreError::Conflict { resource_type, id });
+                    }
                     tracing::debug!(attempt, "concurrent write; retrying");
                 }
                 Err(error) => return Err(error),
@@ -136,13 +150,14 @@ impl Fhir {
                 crate::capabilities::capability_statement(),
             )),
             Interaction::Read { resource_type, id } => {
-                let resource = reader
-                    .read(resource_type, &id)
-                    .await?
-                    .ok_or(CoreError::NotFound {
-                        resource_type,
-                        id: id.clone(),
-                    })?;
+                let resource =
+                    reader
+                        .read(resource_type, &id)
+                        .await?
+                        .ok_or(CoreError::NotFound {
+                            resource_type,
+                            id: id.clone(),
+                        })?;
                 if resource.is_deleted() {
                     return Err(CoreError::Gone {
                         resource_type,
@@ -218,20 +233,14 @@ pub(crate) fn is_write(interaction: &Interaction) -> bool {
     )
 }
 
-fn pins_version(interaction: &Interaction) -> bool {
-    matches!(
-        interaction,
-        Interaction::Update {
-            if_match: Some(_),
-            ..
-        } | Interaction::Patch {
-            if_match: Some(_),
-            ..
-        } | Interaction::Delete {
-            if_match: Some(_),
-            ..
-        }
-    )
+/// The version an `If-Match` pinned, if any.
+fn pinned_version(interaction: &Interaction) -> Option<VersionId> {
+    match interaction {
+        Interaction::Update { if_match, .. }
+        | Interaction::Patch { if_match, .. }
+        | Interaction::Delete { if_match, .. } => *if_match,
+        _ => None,
+    }
 }
 
 pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
@@ -311,10 +320,12 @@ pub(crate) async fn write_in(
             let body_id = body.get("id").and_then(Value::as_str).map(str::to_owned);
             let id = match (matches.total, matches.matches.first()) {
                 (0, _) => match body_id {
-                    Some(id) => id.parse::<ResourceId>().map_err(|e| CoreError::BadRequest {
-                        message: e.to_string(),
-                        expression: Some(format!("{resource_type}.id")),
-                    })?,
+                    Some(id) => id
+                        .parse::<ResourceId>()
+                        .map_err(|e| CoreError::BadRequest {
+                            message: e.to_string(),
+                            expression: Some(format!("{resource_type}.id")),
+                        })?,
                     None => assigned_id.unwrap_or_else(ResourceId::generate),
                 },
                 (1, Some(found)) => {
@@ -350,7 +361,8 @@ pub(crate) async fn write_in(
                 .map_err(|e| CoreError::bad_request(format!("not a JSON Patch document: {e}")))?;
             let mut body: Value = serde_json::from_str(current.body.as_deref().unwrap_or("{}"))
                 .map_err(|e| CoreError::Store(paraply_store::StoreError::Corrupt(e.to_string())))?;
-            json_patch::patch(&mut body, &operations).map_err(|e| CoreError::Patch(e.to_string()))?;
+            json_patch::patch(&mut body, &operations)
+                .map_err(|e| CoreError::Patch(e.to_string()))?;
             if body.get("id").and_then(Value::as_str) != Some(id.as_str())
                 || body.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str())
             {
@@ -358,8 +370,15 @@ pub(crate) async fn write_in(
                     "a patch must not change 'id' or 'resourceType'".into(),
                 ));
             }
-            put_version(tx, resource_type, id, body, Some(current.version_id), WriteKind::Update)
-                .await
+            put_version(
+                tx,
+                resource_type,
+                id,
+                body,
+                Some(current.version_id),
+                WriteKind::Update,
+            )
+            .await
         }
         Interaction::Delete {
             resource_type,
@@ -396,10 +415,13 @@ async fn current_or_error(
     resource_type: ResourceType,
     id: &ResourceId,
 ) -> Result<StoredResource, CoreError> {
-    let current = tx.read(resource_type, id).await?.ok_or(CoreError::NotFound {
-        resource_type,
-        id: id.clone(),
-    })?;
+    let current = tx
+        .read(resource_type, id)
+        .await?
+        .ok_or(CoreError::NotFound {
+            resource_type,
+            id: id.clone(),
+        })?;
     if current.is_deleted() {
         return Err(CoreError::Gone {
             resource_type,

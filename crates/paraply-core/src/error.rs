@@ -50,14 +50,18 @@ pub enum CoreError {
         current: String,
     },
     /// A conditional interaction matched more than one resource.
-    #[error("the condition '{criteria}' matched {count} {resource_type} resources; it must match at most one")]
+    #[error(
+        "the condition '{criteria}' matched {count} {resource_type} resources; it must match at most one"
+    )]
     MultipleMatches {
         resource_type: ResourceType,
         criteria: String,
         count: u64,
     },
     /// A conditional reference in a transaction did not resolve to exactly one resource.
-    #[error("conditional reference '{reference}' matched {count} resources; it must match exactly one")]
+    #[error(
+        "conditional reference '{reference}' matched {count} resources; it must match exactly one"
+    )]
     UnresolvedReference { reference: String, count: u64 },
     /// The id in the body does not match the id in the URL.
     #[error("the resource id '{body}' does not match the id '{url}' in the URL")]

@@ -161,7 +161,9 @@ impl Interaction {
 
         match segments.as_slice() {
             [] => match method {
-                Method::Post => Ok(Interaction::Bundle { bundle: need_body()? }),
+                Method::Post => Ok(Interaction::Bundle {
+                    bundle: need_body()?,
+                }),
                 _ => Err(not_allowed()),
             },
             ["metadata"] => match method {
@@ -279,7 +281,10 @@ fn resource_id(id: &str) -> Result<ResourceId, CoreError> {
         .map_err(|e| CoreError::UnknownRoute(e.to_string()))
 }
 
-fn search(resource_type: ResourceType, pairs: &[(String, String)]) -> Result<SearchQuery, CoreError> {
+fn search(
+    resource_type: ResourceType,
+    pairs: &[(String, String)],
+) -> Result<SearchQuery, CoreError> {
     Ok(SearchQuery::parse(
         resource_type,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -314,8 +319,9 @@ fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interactio
         };
         match name.as_str() {
             "_since" => {
-                let since = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| invalid("expected an instant like 2026-01-31T12:00:00Z"))?;
+                let since =
+                    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| invalid("expected an instant like 2026-01-31T12:00:00Z"))?;
                 params.since = Some(since);
             }
             "_count" => {
@@ -354,22 +360,61 @@ mod tests {
 
     #[test]
     fn paths_parse_into_interactions() {
-        assert!(matches!(parse(Method::Get, "Patient/1"), Ok(Interaction::Read { .. })));
-        assert!(matches!(parse(Method::Get, "Patient/1/_history/2"), Ok(Interaction::VRead { .. })));
-        assert!(matches!(parse(Method::Get, "Patient/1/_history"), Ok(Interaction::History(_))));
-        assert!(matches!(parse(Method::Get, "_history?_count=5"), Ok(Interaction::History(_))));
-        assert!(matches!(parse(Method::Put, "Patient?identifier=a|b"), Ok(Interaction::ConditionalUpdate { .. })));
-        assert!(matches!(parse(Method::Delete, "Patient?identifier=a|b"), Ok(Interaction::ConditionalDelete { .. })));
-        assert!(matches!(parse(Method::Post, ""), Ok(Interaction::Bundle { .. })));
-        assert!(matches!(parse(Method::Get, "metadata"), Ok(Interaction::Capabilities)));
+        assert!(matches!(
+            parse(Method::Get, "Patient/1"),
+            Ok(Interaction::Read { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/1/_history/2"),
+            Ok(Interaction::VRead { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/1/_history"),
+            Ok(Interaction::History(_))
+        ));
+        assert!(matches!(
+            parse(Method::Get, "_history?_count=5"),
+            Ok(Interaction::History(_))
+        ));
+        assert!(matches!(
+            parse(Method::Put, "Patient?identifier=a|b"),
+            Ok(Interaction::ConditionalUpdate { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Delete, "Patient?identifier=a|b"),
+            Ok(Interaction::ConditionalDelete { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Post, ""),
+            Ok(Interaction::Bundle { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "metadata"),
+            Ok(Interaction::Capabilities)
+        ));
     }
 
     #[test]
     fn wrong_method_unknown_type_and_operations_are_refused() {
-        assert!(matches!(parse(Method::Post, "Patient/1"), Err(CoreError::MethodNotAllowed { .. })));
-        assert!(matches!(parse(Method::Get, "Observation/1"), Err(CoreError::UnknownRoute(_))));
-        assert!(matches!(parse(Method::Post, "ValueSet/$lookup"), Err(CoreError::UnknownRoute(_))));
-        assert!(matches!(parse(Method::Get, "Patient/1/$everything"), Err(CoreError::UnsupportedOperation(_))));
-        assert!(matches!(parse(Method::Delete, "Patient"), Err(CoreError::BadRequest { .. })));
+        assert!(matches!(
+            parse(Method::Post, "Patient/1"),
+            Err(CoreError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Observation/1"),
+            Err(CoreError::UnknownRoute(_))
+        ));
+        assert!(matches!(
+            parse(Method::Post, "ValueSet/$lookup"),
+            Err(CoreError::UnknownRoute(_))
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/1/$everything"),
+            Err(CoreError::UnsupportedOperation(_))
+        ));
+        assert!(matches!(
+            parse(Method::Delete, "Patient"),
+            Err(CoreError::BadRequest { .. })
+        ));
     }
 }

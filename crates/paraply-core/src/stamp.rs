@@ -7,9 +7,8 @@ use time::macros::format_description;
 
 /// Formats an instant the way `meta.lastUpdated` carries it (UTC, milliseconds).
 pub fn format_instant(instant: OffsetDateTime) -> String {
-    let format = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     instant
         .to_offset(time::UtcOffset::UTC)
         .format(&format)

@@ -5,45 +5,184 @@
 
 /// `(element path, allowed codes)` for every required binding with a fixed code list.
 pub const REQUIRED_BINDINGS: &[(&str, &[&str])] = &[
-    ("Appointment.status", &["proposed", "pending", "booked", "arrived", "fulfilled", "cancelled", "noshow", "entered-in-error", "checked-in", "waitlist"]),
-    ("Appointment.participant.required", &["required", "optional", "information-only"]),
+    (
+        "Appointment.status",
+        &[
+            "proposed",
+            "pending",
+            "booked",
+            "arrived",
+            "fulfilled",
+            "cancelled",
+            "noshow",
+            "entered-in-error",
+            "checked-in",
+            "waitlist",
+        ],
+    ),
+    (
+        "Appointment.participant.required",
+        &["required", "optional", "information-only"],
+    ),
     ("Appointment.participant.status", PARTICIPATION_STATUS),
-    ("AppointmentResponse.participantStatus", PARTICIPATION_STATUS),
+    (
+        "AppointmentResponse.participantStatus",
+        PARTICIPATION_STATUS,
+    ),
     ("AuditEvent.action", &["C", "R", "U", "D", "E"]),
     ("AuditEvent.outcome", &["0", "4", "8", "12"]),
     ("AuditEvent.agent.network.type", &["1", "2", "3", "4", "5"]),
     ("CarePlan.status", REQUEST_STATUS),
     ("CarePlan.intent", &["proposal", "plan", "order", "option"]),
-    ("CarePlan.activity.detail.kind", &["Appointment", "CommunicationRequest", "DeviceRequest", "MedicationRequest", "NutritionOrder", "Task", "ServiceRequest", "VisionPrescription"]),
-    ("CarePlan.activity.detail.status", &["not-started", "scheduled", "in-progress", "on-hold", "completed", "cancelled", "stopped", "unknown", "entered-in-error"]),
-    ("CareTeam.status", &["proposed", "active", "suspended", "inactive", "entered-in-error"]),
-    ("Communication.status", &["preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"]),
+    (
+        "CarePlan.activity.detail.kind",
+        &[
+            "Appointment",
+            "CommunicationRequest",
+            "DeviceRequest",
+            "MedicationRequest",
+            "NutritionOrder",
+            "Task",
+            "ServiceRequest",
+            "VisionPrescription",
+        ],
+    ),
+    (
+        "CarePlan.activity.detail.status",
+        &[
+            "not-started",
+            "scheduled",
+            "in-progress",
+            "on-hold",
+            "completed",
+            "cancelled",
+            "stopped",
+            "unknown",
+            "entered-in-error",
+        ],
+    ),
+    (
+        "CareTeam.status",
+        &[
+            "proposed",
+            "active",
+            "suspended",
+            "inactive",
+            "entered-in-error",
+        ],
+    ),
+    (
+        "Communication.status",
+        &[
+            "preparation",
+            "in-progress",
+            "not-done",
+            "on-hold",
+            "stopped",
+            "completed",
+            "entered-in-error",
+            "unknown",
+        ],
+    ),
     ("Communication.priority", REQUEST_PRIORITY),
     ("CommunicationRequest.status", REQUEST_STATUS),
     ("CommunicationRequest.priority", REQUEST_PRIORITY),
-    ("Consent.status", &["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"]),
+    (
+        "Consent.status",
+        &[
+            "draft",
+            "proposed",
+            "active",
+            "rejected",
+            "inactive",
+            "entered-in-error",
+        ],
+    ),
     ("Consent.provision.type", &["deny", "permit"]),
-    ("Consent.provision.data.meaning", &["instance", "related", "dependents", "authoredby"]),
-    ("DocumentReference.status", &["current", "superseded", "entered-in-error"]),
+    (
+        "Consent.provision.data.meaning",
+        &["instance", "related", "dependents", "authoredby"],
+    ),
+    (
+        "DocumentReference.status",
+        &["current", "superseded", "entered-in-error"],
+    ),
     ("Encounter.status", ENCOUNTER_STATUS),
     ("Encounter.statusHistory.status", ENCOUNTER_STATUS),
-    ("Encounter.location.status", &["planned", "active", "reserved", "completed"]),
-    ("Goal.lifecycleStatus", &["proposed", "planned", "accepted", "active", "on-hold", "completed", "cancelled", "entered-in-error", "rejected"]),
+    (
+        "Encounter.location.status",
+        &["planned", "active", "reserved", "completed"],
+    ),
+    (
+        "Goal.lifecycleStatus",
+        &[
+            "proposed",
+            "planned",
+            "accepted",
+            "active",
+            "on-hold",
+            "completed",
+            "cancelled",
+            "entered-in-error",
+            "rejected",
+        ],
+    ),
     ("HealthcareService.availableTime.daysOfWeek", DAYS_OF_WEEK),
     ("Location.status", &["active", "suspended", "inactive"]),
     ("Location.mode", &["instance", "kind"]),
     ("Location.hoursOfOperation.daysOfWeek", DAYS_OF_WEEK),
     ("Patient.gender", GENDER),
     ("Patient.contact.gender", GENDER),
-    ("Patient.link.type", &["replaced-by", "replaces", "refer", "seealso"]),
+    (
+        "Patient.link.type",
+        &["replaced-by", "replaces", "refer", "seealso"],
+    ),
     ("Practitioner.gender", GENDER),
     ("PractitionerRole.availableTime.daysOfWeek", DAYS_OF_WEEK),
-    ("Provenance.entity.role", &["derivation", "revision", "quotation", "source", "removal"]),
+    (
+        "Provenance.entity.role",
+        &["derivation", "revision", "quotation", "source", "removal"],
+    ),
     ("RelatedPerson.gender", GENDER),
-    ("Subscription.status", &["requested", "active", "error", "off"]),
-    ("Subscription.channel.type", &["rest-hook", "websocket", "email", "sms", "message"]),
-    ("Task.status", &["draft", "requested", "received", "accepted", "rejected", "ready", "cancelled", "in-progress", "on-hold", "failed", "completed", "entered-in-error"]),
-    ("Task.intent", &["unknown", "proposal", "plan", "order", "original-order", "reflex-order", "filler-order", "instance-order", "option"]),
+    (
+        "Subscription.status",
+        &["requested", "active", "error", "off"],
+    ),
+    (
+        "Subscription.channel.type",
+        &["rest-hook", "websocket", "email", "sms", "message"],
+    ),
+    (
+        "Task.status",
+        &[
+            "draft",
+            "requested",
+            "received",
+            "accepted",
+            "rejected",
+            "ready",
+            "cancelled",
+            "in-progress",
+            "on-hold",
+            "failed",
+            "completed",
+            "entered-in-error",
+        ],
+    ),
+    (
+        "Task.intent",
+        &[
+            "unknown",
+            "proposal",
+            "plan",
+            "order",
+            "original-order",
+            "reflex-order",
+            "filler-order",
+            "instance-order",
+            "option",
+        ],
+    ),
     ("Task.priority", REQUEST_PRIORITY),
 ];
 
@@ -120,9 +259,27 @@ pub const REQUIRED_ELEMENTS: &[&str] = &[
 ];
 
 const PARTICIPATION_STATUS: &[&str] = &["accepted", "declined", "tentative", "needs-action"];
-const REQUEST_STATUS: &[&str] = &["draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"];
+const REQUEST_STATUS: &[&str] = &[
+    "draft",
+    "active",
+    "on-hold",
+    "revoked",
+    "completed",
+    "entered-in-error",
+    "unknown",
+];
 const REQUEST_PRIORITY: &[&str] = &["routine", "urgent", "asap", "stat"];
-const ENCOUNTER_STATUS: &[&str] = &["planned", "arrived", "triaged", "in-progress", "onleave", "finished", "cancelled", "entered-in-error", "unknown"];
+const ENCOUNTER_STATUS: &[&str] = &[
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+];
 const GENDER: &[&str] = &["male", "female", "other", "unknown"];
 const DAYS_OF_WEEK: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -135,7 +292,10 @@ mod tests {
     /// type must be in the table, with the same codes.
     #[test]
     fn table_matches_the_official_r4_bindings() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-r4/definitions/bindings.tsv");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fhir-r4/definitions/bindings.tsv"
+        );
         let Ok(tsv) = std::fs::read_to_string(path) else {
             eprintln!("SKIPPED: {path} is absent; binding table not cross-checked");
             return;
@@ -143,8 +303,13 @@ mod tests {
         let mut checked = 0;
         for line in tsv.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
-            let [resource, element, strength, _, codes] = cols[..] else { continue };
-            if strength != "required" || codes.is_empty() || resource.parse::<ResourceType>().is_err() {
+            let [resource, element, strength, _, codes] = cols[..] else {
+                continue;
+            };
+            if strength != "required"
+                || codes.is_empty()
+                || resource.parse::<ResourceType>().is_err()
+            {
                 continue;
             }
             let official: Vec<&str> = codes.split(' ').collect();
@@ -162,7 +327,10 @@ mod tests {
     /// must be in REQUIRED_ELEMENTS.
     #[test]
     fn required_elements_match_the_official_r4_profiles() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-r4/definitions/profiles-resources.subset.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fhir-r4/definitions/profiles-resources.subset.json"
+        );
         let Ok(text) = std::fs::read_to_string(path) else {
             eprintln!("SKIPPED: {path} is absent; required elements not cross-checked");
             return;
@@ -171,14 +339,23 @@ mod tests {
         let mut checked = 0;
         for entry in bundle["entry"].as_array().into_iter().flatten() {
             let definition = &entry["resource"];
-            let served = definition["id"].as_str().is_some_and(|id| id.parse::<ResourceType>().is_ok());
+            let served = definition["id"]
+                .as_str()
+                .is_some_and(|id| id.parse::<ResourceType>().is_ok());
             if definition["resourceType"] != "StructureDefinition" || !served {
                 continue;
             }
-            for element in definition["snapshot"]["element"].as_array().into_iter().flatten() {
+            for element in definition["snapshot"]["element"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let path = element["path"].as_str().unwrap_or_default();
                 if element["min"].as_u64().unwrap_or(0) >= 1 && path.contains('.') {
-                    assert!(REQUIRED_ELEMENTS.contains(&path), "{path} is missing from REQUIRED_ELEMENTS");
+                    assert!(
+                        REQUIRED_ELEMENTS.contains(&path),
+                        "{path} is missing from REQUIRED_ELEMENTS"
+                    );
                     checked += 1;
                 }
             }

@@ -24,7 +24,8 @@ impl FromStr for ResourceId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let valid = !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if valid {
             Ok(ResourceId(s.to_owned()))
         } else {
@@ -104,7 +105,12 @@ mod tests {
         assert!("".parse::<ResourceId>().is_err());
         assert!("a/b".parse::<ResourceId>().is_err());
         assert!("x".repeat(65).parse::<ResourceId>().is_err());
-        assert!(ResourceId::generate().as_str().parse::<ResourceId>().is_ok());
+        assert!(
+            ResourceId::generate()
+                .as_str()
+                .parse::<ResourceId>()
+                .is_ok()
+        );
     }
 
     #[test]
@@ -113,6 +119,9 @@ mod tests {
             assert_eq!(VersionId::from_etag(s), VersionId::new(3));
         }
         assert_eq!(VersionId::from_etag("W/\"0\""), None);
-        assert_eq!(VersionId::new(7).map(VersionId::etag).as_deref(), Some("W/\"7\""));
+        assert_eq!(
+            VersionId::new(7).map(VersionId::etag).as_deref(),
+            Some("W/\"7\"")
+        );
     }
 }

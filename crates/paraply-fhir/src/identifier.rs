@@ -27,8 +27,14 @@ mod tests {
 
     #[test]
     fn oid_aliases_map_to_the_stored_system() {
-        assert_eq!(canonical_system("urn:oid:1.2.752.129.2.1.3.1"), PERSONNUMMER);
-        assert_eq!(canonical_system("urn:oid:1.2.752.129.2.1.3.3"), SAMORDNINGSNUMMER);
+        assert_eq!(
+            canonical_system("urn:oid:1.2.752.129.2.1.3.1"),
+            PERSONNUMMER
+        );
+        assert_eq!(
+            canonical_system("urn:oid:1.2.752.129.2.1.3.3"),
+            SAMORDNINGSNUMMER
+        );
         assert_eq!(canonical_system("urn:oid:1.2.752.129.2.1.4.1"), HSA_ID);
         assert_eq!(canonical_system(PERSONNUMMER), PERSONNUMMER);
         assert_eq!(canonical_system("http://example.org"), "http://example.org");

@@ -133,8 +133,9 @@ mod tests {
 
     #[test]
     fn outcome_carries_severity_code_text_and_expression() {
-        let outcome = operation_outcome(&[Issue::error(IssueType::Required, "missing status")
-            .at("CarePlan.status")]);
+        let outcome = operation_outcome(&[
+            Issue::error(IssueType::Required, "missing status").at("CarePlan.status")
+        ]);
         assert_eq!(outcome["issue"][0]["severity"], "error");
         assert_eq!(outcome["issue"][0]["code"], "required");
         assert_eq!(outcome["issue"][0]["expression"][0], "CarePlan.status");

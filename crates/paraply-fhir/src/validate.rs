@@ -112,9 +112,8 @@ pub fn validate(resource: &Value) -> Result<ResourceType, Invalid> {
         Ok(parsed) => parsed,
         Err(message) => return Err(describe_parse_failure(resource, type_name, &message)),
     };
-    let round_trip = fhirbolt::json::to_json_value(parsed, None).map_err(|e| {
-        Invalid::Structure(vec![Issue::error(IssueType::Structure, e.to_string())])
-    })?;
+    let round_trip = fhirbolt::json::to_json_value(parsed, None)
+        .map_err(|e| Invalid::Structure(vec![Issue::error(IssueType::Structure, e.to_string())]))?;
     if let Some((path, reason)) = first_difference(resource, &round_trip, type_name) {
         return Err(Invalid::Structure(vec![
             Issue::error(IssueType::Structure, reason).at(path),
@@ -193,7 +192,7 @@ fn locate(resource: &Value, message: &str) -> Vec<Step> {
         let children: Vec<Step> = match node_at(resource, &steps) {
             Some(Value::Object(map)) => map
                 .keys()
-                .filter(|k| steps.len() > 0 || k.as_str() != "resourceType")
+                .filter(|k| !steps.is_empty() || k.as_str() != "resourceType")
                 .map(|k| Step::Key(k.clone()))
                 .collect(),
             Some(Value::Array(items)) => (0..items.len()).map(Step::Index).collect(),
@@ -292,13 +291,19 @@ fn first_difference(input: &Value, output: &Value, path: &str) -> Option<(String
                     }
                 }
             }
-            b.keys()
-                .find(|k| !a.contains_key(*k))
-                .map(|k| (format!("{path}.{k}"), "element was not expected here".to_owned()))
+            b.keys().find(|k| !a.contains_key(*k)).map(|k| {
+                (
+                    format!("{path}.{k}"),
+                    "element was not expected here".to_owned(),
+                )
+            })
         }
         (Value::Array(a), Value::Array(b)) => {
             if a.len() != b.len() {
-                return Some((path.to_owned(), "arrays must not contain null or empty items".to_owned()));
+                return Some((
+                    path.to_owned(),
+                    "arrays must not contain null or empty items".to_owned(),
+                ));
             }
             a.iter()
                 .zip(b)
@@ -308,9 +313,16 @@ fn first_difference(input: &Value, output: &Value, path: &str) -> Option<(String
         (a, b) if a == b => None,
         (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => Some((
             path.to_owned(),
-            format!("wrong JSON type: expected {}, found {}", json_kind(b), json_kind(a)),
+            format!(
+                "wrong JSON type: expected {}, found {}",
+                json_kind(b),
+                json_kind(a)
+            ),
         )),
-        (_, _) => Some((path.to_owned(), "value is not valid for its FHIR type".to_owned())),
+        (_, _) => Some((
+            path.to_owned(),
+            "value is not valid for its FHIR type".to_owned(),
+        )),
     }
 }
 
@@ -366,25 +378,33 @@ fn check_required_elements(resource: &Value, type_name: &str, issues: &mut Vec<I
         let Some((element, parents)) = segments.split_last() else {
             continue;
         };
-        visit_path(resource, parents, type_name.to_owned(), &mut |parent, path| {
-            let Some(map) = parent.as_object() else { return };
-            let present = match element.strip_suffix("[x]") {
-                Some(stem) => map.keys().any(|k| {
-                    k.strip_prefix(stem)
-                        .is_some_and(|suffix| suffix.starts_with(|c: char| c.is_ascii_uppercase()))
-                }),
-                None => map.contains_key(*element) || map.contains_key(&format!("_{element}")),
-            };
-            if !present {
-                issues.push(
-                    Issue::error(
-                        IssueType::Required,
-                        format!("missing required element '{element}' ({required}, min 1)"),
-                    )
-                    .at(format!("{path}.{element}")),
-                );
-            }
-        });
+        visit_path(
+            resource,
+            parents,
+            type_name.to_owned(),
+            &mut |parent, path| {
+                let Some(map) = parent.as_object() else {
+                    return;
+                };
+                let present = match element.strip_suffix("[x]") {
+                    Some(stem) => map.keys().any(|k| {
+                        k.strip_prefix(stem).is_some_and(|suffix| {
+                            suffix.starts_with(|c: char| c.is_ascii_uppercase())
+                        })
+                    }),
+                    None => map.contains_key(*element) || map.contains_key(&format!("_{element}")),
+                };
+                if !present {
+                    issues.push(
+                        Issue::error(
+                            IssueType::Required,
+                            format!("missing required element '{element}' ({required}, min 1)"),
+                        )
+                        .at(format!("{path}.{element}")),
+                    );
+                }
+            },
+        );
     }
 }
 
@@ -397,11 +417,15 @@ fn check_required_bindings(resource: &Value, type_name: &str, issues: &mut Vec<I
             continue;
         };
         let segments: Vec<&str> = rest.split('.').collect();
-        visit_path(resource, &segments, type_name.to_owned(), &mut |value, path| {
-            if let Some(code) = value.as_str()
-                && !codes.contains(&code)
-            {
-                issues.push(
+        visit_path(
+            resource,
+            &segments,
+            type_name.to_owned(),
+            &mut |value, path| {
+                if let Some(code) = value.as_str()
+                    && !codes.contains(&code)
+                {
+                    issues.push(
                     Issue::error(
                         IssueType::CodeInvalid,
                         format!(
@@ -411,8 +435,9 @@ fn check_required_bindings(resource: &Value, type_name: &str, issues: &mut Vec<I
                     )
                     .at(path),
                 );
-            }
-        });
+                }
+            },
+        );
     }
 }
 
@@ -438,7 +463,8 @@ mod tests {
     #[test]
     fn valid_resource_passes_and_keeps_decimal_precision() {
         assert_eq!(validate(&care_plan()), Ok(ResourceType::CarePlan));
-        let text = r#"{"resourceType":"Location","position":{"longitude":18.0650,"latitude":59.30}}"#;
+        let text =
+            r#"{"resourceType":"Location","position":{"longitude":18.0650,"latitude":59.30}}"#;
         let value: Value = serde_json::from_str(text).unwrap();
         assert_eq!(validate(&value), Ok(ResourceType::Location));
         assert_eq!(serde_json::to_string(&value).unwrap(), text);
@@ -450,7 +476,10 @@ mod tests {
         plan["activity"][0]["detail"]["colour"] = json!("red");
         let (structural, issue) = issue(validate(&plan));
         assert!(structural);
-        assert_eq!(issue.expression.as_deref(), Some("CarePlan.activity[0].detail.colour"));
+        assert_eq!(
+            issue.expression.as_deref(),
+            Some("CarePlan.activity[0].detail.colour")
+        );
     }
 
     #[test]
@@ -467,7 +496,9 @@ mod tests {
     fn null_and_empty_arrays_are_refused() {
         let (_, issue1) = issue(validate(&json!({"resourceType": "Patient", "name": []})));
         assert_eq!(issue1.expression.as_deref(), Some("Patient.name"));
-        let (_, issue2) = issue(validate(&json!({"resourceType": "Patient", "gender": null})));
+        let (_, issue2) = issue(validate(
+            &json!({"resourceType": "Patient", "gender": null}),
+        ));
         assert_eq!(issue2.expression.as_deref(), Some("Patient.gender"));
     }
 
@@ -484,10 +515,16 @@ mod tests {
     #[test]
     fn nested_missing_required_element_is_named() {
         let mut plan = care_plan();
-        plan["activity"][0]["detail"].as_object_mut().unwrap().remove("status");
+        plan["activity"][0]["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("status");
         let (structural, issue) = issue(validate(&plan));
         assert!(!structural);
-        assert_eq!(issue.expression.as_deref(), Some("CarePlan.activity[0].detail.status"));
+        assert_eq!(
+            issue.expression.as_deref(),
+            Some("CarePlan.activity[0].detail.status")
+        );
     }
 
     #[test]
@@ -515,7 +552,10 @@ mod official_examples {
 
     #[test]
     fn every_official_example_of_a_served_type_validates() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-r4/examples");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fhir-r4/examples"
+        );
         let Ok(entries) = std::fs::read_dir(dir) else {
             eprintln!("SKIPPED: {dir} is absent; official examples not validated");
             return;
@@ -523,17 +563,30 @@ mod official_examples {
         let mut checked = 0;
         let mut failures = Vec::new();
         for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-            let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             if resource_type_of(&value).is_err() {
                 continue;
             }
             checked += 1;
             if let Err(invalid) = validate(&value) {
-                failures.push(format!("{}: {:?}", entry.path().display(), invalid.issues()));
+                failures.push(format!(
+                    "{}: {:?}",
+                    entry.path().display(),
+                    invalid.issues()
+                ));
             }
         }
-        assert!(failures.is_empty(), "{} of {checked} failed:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} of {checked} failed:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
         assert!(checked > 100, "only {checked} examples checked");
     }
 }

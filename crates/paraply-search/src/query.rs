@@ -237,10 +237,22 @@ mod tests {
         assert_eq!(
             values,
             &vec![
-                TokenValue { system: TokenSystem::Is("a".into()), code: Some("1".into()) },
-                TokenValue { system: TokenSystem::Absent, code: Some("2".into()) },
-                TokenValue { system: TokenSystem::Is("a".into()), code: None },
-                TokenValue { system: TokenSystem::Any, code: Some("3".into()) },
+                TokenValue {
+                    system: TokenSystem::Is("a".into()),
+                    code: Some("1".into())
+                },
+                TokenValue {
+                    system: TokenSystem::Absent,
+                    code: Some("2".into())
+                },
+                TokenValue {
+                    system: TokenSystem::Is("a".into()),
+                    code: None
+                },
+                TokenValue {
+                    system: TokenSystem::Any,
+                    code: Some("3".into())
+                },
             ]
         );
     }

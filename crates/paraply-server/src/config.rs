@@ -10,7 +10,11 @@ use serde::Deserialize;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://paraply-data/paraply.db";
 
 #[derive(Debug, Parser)]
-#[command(name = "paraply", version, about = "Paraply: the patientkontrakt as a FHIR R4 server")]
+#[command(
+    name = "paraply",
+    version,
+    about = "Paraply: the patientkontrakt as a FHIR R4 server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -69,7 +73,9 @@ pub struct Config {
 pub enum ConfigError {
     #[error("--listen / PARAPLY_LISTEN: '{value}' is not an address like 127.0.0.1:8080")]
     Listen { value: String },
-    #[error("--database / PARAPLY_DATABASE_URL: '{scheme}' is not a supported database (use sqlite://… or postgres://…)")]
+    #[error(
+        "--database / PARAPLY_DATABASE_URL: '{scheme}' is not a supported database (use sqlite://… or postgres://…)"
+    )]
     DatabaseScheme { scheme: String },
     #[error("--config / PARAPLY_CONFIG: cannot read {path}: {reason}")]
     ConfigFile { path: String, reason: String },
@@ -102,10 +108,11 @@ impl Config {
                     path: shown.clone(),
                     reason: e.to_string(),
                 })?;
-                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::ConfigValue {
-                    path: shown.clone(),
-                    reason: e.to_string(),
-                })?;
+                let file: FileConfig =
+                    toml::from_str(&text).map_err(|e| ConfigError::ConfigValue {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    })?;
                 if file.max_body_bytes == 0 || file.database_pool_size == 0 {
                     return Err(ConfigError::ConfigValue {
                         path: shown,
@@ -139,13 +146,28 @@ mod tests {
     fn bad_settings_name_themselves() {
         let mut s = settings();
         s.listen = "localhost".into();
-        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_LISTEN"));
+        assert!(
+            Config::from_settings(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("PARAPLY_LISTEN")
+        );
         let mut s = settings();
         s.database_url = "mysql://x".into();
-        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_DATABASE_URL"));
+        assert!(
+            Config::from_settings(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("PARAPLY_DATABASE_URL")
+        );
         let mut s = settings();
         s.config = Some("/nonexistent/paraply.toml".into());
-        assert!(Config::from_settings(&s).unwrap_err().to_string().contains("PARAPLY_CONFIG"));
+        assert!(
+            Config::from_settings(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("PARAPLY_CONFIG")
+        );
     }
 
     #[test]
@@ -153,6 +175,9 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("max_body_byte = 5").is_err());
         let parsed: FileConfig = toml::from_str("max_body_bytes = 5").unwrap();
         assert_eq!(parsed.max_body_bytes, 5);
-        assert_eq!(parsed.database_pool_size, FileConfig::default().database_pool_size);
+        assert_eq!(
+            parsed.database_pool_size,
+            FileConfig::default().database_pool_size
+        );
     }
 }

@@ -9,7 +9,9 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARAPLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = std::env::var("PARAPLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if json {
         builder.json().flatten_event(true).init();
     } else {

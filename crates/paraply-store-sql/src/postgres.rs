@@ -9,8 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
-use paraply_store::{PoolStatus, 
-    HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoreError, StoreTx, StoredResource,
+use paraply_store::{
+    HistoryPage, HistoryQuery, NewVersion, PoolStatus, SearchPage, Store, StoreError, StoreTx,
+    StoredResource,
 };
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::{Query, QueryAs};
@@ -145,6 +146,12 @@ impl StoreTx for PostgresTx {
         resource_type: ResourceType,
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError> {
+        sqlx::query(sql::LOCK_RESOURCE)
+            .bind(resource_type.as_str())
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_error)?;
         read_current(&mut self.tx, resource_type, id).await
     }
 

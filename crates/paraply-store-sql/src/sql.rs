@@ -23,6 +23,14 @@ pub(crate) type HistoryRow = (i64, String, String, i64, i64, Option<String>);
 pub(crate) const READ_CURRENT: &str = "SELECT resource_type, id, version_id, last_updated, body \
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND is_current";
 
+/// Taken inside a PostgreSQL write transaction before reading a resource: concurrent
+/// writers of the same resource queue here until the holder commits, then read the version
+/// it wrote, instead of all losing their compare-and-swap. (A row lock would not do: the
+/// row it waited for is no longer current once the holder commits. SQLite needs no lock:
+/// it has one writer.) A hash collision only makes two unrelated writes wait in turn.
+pub(crate) const LOCK_RESOURCE: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))";
+
 pub(crate) const READ_VERSION: &str = "SELECT resource_type, id, version_id, last_updated, body \
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3";
 

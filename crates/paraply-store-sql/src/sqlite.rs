@@ -6,8 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
-use paraply_store::{PoolStatus, 
-    HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoreError, StoreTx, StoredResource,
+use paraply_store::{
+    HistoryPage, HistoryQuery, NewVersion, PoolStatus, SearchPage, Store, StoreError, StoreTx,
+    StoredResource,
 };
 use sqlx::query::{Query, QueryAs};
 use sqlx::sqlite::{
@@ -171,14 +172,17 @@ impl Store for SqliteStore {
     }
 
     fn pool_status(&self) -> Vec<PoolStatus> {
-        [("sqlite-writer", &self.writer), ("sqlite-readers", &self.readers)]
-            .into_iter()
-            .map(|(name, pool)| PoolStatus {
-                name,
-                size: pool.size(),
-                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-            })
-            .collect()
+        [
+            ("sqlite-writer", &self.writer),
+            ("sqlite-readers", &self.readers),
+        ]
+        .into_iter()
+        .map(|(name, pool)| PoolStatus {
+            name,
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        })
+        .collect()
     }
 }
 

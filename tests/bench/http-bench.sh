@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# HTTP benchmark for Paraply: create, read and update throughput and latency, measured
+# from outside with wrk (an HTTP load generator), on SQLite and/or PostgreSQL.
+#
+# Usage:
+#   bash tests/bench/http-bench.sh [sqlite|postgres|all]      (default: all)
+#
+# What it does, per backend:
+#   1. builds the release binary if needed (cargo build --release -p paraply-server) and
+#      installs wrk with apt-get if it is missing;
+#   2. starts target/release/paraply serve on a fresh database, listening on
+#      127.0.0.1 with a free port (--listen 127.0.0.1:0; the address is read from the log),
+#      and waits for /readyz;
+#        - sqlite:   a fresh temporary file;
+#        - postgres: a fresh database paraply_bench_<random>, created with psql on the
+#                    server of PARAPLY_BENCH_DATABASE_URL (default
+#                    postgres://postgres@127.0.0.1:5432/test) and dropped afterwards;
+#   3. creates BENCH_IDS (1000) patients with curl and records their ids;
+#   4. for each operation, a warm-up (BENCH_WARMUP, 3s) and then the measured run:
+#        wrk -t2 -c32 -d20s --latency
+#        create: POST /fhir/Patient, a ~1 KB Swedish Patient, a new personnummer each time
+#        read:   GET  /fhir/Patient/{id} over the recorded ids
+#        update: PUT  /fhir/Patient/{id} (same id in the body, no If-Match) over those ids
+#   5. prints one markdown table row per (backend, operation): requests/s, p50, p99 and
+#      errors (non-2xx responses counted by the Lua scripts + wrk socket errors), and a
+#      second table with the CPU used by the server, the database and wrk during the run.
+#
+# Environment (all optional): BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_CONNECTIONS
+# (32), BENCH_THREADS (2), BENCH_IDS (1000), PARAPLY_LOG (server log filter, default info:
+# one log line per request, as in production), PARAPLY_BENCH_DATABASE_URL,
+# BENCH_KEEP=1 keeps the work directory (server logs, raw wrk output).
+#
+# All traffic goes to 127.0.0.1; every wrk run has a fixed duration and an outer timeout;
+# the server (and the PostgreSQL bench database) are removed on exit.
+set -euo pipefail
+
+BACKENDS="${1:-all}"
+case "$BACKENDS" in
+  sqlite|postgres) ;;
+  all) BACKENDS="sqlite postgres" ;;
+  *) echo "usage: $0 [sqlite|postgres|all]" >&2; exit 2 ;;
+esac
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LUA_DIR="$ROOT/tests/bench"
+BIN="$ROOT/target/release/paraply"
+DURATION="${BENCH_DURATION:-20s}"
+WARMUP="${BENCH_WARMUP:-3s}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+THREADS="${BENCH_THREADS:-2}"
+NIDS="${BENCH_IDS:-1000}"
+PG_URL="${PARAPLY_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export PARAPLY_LOG="${PARAPLY_LOG:-info}"
+CLK_TCK="$(getconf CLK_TCK)"
+
+WORK="$(mktemp -d /tmp/paraply-bench.XXXXXX)"
+SERVER_PID=""
+PG_DB=""
+
+log() { echo "[bench] $*" >&2; }
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+drop_pg_db() {
+  if [[ -n "$PG_DB" ]]; then
+    psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 \
+      || log "could not drop database $PG_DB"
+    PG_DB=""
+  fi
+}
+
+cleanup() {
+  stop_server
+  drop_pg_db
+  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- prerequisites ------------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+  log "installing wrk"
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+log "building the release binary (no-op when up to date)"
+(cd "$ROOT" && cargo build --release -p paraply-server)
+[[ -x "$BIN" ]] || { echo "no $BIN" >&2; exit 1; }
+
+# --- helpers ------------------------------------------------------------------------------
+
+# CPU ticks (user+system) used so far by the given pids (missing pids count 0).
+cpu_ticks() {
+  local total=0 pid fields
+  for pid in "$@"; do
+    if fields=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null); then
+      total=$((total + ${fields% *} + ${fields#* }))
+    fi
+  done
+  echo "$total"
+}
+
+# PostgreSQL server processes (the postmaster and its backends) on this machine.
+pg_pids() { pgrep -x postgres 2>/dev/null || pgrep -f '^postgres:' 2>/dev/null || true; }
+
+# Starts the server on $1 (database URL), sets SERVER_PID and BASE.
+start_server() {
+  local url="$1" logf="$WORK/server-$2.log" addr=""
+  "$BIN" serve --listen 127.0.0.1:0 --database "$url" >"$logf" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 300); do
+    addr=$(grep -o 'http://127\.0\.0\.1:[0-9]*/fhir' "$logf" | head -n1 || true)
+    [[ -n "$addr" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$logf" >&2; echo "server died" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -n "$addr" ]] || { cat "$logf" >&2; echo "server did not start" >&2; exit 1; }
+  BASE="${addr%/fhir}"
+  for _ in $(seq 100); do
+    if curl -fsS --max-time 2 "$BASE/readyz" >/dev/null 2>&1; then
+      log "server pid $SERVER_PID ready at $BASE"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "server at $BASE never became ready" >&2; exit 1
+}
+
+# Creates $NIDS patients with curl and writes their ids to $1.
+seed_ids() {
+  local out="$1" i pnr body loc
+  : >"$out"
+  for i in $(seq 1 "$NIDS"); do
+    pnr=$(printf '19%02d%02d%02d%04d' $((40 + i % 60)) $((1 + i % 12)) $((1 + i % 28)) "$i")
+    body='{"resourceType":"Patient","identifier":[{"use":"official","system":"http://electronichealth.se/identifier/personnummer","value":"'$pnr'"}],"active":true,"name":[{"use":"official","family":"Lindqvist","given":["Sara","Maja"]}],"telecom":[{"system":"phone","value":"+46 70 123 45 67","use":"mobile"}],"gender":"female","birthDate":"1980-05-17","address":[{"use":"home","line":["Drottninggatan 12"],"city":"Stockholm","postalCode":"111 51","country":"SE"}]}'
+    loc=$(curl -fsS --max-time 10 -o /dev/null -D - -X POST "$BASE/fhir/Patient" \
+            -H 'Content-Type: application/fhir+json' --data-binary "$body" \
+          | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+    # Location: <base>/Patient/<id>/_history/1
+    loc="${loc%/_history/*}"
+    [[ -n "$loc" ]] || { echo "seeding: no Location header for patient $i" >&2; exit 1; }
+    echo "${loc##*/}" >>"$out"
+  done
+  log "seeded $(wc -l <"$out") patients"
+}
+
+# Runs wrk for operation $2 on backend $1; appends result rows.
+run_op() {
+  local backend="$1" op="$2" ids="$3" raw="$WORK/wrk-$1-$2.txt"
+  local script="$LUA_DIR/$op.lua" url="$BASE"
+  local secs="${DURATION%s}" warm="${WARMUP%s}"
+  log "$backend $op: warm-up $WARMUP"
+  timeout $((warm + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" --timeout 5s -s "$script" "$url" -- "$ids" \
+    >"$WORK/warmup-$backend-$op.txt" 2>&1 || log "warm-up exited non-zero"
+  log "$backend $op: measuring $DURATION"
+  local srv0 db0 srv1 db1 t0 t1 pgp=""
+  [[ "$backend" == postgres ]] && pgp="$(pg_pids)"
+  srv0=$(cpu_ticks "$SERVER_PID"); db0=$(cpu_ticks $pgp)
+  t0=$(date +%s.%N)
+  # /usr/bin/time reports wrk's own CPU (user and system seconds) into the raw output.
+  timeout $((secs + 60)) /usr/bin/time -f 'PARAPLY wrk_cpu %U %S' \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s --latency -s "$script" "$url" -- "$ids" \
+    >"$raw" 2>&1 &
+  local wpid=$!
+  # A top snapshot in the middle of the run (kept in the work directory).
+  ( sleep $((secs / 2)); top -b -n1 -w 200 | head -n 20 >"$WORK/top-$backend-$op.txt" ) &
+  local tpid=$!
+  wait "$wpid" || log "wrk exited non-zero (see below)"
+  wait "$tpid" 2>/dev/null || true
+  t1=$(date +%s.%N)
+  srv1=$(cpu_ticks "$SERVER_PID"); db1=$(cpu_ticks $pgp)
+  if [[ "$backend" == postgres ]]; then
+    # Backends opened during the run were not in the first sample; count them whole.
+    local p newp=""
+    for p in $(pg_pids); do [[ " $pgp " == *" $p "* ]] || newp="$newp $p"; done
+    [[ -n "$newp" ]] && db1=$((db1 + $(cpu_ticks $newp)))
+  fi
+
+  local rps p50 p99 non2xx sockerr first
+  rps=$(awk '/^Requests\/sec:/{print $2}' "$raw")
+  p50=$(awk '$1=="50%"{print $2}' "$raw")
+  p99=$(awk '$1=="99%"{print $2}' "$raw")
+  non2xx=$(awk '$1=="PARAPLY" && $2=="non2xx"{print $3}' "$raw")
+  sockerr=$(awk '/Socket errors:/{gsub(",","");print $4+$6+$8+$10}' "$raw")
+  first=$(grep '^PARAPLY first_non2xx' "$raw" | cut -c 23- | cut -c 1-200 || true)
+  [[ -n "$rps" ]] || { cat "$raw" >&2; echo "could not parse wrk output" >&2; exit 1; }
+  local errors="${non2xx:-?} non-2xx"
+  [[ -n "$sockerr" && "$sockerr" != 0 ]] && errors="$errors, $sockerr socket"
+  [[ -n "$first" ]] && errors="$errors (first: ${first//|/\\|})"
+
+  local wall cpu_srv cpu_db cpu_wrk
+  wall=$(echo "$t1 - $t0" | bc -l)
+  cpu_srv=$(echo "scale=0; 100 * ($srv1 - $srv0) / $CLK_TCK / $wall" | bc -l)
+  cpu_wrk=$(awk -v w="$wall" '$1=="PARAPLY" && $2=="wrk_cpu"{printf "%.0f", 100*($3+$4)/w}' "$raw")
+  if [[ "$backend" == postgres ]]; then
+    cpu_db="$(echo "scale=0; 100 * ($db1 - $db0) / $CLK_TCK / $wall" | bc -l)%"
+  else
+    cpu_db="(in process)"
+  fi
+
+  echo "| $backend | $op | $(printf '%.0f' "$rps") | $p50 | $p99 | $errors |" >>"$WORK/results.md"
+  echo "| $backend | $op | ${cpu_srv}% | $cpu_db | ${cpu_wrk}% |" >>"$WORK/cpu.md"
+  log "$(tail -n1 "$WORK/results.md")"
+  sed 's/^/    /' "$raw" >&2
+}
+
+run_backend() {
+  local backend="$1" url
+  case "$backend" in
+    sqlite)
+      url="sqlite://$WORK/sqlite/paraply.db"
+      mkdir -p "$WORK/sqlite"
+      ;;
+    postgres)
+      command -v psql >/dev/null || { echo "psql is needed for the postgres run" >&2; exit 1; }
+      PG_DB="paraply_bench_$(tr -dc 'a-z0-9' </dev/urandom | head -c 10)"
+      psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$PG_DB\"" >/dev/null
+      # Same server and credentials, the fresh database instead of the path's one.
+      local base="${PG_URL%%\?*}" query=""
+      [[ "$PG_URL" == *\?* ]] && query="?${PG_URL#*\?}"
+      url="${base%/*}/$PG_DB$query"
+      log "created database $PG_DB"
+      ;;
+  esac
+  start_server "$url" "$backend"
+  seed_ids "$WORK/ids-$backend.txt"
+  for op in create read update; do
+    run_op "$backend" "$op" "$WORK/ids-$backend.txt"
+  done
+  stop_server
+  [[ "$backend" == postgres ]] && drop_pg_db
+  return 0
+}
+
+for backend in $BACKENDS; do
+  run_backend "$backend"
+done
+
+echo
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo
+echo "| Backend | Operation | Requests/s | p50 | p99 | Errors |"
+echo "|---|---|---:|---:|---:|---|"
+cat "$WORK/results.md"
+echo
+echo "CPU during the measured run (100% = one core):"
+echo
+echo "| Backend | Operation | paraply | PostgreSQL | wrk |"
+echo "|---|---|---:|---:|---:|"
+cat "$WORK/cpu.md"

@@ -1,0 +1,19 @@
+-- wrk script: GET /fhir/Patient/{id}, ids taken round-robin (each thread from its own
+-- offset) from a file with one id per line. Usage: wrk -s read.lua URL -- IDS_FILE
+local dir = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
+local common = dofile(dir .. "common.lua")
+
+local paths, i
+local headers = { ["Accept"] = "application/fhir+json" }
+
+function init(args)
+   local ids = common.read_ids(args[1])
+   paths = {}
+   for k, id in ipairs(ids) do paths[k] = "/fhir/Patient/" .. id end
+   i = ((thread_no or 0) * 509) % #paths
+end
+
+function request()
+   i = i % #paths + 1
+   return wrk.format("GET", paths[i], headers)
+end

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real server on `127.0.0.1:0`, over HTTP, on SQLite and (when
+//! `PARAPLY_TEST_DATABASE_URL` is set) PostgreSQL.
+
+mod bundles;
+mod crud;
+mod errors;
+mod examples;
+mod nodes;
+mod operations;
+
+pub use paraply_tests::*;
+pub use serde_json::{Value, json};
