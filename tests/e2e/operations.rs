@@ -256,12 +256,23 @@ async fn emitted_resources_pass_the_independent_r4_validator() {
 #[test]
 fn compose_file_runs_postgres_and_paraply_from_the_dockerfile() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../compose.yaml");
-    let compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let services = &compose["services"];
-    assert!(services["postgres"]["image"].as_str().unwrap().starts_with("postgres"));
+    assert!(
+        services["postgres"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres")
+    );
     let paraply = &services["paraply"];
-    assert!(!paraply["build"].is_null(), "paraply is built from the Dockerfile");
+    assert!(
+        !paraply["build"].is_null(),
+        "paraply is built from the Dockerfile"
+    );
     let environment = serde_yaml::to_string(&paraply["environment"]).unwrap();
-    assert!(environment.contains("PARAPLY_DATABASE_URL") && environment.contains("@postgres:5432/"));
+    assert!(
+        environment.contains("PARAPLY_DATABASE_URL") && environment.contains("@postgres:5432/")
+    );
     assert!(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../Dockerfile")).exists());
 }

@@ -10,15 +10,14 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
 use paraply_store::{
-    HistoryPage, HistoryQuery, NewVersion, PoolStatus, SearchPage, Store, StoreError, StoreTx,
-    StoredResource,
+    HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
 };
-use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::query::{Query, QueryAs};
-use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
+use sqlx::Postgres;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
 
-use crate::error::{db_error, write_error};
-use crate::sql::{self, Bind, HistoryRow, Statement, VersionRow};
+use crate::common::{Backend, Sql, SqlTx};
+use crate::error::db_error;
+use crate::sql;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -66,7 +65,7 @@ impl Store for PostgresStore {
         // READ COMMITTED is enough: the compare-and-swap UPDATE re-checks its row after
         // waiting for a concurrent writer, and the unique indexes are the backstop.
         let tx = self.pool.begin().await.map_err(db_error)?;
-        Ok(Box::new(PostgresTx { tx }))
+        Ok(Box::new(SqlTx::new(tx)))
     }
 
     async fn read(
@@ -74,8 +73,7 @@ impl Store for PostgresStore {
         resource_type: ResourceType,
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        read_current(&mut conn, resource_type, id).await
+        Sql::read(&self.pool, resource_type, id).await
     }
 
     async fn vread(
@@ -84,45 +82,19 @@ impl Store for PostgresStore {
         id: &ResourceId,
         version_id: VersionId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let Ok(version) = i64::try_from(version_id.get()) else {
-            return Ok(None);
-        };
-        sqlx::query_as::<_, VersionRow>(sql::READ_VERSION)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?
-            .map(sql::stored)
-            .transpose()
+        Sql::vread(&self.pool, resource_type, id, version_id).await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let (page, total) = sql::history(query);
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        let rows: Vec<HistoryRow> = bind_as(page)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let (total,): (i64,) = bind_as(total)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        sql::history_page(rows, query.count, total)
+        Sql::history(&self.pool, query).await
     }
 
     async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        search(&mut conn, query, limit).await
+        Sql::search(&self.pool, query, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        Sql::ping(&self.pool).await
     }
 
     fn pool_status(&self) -> Vec<PoolStatus> {
@@ -134,154 +106,11 @@ impl Store for PostgresStore {
     }
 }
 
-/// A read-write transaction on one pooled connection.
-struct PostgresTx {
-    tx: Transaction<'static, Postgres>,
-}
+/// Concurrent writers of one resource queue on an advisory lock; see [`sql::LOCK_RESOURCE`].
+impl Backend for Postgres {
+    const LOCK_RESOURCE: Option<&'static str> = Some(sql::LOCK_RESOURCE);
 
-#[async_trait]
-impl StoreTx for PostgresTx {
-    async fn read(
-        &mut self,
-        resource_type: ResourceType,
-        id: &ResourceId,
-    ) -> Result<Option<StoredResource>, StoreError> {
-        sqlx::query(sql::LOCK_RESOURCE)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error)?;
-        read_current(&mut self.tx, resource_type, id).await
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
     }
-
-    async fn search(&mut self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        search(&mut self.tx, query, limit).await
-    }
-
-    async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
-        let NewVersion {
-            resource_type,
-            ref id,
-            version_id,
-            ..
-        } = version;
-        let conflict = || StoreError::VersionConflict {
-            resource_type,
-            id: id.clone(),
-        };
-        let number = sql::version_to_db(resource_type, id, version_id)?;
-        if number > 1 {
-            let retired = sqlx::query(sql::RETIRE_CURRENT)
-                .bind(resource_type.as_str())
-                .bind(id.as_str())
-                .bind(number - 1)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            if retired != 1 {
-                return Err(conflict());
-            }
-        }
-        let inserted = sqlx::query(sql::INSERT_VERSION)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .bind(number)
-            .bind(sql::to_micros(version.last_updated))
-            .bind(version.body.as_deref())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| write_error(e, resource_type, id))?
-            .rows_affected();
-        if inserted != 1 {
-            return Err(conflict());
-        }
-        // A successful version 1 proves the id had no version at all, hence no index rows.
-        if number > 1 {
-            sqlx::query(sql::DELETE_INDEX)
-                .bind(resource_type.as_str())
-                .bind(id.as_str())
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        if let Some(insert) = sql::insert_index(&version) {
-            bind(insert)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(db_error)
-    }
-}
-
-async fn read_current(
-    conn: &mut PgConnection,
-    resource_type: ResourceType,
-    id: &ResourceId,
-) -> Result<Option<StoredResource>, StoreError> {
-    sqlx::query_as::<_, VersionRow>(sql::READ_CURRENT)
-        .bind(resource_type.as_str())
-        .bind(id.as_str())
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
-        .map(sql::stored)
-        .transpose()
-}
-
-async fn search(
-    conn: &mut PgConnection,
-    query: &SearchQuery,
-    limit: u32,
-) -> Result<SearchPage, StoreError> {
-    let (page, total) = sql::search(query, limit);
-    let rows: Vec<VersionRow> = bind_as(page)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let (total,): (i64,) = bind_as(total)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    Ok(SearchPage {
-        matches: rows
-            .into_iter()
-            .map(sql::stored)
-            .collect::<Result<_, _>>()?,
-        total: sql::count_from(total)?,
-    })
-}
-
-/// A run-time built statement with its values bound. `AssertSqlSafe` holds because
-/// [`Statement`] text contains only placeholders, never values.
-fn bind(stmt: Statement) -> Query<'static, Postgres, PgArguments> {
-    let query = sqlx::query(AssertSqlSafe(stmt.sql));
-    stmt.binds
-        .into_iter()
-        .fold(query, |query, value| match value {
-            Bind::Text(text) => query.bind(text),
-            Bind::NullableText(text) => query.bind(text),
-            Bind::Int(int) => query.bind(int),
-        })
-}
-
-/// [`bind`] for statements returning rows.
-fn bind_as<O>(stmt: Statement) -> QueryAs<'static, Postgres, O, PgArguments>
-where
-    O: for<'r> FromRow<'r, PgRow>,
-{
-    let query = sqlx::query_as(AssertSqlSafe(stmt.sql));
-    stmt.binds
-        .into_iter()
-        .fold(query, |query, value| match value {
-            Bind::Text(text) => query.bind(text),
-            Bind::NullableText(text) => query.bind(text),
-            Bind::Int(int) => query.bind(int),
-        })
 }

@@ -7,18 +7,16 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
 use paraply_store::{
-    HistoryPage, HistoryQuery, NewVersion, PoolStatus, SearchPage, Store, StoreError, StoreTx,
-    StoredResource,
+    HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
 };
-use sqlx::query::{Query, QueryAs};
+use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, FromRow, Sqlite, SqliteConnection, Transaction};
 
-use crate::error::{db_error, write_error};
-use crate::sql::{self, Bind, HistoryRow, Statement, VersionRow};
+use crate::common::{Backend, Sql, SqlTx};
+use crate::error::db_error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -112,7 +110,7 @@ impl Store for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqlTx::new(tx)))
     }
 
     async fn read(
@@ -120,8 +118,7 @@ impl Store for SqliteStore {
         resource_type: ResourceType,
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        read_current(&mut conn, resource_type, id).await
+        Sql::read(&self.readers, resource_type, id).await
     }
 
     async fn vread(
@@ -130,45 +127,19 @@ impl Store for SqliteStore {
         id: &ResourceId,
         version_id: VersionId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        let Ok(version) = i64::try_from(version_id.get()) else {
-            return Ok(None);
-        };
-        sqlx::query_as::<_, VersionRow>(sql::READ_VERSION)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .bind(version)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_error)?
-            .map(sql::stored)
-            .transpose()
+        Sql::vread(&self.readers, resource_type, id, version_id).await
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
-        let (page, total) = sql::history(query);
-        let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        let rows: Vec<HistoryRow> = bind_as(page)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        let (total,): (i64,) = bind_as(total)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        sql::history_page(rows, query.count, total)
+        Sql::history(&self.readers, query).await
     }
 
     async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        let mut conn = self.readers.acquire().await.map_err(db_error)?;
-        search(&mut conn, query, limit).await
+        Sql::search(&self.readers, query, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query(sql::PING)
-            .execute(&self.readers)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        Sql::ping(&self.readers).await
     }
 
     fn pool_status(&self) -> Vec<PoolStatus> {
@@ -186,148 +157,11 @@ impl Store for SqliteStore {
     }
 }
 
-/// A write transaction on the single writer connection.
-struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
-}
+/// SQLite needs no lock before reading: a write transaction holds the only writer connection.
+impl Backend for Sqlite {
+    const LOCK_RESOURCE: Option<&'static str> = None;
 
-#[async_trait]
-impl StoreTx for SqliteTx {
-    async fn read(
-        &mut self,
-        resource_type: ResourceType,
-        id: &ResourceId,
-    ) -> Result<Option<StoredResource>, StoreError> {
-        read_current(&mut self.tx, resource_type, id).await
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
     }
-
-    async fn search(&mut self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        search(&mut self.tx, query, limit).await
-    }
-
-    async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
-        let NewVersion {
-            resource_type,
-            ref id,
-            version_id,
-            ..
-        } = version;
-        let conflict = || StoreError::VersionConflict {
-            resource_type,
-            id: id.clone(),
-        };
-        let number = sql::version_to_db(resource_type, id, version_id)?;
-        if number > 1 {
-            let retired = sqlx::query(sql::RETIRE_CURRENT)
-                .bind(resource_type.as_str())
-                .bind(id.as_str())
-                .bind(number - 1)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?
-                .rows_affected();
-            if retired != 1 {
-                return Err(conflict());
-            }
-        }
-        let inserted = sqlx::query(sql::INSERT_VERSION)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .bind(number)
-            .bind(sql::to_micros(version.last_updated))
-            .bind(version.body.as_deref())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(|e| write_error(e, resource_type, id))?
-            .rows_affected();
-        if inserted != 1 {
-            return Err(conflict());
-        }
-        // A successful version 1 proves the id had no version at all, hence no index rows.
-        if number > 1 {
-            sqlx::query(sql::DELETE_INDEX)
-                .bind(resource_type.as_str())
-                .bind(id.as_str())
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        if let Some(insert) = sql::insert_index(&version) {
-            bind(insert)
-                .execute(&mut *self.tx)
-                .await
-                .map_err(db_error)?;
-        }
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(db_error)
-    }
-}
-
-async fn read_current(
-    conn: &mut SqliteConnection,
-    resource_type: ResourceType,
-    id: &ResourceId,
-) -> Result<Option<StoredResource>, StoreError> {
-    sqlx::query_as::<_, VersionRow>(sql::READ_CURRENT)
-        .bind(resource_type.as_str())
-        .bind(id.as_str())
-        .fetch_optional(conn)
-        .await
-        .map_err(db_error)?
-        .map(sql::stored)
-        .transpose()
-}
-
-async fn search(
-    conn: &mut SqliteConnection,
-    query: &SearchQuery,
-    limit: u32,
-) -> Result<SearchPage, StoreError> {
-    let (page, total) = sql::search(query, limit);
-    let rows: Vec<VersionRow> = bind_as(page)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    let (total,): (i64,) = bind_as(total)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    Ok(SearchPage {
-        matches: rows
-            .into_iter()
-            .map(sql::stored)
-            .collect::<Result<_, _>>()?,
-        total: sql::count_from(total)?,
-    })
-}
-
-/// A run-time built statement with its values bound. `AssertSqlSafe` holds because
-/// [`Statement`] text contains only placeholders, never values.
-fn bind(stmt: Statement) -> Query<'static, Sqlite, SqliteArguments> {
-    let query = sqlx::query(AssertSqlSafe(stmt.sql));
-    stmt.binds
-        .into_iter()
-        .fold(query, |query, value| match value {
-            Bind::Text(text) => query.bind(text),
-            Bind::NullableText(text) => query.bind(text),
-            Bind::Int(int) => query.bind(int),
-        })
-}
-
-/// [`bind`] for statements returning rows.
-fn bind_as<O>(stmt: Statement) -> QueryAs<'static, Sqlite, O, SqliteArguments>
-where
-    O: for<'r> FromRow<'r, SqliteRow>,
-{
-    let query = sqlx::query_as(AssertSqlSafe(stmt.sql));
-    stmt.binds
-        .into_iter()
-        .fold(query, |query, value| match value {
-            Bind::Text(text) => query.bind(text),
-            Bind::NullableText(text) => query.bind(text),
-            Bind::Int(int) => query.bind(int),
-        })
 }
