@@ -28,6 +28,7 @@
 # Environment (all optional): BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_CONNECTIONS
 # (32), BENCH_THREADS (2), BENCH_IDS (1000), PARAPLY_LOG (server log filter, default info:
 # one log line per request, as in production), PARAPLY_BENCH_DATABASE_URL,
+# BENCH_SKIP_BUILD=1 uses an existing target/release/paraply as it is,
 # BENCH_KEEP=1 keeps the work directory (server logs, raw wrk output).
 #
 # All traffic goes to 127.0.0.1; every wrk run has a fixed duration and an outer timeout;
@@ -90,8 +91,12 @@ if ! command -v wrk >/dev/null; then
   log "installing wrk"
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
-log "building the release binary (no-op when up to date)"
-(cd "$ROOT" && cargo build --release -p paraply-server)
+if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$BIN" ]]; then
+  log "using the existing $BIN (BENCH_SKIP_BUILD=1)"
+else
+  log "building the release binary (no-op when up to date)"
+  (cd "$ROOT" && cargo build --release -p paraply-server)
+fi
 [[ -x "$BIN" ]] || { echo "no $BIN" >&2; exit 1; }
 
 # --- helpers ------------------------------------------------------------------------------
@@ -107,8 +112,16 @@ cpu_ticks() {
   echo "$total"
 }
 
-# PostgreSQL server processes (the postmaster and its backends) on this machine.
-pg_pids() { pgrep -x postgres 2>/dev/null || pgrep -f '^postgres:' 2>/dev/null || true; }
+# PostgreSQL processes working for the bench: the backends connected to the bench
+# database and the server's own background processes (WAL writer, checkpointer, ...);
+# backends of other databases (other people's tests) are left out.
+pg_pids() {
+  psql "$PG_URL" -Atq -c "SELECT pid FROM pg_stat_activity
+    WHERE datname = '$PG_DB' OR backend_type <> 'client backend'" 2>/dev/null || true
+}
+
+# Busy CPU ticks of the whole machine (all cores) so far.
+machine_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
 # Starts the server on $1 (database URL), sets SERVER_PID and BASE.
 start_server() {
@@ -160,9 +173,9 @@ run_op() {
   timeout $((warm + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" --timeout 5s -s "$script" "$url" -- "$ids" \
     >"$WORK/warmup-$backend-$op.txt" 2>&1 || log "warm-up exited non-zero"
   log "$backend $op: measuring $DURATION"
-  local srv0 db0 srv1 db1 t0 t1 pgp=""
-  [[ "$backend" == postgres ]] && pgp="$(pg_pids)"
-  srv0=$(cpu_ticks "$SERVER_PID"); db0=$(cpu_ticks $pgp)
+  local srv0 db0 srv1 db1 all0 all1 t0 t1 pgp=""
+  [[ "$backend" == postgres ]] && pgp="$(pg_pids | tr "\n" " ")"
+  srv0=$(cpu_ticks "$SERVER_PID"); db0=$(cpu_ticks $pgp); all0=$(machine_ticks)
   t0=$(date +%s.%N)
   # /usr/bin/time reports wrk's own CPU (user and system seconds) into the raw output.
   timeout $((secs + 60)) /usr/bin/time -f 'PARAPLY wrk_cpu %U %S' \
@@ -175,7 +188,7 @@ run_op() {
   wait "$wpid" || log "wrk exited non-zero (see below)"
   wait "$tpid" 2>/dev/null || true
   t1=$(date +%s.%N)
-  srv1=$(cpu_ticks "$SERVER_PID"); db1=$(cpu_ticks $pgp)
+  srv1=$(cpu_ticks "$SERVER_PID"); db1=$(cpu_ticks $pgp); all1=$(machine_ticks)
   if [[ "$backend" == postgres ]]; then
     # Backends opened during the run were not in the first sample; count them whole.
     local p newp=""
@@ -195,18 +208,21 @@ run_op() {
   [[ -n "$sockerr" && "$sockerr" != 0 ]] && errors="$errors, $sockerr socket"
   [[ -n "$first" ]] && errors="$errors (first: ${first//|/\\|})"
 
-  local wall cpu_srv cpu_db cpu_wrk
+  local wall cpu_srv cpu_db cpu_wrk cpu_all cpu_other db_ticks=0
   wall=$(echo "$t1 - $t0" | bc -l)
   cpu_srv=$(echo "scale=0; 100 * ($srv1 - $srv0) / $CLK_TCK / $wall" | bc -l)
   cpu_wrk=$(awk -v w="$wall" '$1=="PARAPLY" && $2=="wrk_cpu"{printf "%.0f", 100*($3+$4)/w}' "$raw")
   if [[ "$backend" == postgres ]]; then
-    cpu_db="$(echo "scale=0; 100 * ($db1 - $db0) / $CLK_TCK / $wall" | bc -l)%"
+    db_ticks=$((db1 - db0))
+    cpu_db="$(echo "scale=0; 100 * $db_ticks / $CLK_TCK / $wall" | bc -l)%"
   else
     cpu_db="(in process)"
   fi
+  cpu_all=$(echo "scale=0; 100 * ($all1 - $all0) / $CLK_TCK / $wall" | bc -l)
+  cpu_other=$(echo "scale=0; $cpu_all - $cpu_srv - ${cpu_wrk:-0} - 100 * $db_ticks / $CLK_TCK / $wall" | bc -l)
 
   echo "| $backend | $op | $(printf '%.0f' "$rps") | $p50 | $p99 | $errors |" >>"$WORK/results.md"
-  echo "| $backend | $op | ${cpu_srv}% | $cpu_db | ${cpu_wrk}% |" >>"$WORK/cpu.md"
+  echo "| $backend | $op | ${cpu_srv}% | $cpu_db | ${cpu_wrk}% | ${cpu_other}% | ${cpu_all}% of $(( $(nproc) * 100 ))% |" >>"$WORK/cpu.md"
   log "$(tail -n1 "$WORK/results.md")"
   sed 's/^/    /' "$raw" >&2
 }
@@ -220,7 +236,7 @@ run_backend() {
       ;;
     postgres)
       command -v psql >/dev/null || { echo "psql is needed for the postgres run" >&2; exit 1; }
-      PG_DB="paraply_bench_$(tr -dc 'a-z0-9' </dev/urandom | head -c 10)"
+      PG_DB="paraply_bench_$(printf %04x%04x%04x $RANDOM $RANDOM $RANDOM)"
       psql "$PG_URL" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$PG_DB\"" >/dev/null
       # Same server and credentials, the fresh database instead of the path's one.
       local base="${PG_URL%%\?*}" query=""
@@ -252,6 +268,6 @@ cat "$WORK/results.md"
 echo
 echo "CPU during the measured run (100% = one core):"
 echo
-echo "| Backend | Operation | paraply | PostgreSQL | wrk |"
-echo "|---|---|---:|---:|---:|"
+echo "| Backend | Operation | paraply | PostgreSQL | wrk | other processes | machine busy |"
+echo "|---|---|---:|---:|---:|---:|---:|"
 cat "$WORK/cpu.md"
