@@ -257,11 +257,11 @@ on_both_backends!(
 );
 
 on_both_backends!(unknown_search_parameter_is_named, async |s: &TestServer| {
-    let reply = s.get("Patient?name=peter").await;
+    let reply = s.get("Patient?colour=peter").await;
     assert_eq!(reply.status, 400);
     let issue = reply.outcome_issue();
-    assert_eq!(issue["expression"][0], "name");
-    assert!(issue["diagnostics"].as_str().unwrap().contains("name"));
+    assert_eq!(issue["expression"][0], "colour");
+    assert!(issue["diagnostics"].as_str().unwrap().contains("colour"));
     assert_eq!(s.get("Patient?_count=many").await.status, 400);
     assert_eq!(s.get("AuditEvent?identifier=x").await.status, 400);
 });

@@ -7,6 +7,7 @@ mod errors;
 mod examples;
 mod nodes;
 mod operations;
+mod search;
 
 pub use paraply_tests::*;
 pub use serde_json::{Value, json};

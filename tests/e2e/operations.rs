@@ -22,40 +22,60 @@ on_both_backends!(
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(params, ["_id", "identifier"]);
+        for expected in [
+            "_id",
+            "_lastUpdated",
+            "identifier",
+            "name",
+            "family",
+            "birthdate",
+            "general-practitioner",
+        ] {
+            assert!(
+                params.contains(&expected),
+                "Patient?{expected} is not advertised"
+            );
+        }
+        let care_team = resources.iter().find(|r| r["type"] == "CareTeam").unwrap();
+        assert!(
+            care_team["searchParam"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "participant-role"
+                    && p["definition"]
+                        == "https://paraply.se/fhir/SearchParameter/CareTeam-participant-role")
+        );
+        assert!(
+            care_team["searchInclude"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i == "CareTeam:participant")
+        );
         // Every advertised search parameter really is accepted.
         for resource in resources {
             let resource_type = resource["type"].as_str().unwrap();
             for param in resource["searchParam"].as_array().unwrap() {
                 let name = param["name"].as_str().unwrap();
-                let reply = s.get(&format!("{resource_type}?{name}=x")).await;
+                let value = match param["type"].as_str().unwrap() {
+                    "date" => "ge2026-01-01",
+                    "uri" => "http://example.org",
+                    "quantity" => "5",
+                    _ => "x",
+                };
+                let reply = s.get(&format!("{resource_type}?{name}={value}")).await;
                 assert_eq!(reply.status, 200, "{resource_type}?{name}: {}", reply.text);
             }
         }
+        // Paraply's own parameters are published as SearchParameter resources.
+        let definition = s.get("SearchParameter/CareTeam-participant-role").await;
+        assert_eq!(definition.status, 200);
+        assert_eq!(definition.body["resourceType"], "SearchParameter");
+        assert_eq!(definition.body["code"], "participant-role");
+        assert_eq!(s.get("SearchParameter/unknown").await.status, 404);
     }
 );
-
-on_both_backends!(health_readiness_and_metrics, async |s: &TestServer| {
-    let health = Reply::send(s.client.get(format!("{}/healthz", s.root))).await;
-    assert_eq!(health.status, 200);
-    let ready = Reply::send(s.client.get(format!("{}/readyz", s.root))).await;
-    assert_eq!(ready.status, 200);
-    s.get("Patient/none").await;
-    let metrics = Reply::send(s.client.get(format!("{}/metrics", s.root))).await;
-    assert!(
-        metrics
-            .text
-            .contains("paraply_http_requests_total{interaction=\"read\",status=\"404\"} 1"),
-        "{}",
-        metrics.text
-    );
-    assert!(
-        metrics
-            .text
-            .contains("paraply_http_request_duration_seconds_bucket")
-    );
-    assert!(metrics.text.contains("paraply_db_pool_connections"));
-});
 
 on_both_backends!(request_ids_are_echoed_or_made, async |s: &TestServer| {
     let echoed = Reply::send(

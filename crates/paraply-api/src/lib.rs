@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use paraply_core::{Fhir, FhirRequest, Method, parse_query};
 use paraply_fhir::{Issue, IssueType};
+use paraply_search::Handling;
 use serde_json::Value;
 
 pub use metrics::Metrics;
@@ -292,8 +293,9 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         }
     }
 
-    let prefer =
-        ReturnPreference::from_header(parts.headers.get("prefer").and_then(|v| v.to_str().ok()));
+    let prefer_header = parts.headers.get("prefer").and_then(|v| v.to_str().ok());
+    let prefer = ReturnPreference::from_header(prefer_header);
+    fhir_request.handling = handling(prefer_header);
     let result = state.fhir.handle(fhir_request).await;
     let ctx = RenderContext {
         base: &base,
@@ -302,6 +304,19 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         request_id: &id,
     };
     respond(render(result, &ctx), format.pretty)
+}
+
+/// `Prefer: handling=lenient` asks searches to ignore (and report) what they do not know.
+fn handling(prefer: Option<&str>) -> Handling {
+    let lenient = prefer.is_some_and(|p| {
+        p.split([',', ';'])
+            .any(|part| part.trim() == "handling=lenient")
+    });
+    if lenient {
+        Handling::Lenient
+    } else {
+        Handling::Strict
+    }
 }
 
 enum RequestBody {

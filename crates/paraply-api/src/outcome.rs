@@ -4,7 +4,6 @@
 use axum::http::StatusCode;
 use paraply_core::CoreError;
 use paraply_fhir::{Issue, IssueType};
-use paraply_search::SearchError;
 use paraply_store::StoreError;
 
 /// Status and issues for an error. 5xx issues never carry internals: the caller adds the
@@ -56,17 +55,10 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             plain(StatusCode::BAD_REQUEST, IssueType::Invalid)
         }
         Patch(_) => plain(StatusCode::UNPROCESSABLE_ENTITY, IssueType::Processing),
-        Search(search) => {
-            let expression = match search {
-                SearchError::UnknownParameter { name, .. }
-                | SearchError::UnsupportedModifier { name, .. }
-                | SearchError::InvalidValue { name, .. } => name.clone(),
-            };
-            (
-                StatusCode::BAD_REQUEST,
-                vec![Issue::error(IssueType::NotSupported, search.to_string()).at(expression)],
-            )
-        }
+        Search(search) => (
+            StatusCode::BAD_REQUEST,
+            vec![Issue::error(IssueType::NotSupported, search.to_string()).at(search.parameter())],
+        ),
         Conflict { .. } => plain(StatusCode::CONFLICT, IssueType::Conflict),
         Transaction {
             index,
@@ -166,7 +158,6 @@ mod tests {
             (
                 CoreError::MultipleMatches {
                     resource_type: t,
-                    criteria: "c".into(),
                     count: 2,
                 },
                 412,

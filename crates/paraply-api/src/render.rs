@@ -4,7 +4,8 @@
 use axum::http::StatusCode;
 use paraply_core::{CoreError, Outcome, format_instant};
 use paraply_fhir::{Issue, IssueType, Severity, operation_outcome};
-use paraply_store::StoredResource;
+use paraply_search::{PageCursor, SearchQuery, Summary, subset};
+use paraply_store::{SearchMatch, SearchPage, StoredResource};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -142,24 +143,7 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
             }
         }
         Outcome::Deleted => Rendered::new(StatusCode::NO_CONTENT, None),
-        Outcome::Searchset { page, .. } => {
-            let entries = page
-                .matches
-                .iter()
-                .map(|resource| EntryOut {
-                    full_url: Some(resource_url(ctx.base, resource)),
-                    resource: resource.body.as_deref().and_then(raw),
-                    search: Some(json!({"mode": "match"})),
-                    ..EntryOut::default()
-                })
-                .collect();
-            bundle(
-                "searchset",
-                Some(page.total),
-                vec![link("self", ctx.self_url)],
-                entries,
-            )
-        }
+        Outcome::Searchset { query, page } => searchset(&query, page, ctx),
         Outcome::History { params, page } => {
             let mut links = vec![link("self", ctx.self_url)];
             if let Some(next) = page.next {
@@ -229,6 +213,91 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
             bundle(kind, None, Vec::new(), entries)
         }
     }
+}
+
+/// A searchset Bundle: matches, then included resources, then (lenient handling) an
+/// OperationOutcome naming what was ignored; keyset `next`/`previous` links.
+fn searchset(query: &SearchQuery, page: SearchPage, ctx: &RenderContext<'_>) -> Rendered {
+    let mut links = vec![link("self", ctx.self_url)];
+    let cursor_link = |relation: &str, matched: &SearchMatch, backwards: bool| {
+        let cursor = PageCursor {
+            values: matched.sort_values.clone(),
+            id: matched.resource.id.to_string(),
+            backwards,
+        };
+        link(relation, &with_page(ctx.self_url, &cursor.encode()))
+    };
+    let backwards = query.page.as_ref().is_some_and(|p| p.backwards);
+    let (has_next, has_previous) = match (&query.page, backwards) {
+        (None, _) => (page.more, false),
+        (Some(_), false) => (page.more, true),
+        (Some(_), true) => (true, page.more),
+    };
+    if let (true, Some(last)) = (has_next, page.matches.last()) {
+        links.push(cursor_link("next", last, false));
+    }
+    if let (true, Some(first)) = (has_previous, page.matches.first()) {
+        links.push(cursor_link("previous", first, true));
+    }
+    let shape = |resource: &StoredResource| -> Option<Box<RawValue>> {
+        let body = resource.body.as_deref()?;
+        if query.summary == Summary::False && query.elements.is_empty()
+            || query.summary == Summary::Count
+        {
+            return raw(body);
+        }
+        let mut value: Value = serde_json::from_str(body).ok()?;
+        if let Some(map) = value.as_object_mut() {
+            subset(resource.resource_type, map, query.summary, &query.elements);
+        }
+        raw(&value.to_string())
+    };
+    let mut entries: Vec<EntryOut> = page
+        .matches
+        .iter()
+        .map(|m| EntryOut {
+            full_url: Some(resource_url(ctx.base, &m.resource)),
+            resource: shape(&m.resource),
+            search: Some(json!({"mode": "match"})),
+            ..EntryOut::default()
+        })
+        .collect();
+    entries.extend(page.included.iter().map(|resource| EntryOut {
+        full_url: Some(resource_url(ctx.base, resource)),
+        resource: shape(resource),
+        search: Some(json!({"mode": "include"})),
+        ..EntryOut::default()
+    }));
+    if !query.ignored.is_empty() {
+        let issues: Vec<Issue> = query
+            .ignored
+            .iter()
+            .map(|error| Issue {
+                severity: Severity::Warning,
+                code: IssueType::NotSupported,
+                diagnostics: format!("ignored: {error}"),
+                expression: Some(error.parameter().to_owned()),
+            })
+            .collect();
+        entries.push(EntryOut {
+            resource: raw(&operation_outcome(&issues).to_string()),
+            search: Some(json!({"mode": "outcome"})),
+            ..EntryOut::default()
+        });
+    }
+    bundle("searchset", page.total, links, entries)
+}
+
+/// `url` with its `_page` parameter set to `cursor` (others kept as the client sent them).
+fn with_page(url: &str, cursor: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("_page="))
+        .collect();
+    let page = format!("_page={cursor}");
+    kept.push(&page);
+    format!("{path}?{}", kept.join("&"))
 }
 
 fn history_entry(version: &StoredResource, base: &str) -> EntryOut {
@@ -345,6 +414,21 @@ mod tests {
         assert_eq!(
             ReturnPreference::from_header(None),
             ReturnPreference::Representation
+        );
+    }
+
+    #[test]
+    fn page_links_replace_the_cursor_and_keep_the_criteria() {
+        assert_eq!(
+            with_page(
+                "http://h/fhir/CareTeam?patient=p1&_page=old&_count=2",
+                "new"
+            ),
+            "http://h/fhir/CareTeam?patient=p1&_count=2&_page=new"
+        );
+        assert_eq!(
+            with_page("http://h/fhir/CareTeam", "c"),
+            "http://h/fhir/CareTeam?_page=c"
         );
     }
 

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::engine::{Fhir, Outcome, Reader, is_write, write_in};
 use crate::error::{CoreError, Method};
-use crate::request::{FhirRequest, Interaction, parse_query};
+use crate::request::{FhirRequest, Interaction, conditional, parse_query};
 
 /// One entry of an incoming batch or transaction.
 struct Entry {
@@ -207,13 +207,12 @@ async fn single_match(
     tx: &mut dyn paraply_store::StoreTx,
     query: &SearchQuery,
 ) -> Result<Option<ResourceId>, CoreError> {
-    let page = tx.search(query, 2).await?;
-    match page.total {
+    let page = tx.search(query).await?;
+    match page.total.unwrap_or_default() {
         0 => Ok(None),
-        1 => Ok(page.matches.into_iter().next().map(|m| m.id)),
+        1 => Ok(page.matches.into_iter().next().map(|m| m.resource.id)),
         count => Err(CoreError::MultipleMatches {
             resource_type: query.resource_type,
-            criteria: query.to_string(),
             count,
         }),
     }
@@ -233,14 +232,10 @@ async fn resolve_conditional(
             count: 0,
         });
     };
-    let pairs = parse_query(criteria);
-    let query = SearchQuery::parse(
-        resource_type,
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )?;
-    let page = tx.search(&query, 2).await?;
-    match (page.total, page.matches.first()) {
-        (1, Some(found)) => Ok(Some(format!("{resource_type}/{}", found.id))),
+    let query = conditional(resource_type, &parse_query(criteria))?;
+    let page = tx.search(&query).await?;
+    match (page.total.unwrap_or_default(), page.matches.first()) {
+        (1, Some(found)) => Ok(Some(format!("{resource_type}/{}", found.resource.id))),
         (count, _) => Err(CoreError::UnresolvedReference {
             reference: reference.to_owned(),
             count,

@@ -1,8 +1,9 @@
 //! The CapabilityStatement, generated from what is wired: the served types, the
-//! interactions the engine executes and the parameters in the search registry.
+//! interactions the engine executes and the parameters in the search registry; and
+//! Paraply's own SearchParameter definitions.
 
 use paraply_fhir::ResourceType;
-use paraply_search::params_for;
+use paraply_search::{PARAPLY_DEFINITIONS, ParamKind, params_for};
 use serde_json::{Value, json};
 
 use crate::stamp::{format_instant, now};
@@ -23,39 +24,45 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 /// Whole-system interactions.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
+fn resource_entry(resource_type: ResourceType) -> Value {
+    let mut search_params = vec![
+        json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
+        json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
+    ];
+    search_params.extend(params_for(resource_type).map(
+        |param| json!({"name": param.name, "definition": param.url, "type": param.kind.as_str()}),
+    ));
+    let includes: Vec<String> = params_for(resource_type)
+        .filter(|p| p.kind == ParamKind::Reference)
+        .map(|p| format!("{resource_type}:{}", p.name))
+        .collect();
+    let revincludes: Vec<String> = ResourceType::ALL
+        .iter()
+        .flat_map(|source| {
+            params_for(*source)
+                .filter(|p| p.kind == ParamKind::Reference && p.targets.contains(&resource_type))
+                .map(move |p| format!("{source}:{}", p.name))
+        })
+        .collect();
+    json!({
+        "type": resource_type.as_str(),
+        "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
+        "versioning": "versioned-update",
+        "readHistory": true,
+        "updateCreate": true,
+        "conditionalCreate": true,
+        "conditionalUpdate": true,
+        "conditionalDelete": "single",
+        "searchInclude": includes,
+        "searchRevInclude": revincludes,
+        "searchParam": search_params,
+    })
+}
+
 pub fn capability_statement() -> Value {
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
-        .map(|resource_type| {
-            let mut search_params = vec![json!({
-                "name": "_id",
-                "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
-                "type": "token",
-                "documentation": "Logical id of the resource"
-            })];
-            search_params.extend(params_for(*resource_type).iter().map(|param| {
-                json!({
-                    "name": param.name,
-                    "definition": format!(
-                        "http://hl7.org/fhir/SearchParameter/{}-{}",
-                        resource_type, param.name
-                    ),
-                    "type": param.kind.as_str(),
-                    "documentation": param.documentation,
-                })
-            }));
-            json!({
-                "type": resource_type.as_str(),
-                "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
-                "versioning": "versioned-update",
-                "readHistory": true,
-                "updateCreate": true,
-                "conditionalCreate": true,
-                "conditionalUpdate": true,
-                "conditionalDelete": "single",
-                "searchParam": search_params,
-            })
-        })
+        .map(|t| resource_entry(*t))
         .collect();
     json!({
         "resourceType": "CapabilityStatement",
@@ -72,6 +79,47 @@ pub fn capability_statement() -> Value {
             "documentation": "Patientkontrakt: the umbrella plan over all of a patient's plans",
             "resource": resources,
             "interaction": SYSTEM_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
+            "searchParam": [
+                {"name": "_count", "type": "number", "documentation": "Page size (default 50, at most 1000)"},
+                {"name": "_sort", "type": "string", "documentation": "Sort keys; '-' for descending"},
+                {"name": "_include", "type": "special"},
+                {"name": "_revinclude", "type": "special"},
+                {"name": "_summary", "type": "token"},
+                {"name": "_elements", "type": "string"},
+                {"name": "_total", "type": "token"},
+                {"name": "_has", "type": "special"}
+            ],
         }]
     })
+}
+
+/// Paraply's own SearchParameter resource with this id (`CareTeam-participant-role`).
+pub fn search_parameter(id: &str) -> Option<Value> {
+    PARAPLY_DEFINITIONS
+        .iter()
+        .find_map(|(base, def, expression, description)| {
+            let resource_id = format!("{base}-{}", def.name);
+            (resource_id == id).then(|| {
+                let mut resource = json!({
+                    "resourceType": "SearchParameter",
+                    "id": resource_id,
+                    "url": def.url,
+                    "name": def.name,
+                    "status": "active",
+                    "publisher": "Paraply",
+                    "description": description,
+                    "code": def.name,
+                    "base": [base.as_str()],
+                    "type": def.kind.as_str(),
+                    "expression": expression,
+                });
+                if !def.targets.is_empty()
+                    && let Some(map) = resource.as_object_mut()
+                {
+                    let targets: Vec<&str> = def.targets.iter().map(|t| t.as_str()).collect();
+                    map.insert("target".into(), json!(targets));
+                }
+                resource
+            })
+        })
 }

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId, validate};
-use paraply_search::{SearchQuery, index_rows};
+use paraply_search::{SearchQuery, Summary, Total, index_rows};
 use paraply_store::{
     HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoreTx, StoredResource,
 };
 use serde_json::Value;
 
 use crate::error::CoreError;
-use crate::request::{DEFAULT_PAGE_SIZE, FhirRequest, HistoryParams, Interaction, MAX_PAGE_SIZE};
+use crate::request::{FhirRequest, HistoryParams, Interaction};
 use crate::stamp::{now, stamp};
 
 /// How often a write without `If-Match` is retried when another writer took the version
@@ -69,14 +69,10 @@ impl Reader<'_> {
         })
     }
 
-    pub(crate) async fn search(
-        &mut self,
-        query: &SearchQuery,
-        limit: u32,
-    ) -> Result<SearchPage, CoreError> {
+    pub(crate) async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, CoreError> {
         Ok(match self {
-            Reader::Store(store) => store.search(query, limit).await?,
-            Reader::Tx(tx) => tx.search(query, limit).await?,
+            Reader::Store(store) => store.search(query).await?,
+            Reader::Tx(tx) => tx.search(query).await?,
         })
     }
 }
@@ -149,6 +145,11 @@ impl Fhir {
             Interaction::Capabilities => Ok(Outcome::Capabilities(
                 crate::capabilities::capability_statement(),
             )),
+            Interaction::ReadSearchParameter { id } => crate::capabilities::search_parameter(&id)
+                .map(Outcome::Capabilities)
+                .ok_or(CoreError::UnknownRoute(format!(
+                    "SearchParameter/{id} is not one of Paraply's own definitions"
+                ))),
             Interaction::Read { resource_type, id } => {
                 let resource =
                     reader
@@ -196,9 +197,12 @@ impl Fhir {
                     resource,
                 })
             }
-            Interaction::Search { query } => {
-                let limit = query.count.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
-                let page = reader.search(&query, limit).await?;
+            Interaction::Search { mut query } => {
+                if query.summary == Summary::Count {
+                    query.count = 0;
+                    query.total = Total::Accurate;
+                }
+                let page = reader.search(&query).await?;
                 Ok(Outcome::Searchset { query, page })
             }
             Interaction::History(params) => {
@@ -246,6 +250,7 @@ fn pinned_version(interaction: &Interaction) -> Option<VersionId> {
 pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
     match interaction {
         Interaction::Capabilities => "capabilities",
+        Interaction::ReadSearchParameter { .. } => "read",
         Interaction::Read { .. } => "read",
         Interaction::VRead { .. } => "vread",
         Interaction::Create { .. } => "create",
@@ -274,21 +279,20 @@ pub(crate) async fn write_in(
             if_none_exist,
         } => {
             if let Some(query) = if_none_exist {
-                let matches = tx.search(&query, 2).await?;
-                match matches.total {
+                let matches = tx.search(&query).await?;
+                match matches.total.unwrap_or_default() {
                     0 => {}
                     1 => {
                         if let Some(existing) = matches.matches.into_iter().next() {
                             return Ok(Outcome::Resource {
                                 created: false,
-                                resource: existing,
+                                resource: existing.resource,
                             });
                         }
                     }
                     count => {
                         return Err(CoreError::MultipleMatches {
                             resource_type,
-                            criteria: describe(&query),
                             count,
                         });
                     }
@@ -316,9 +320,10 @@ pub(crate) async fn write_in(
         }
         Interaction::ConditionalUpdate { query, body } => {
             let resource_type = query.resource_type;
-            let matches = tx.search(&query, 2).await?;
+            let matches = tx.search(&query).await?;
             let body_id = body.get("id").and_then(Value::as_str).map(str::to_owned);
-            let id = match (matches.total, matches.matches.first()) {
+            let first = matches.matches.first().map(|m| &m.resource);
+            let id = match (matches.total.unwrap_or_default(), first) {
                 (0, _) => match body_id {
                     Some(id) => id
                         .parse::<ResourceId>()
@@ -342,7 +347,6 @@ pub(crate) async fn write_in(
                 (count, _) => {
                     return Err(CoreError::MultipleMatches {
                         resource_type,
-                        criteria: describe(&query),
                         count,
                     });
                 }
@@ -386,13 +390,13 @@ pub(crate) async fn write_in(
             if_match,
         } => delete(tx, resource_type, id, if_match).await,
         Interaction::ConditionalDelete { query } => {
-            let matches = tx.search(&query, 2).await?;
-            match (matches.total, matches.matches.into_iter().next()) {
+            let matches = tx.search(&query).await?;
+            let first = matches.matches.into_iter().next().map(|m| m.resource);
+            match (matches.total.unwrap_or_default(), first) {
                 (0, _) => Ok(Outcome::Deleted),
                 (1, Some(found)) => delete(tx, found.resource_type, found.id, None).await,
                 (count, _) => Err(CoreError::MultipleMatches {
                     resource_type: query.resource_type,
-                    criteria: describe(&query),
                     count,
                 }),
             }
@@ -465,7 +469,7 @@ async fn put_version(
     if_match: Option<VersionId>,
     kind: WriteKind,
 ) -> Result<Outcome, CoreError> {
-    let Value::Object(map) = &body else {
+    let Value::Object(map) = body else {
         return Err(CoreError::bad_request("the body must be a JSON object"));
     };
     match map.get("resourceType").and_then(Value::as_str) {
@@ -541,8 +545,4 @@ async fn delete(
     })
     .await?;
     Ok(Outcome::Deleted)
-}
-
-fn describe(query: &SearchQuery) -> String {
-    query.to_string()
 }

@@ -51,11 +51,10 @@ pub enum CoreError {
     },
     /// A conditional interaction matched more than one resource.
     #[error(
-        "the condition '{criteria}' matched {count} {resource_type} resources; it must match at most one"
+        "the conditional criteria matched {count} {resource_type} resources; they must match at most one"
     )]
     MultipleMatches {
         resource_type: ResourceType,
-        criteria: String,
         count: u64,
     },
     /// A conditional reference in a transaction did not resolve to exactly one resource.

@@ -12,10 +12,8 @@ mod error;
 mod request;
 mod stamp;
 
-pub use capabilities::capability_statement;
+pub use capabilities::{capability_statement, search_parameter};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
-pub use request::{
-    DEFAULT_PAGE_SIZE, FhirRequest, HistoryParams, Interaction, MAX_PAGE_SIZE, parse_query,
-};
+pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};
 pub use stamp::format_instant;

@@ -4,7 +4,7 @@
 //! [`Interaction::parse`], so a Bundle entry and the same request sent alone take one path.
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::SearchQuery;
+use paraply_search::{DEFAULT_COUNT, Handling, MAX_COUNT, SearchQuery};
 use paraply_store::{HistoryCursor, HistoryScope};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -22,6 +22,8 @@ pub struct FhirRequest {
     pub if_match: Option<String>,
     /// `If-None-Exist`: the search criteria of a conditional create, as a query string.
     pub if_none_exist: Option<String>,
+    /// `Prefer: handling=lenient`: unknown search parameters are ignored and reported.
+    pub handling: Handling,
     pub body: Option<Value>,
 }
 
@@ -33,6 +35,7 @@ impl FhirRequest {
             query: Vec::new(),
             if_match: None,
             if_none_exist: None,
+            handling: Handling::Strict,
             body: None,
         }
     }
@@ -66,6 +69,10 @@ pub struct HistoryParams {
 #[derive(Debug, Clone)]
 pub enum Interaction {
     Capabilities,
+    /// One of Paraply's own SearchParameter definitions.
+    ReadSearchParameter {
+        id: String,
+    },
     Read {
         resource_type: ResourceType,
         id: ResourceId,
@@ -114,10 +121,6 @@ pub enum Interaction {
     },
 }
 
-/// Default and maximum page sizes of searches and histories.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-pub const MAX_PAGE_SIZE: u32 = 1000;
-
 impl Interaction {
     pub fn parse(request: FhirRequest) -> Result<Interaction, CoreError> {
         let FhirRequest {
@@ -126,6 +129,7 @@ impl Interaction {
             query,
             if_match,
             if_none_exist,
+            handling,
             body,
         } = request;
         let segments: Vec<&str> = if path.is_empty() {
@@ -174,11 +178,17 @@ impl Interaction {
                 Method::Get => history(HistoryScope::System, &query),
                 _ => Err(not_allowed()),
             },
+            ["SearchParameter", id] => match method {
+                Method::Get => Ok(Interaction::ReadSearchParameter {
+                    id: (*id).to_owned(),
+                }),
+                _ => Err(not_allowed()),
+            },
             [type_name] => {
                 let resource_type = resource_type(type_name)?;
                 match method {
                     Method::Get => Ok(Interaction::Search {
-                        query: search(resource_type, &query)?,
+                        query: search(resource_type, &query, handling)?,
                     }),
                     Method::Post => Ok(Interaction::Create {
                         resource_type,
@@ -204,7 +214,7 @@ impl Interaction {
                 let resource_type = resource_type(type_name)?;
                 match method {
                     Method::Post => Ok(Interaction::Search {
-                        query: search(resource_type, &query)?,
+                        query: search(resource_type, &query, handling)?,
                     }),
                     _ => Err(not_allowed()),
                 }
@@ -284,24 +294,29 @@ fn resource_id(id: &str) -> Result<ResourceId, CoreError> {
 fn search(
     resource_type: ResourceType,
     pairs: &[(String, String)],
+    handling: Handling,
 ) -> Result<SearchQuery, CoreError> {
-    Ok(SearchQuery::parse(
+    Ok(SearchQuery::parse_with(
         resource_type,
         pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        handling,
     )?)
 }
 
-/// Criteria of a conditional interaction: a search that must name at least one criterion.
-fn conditional(
+/// Criteria of a conditional interaction or reference: a strict search that must name at
+/// least one criterion, asking just enough to tell none, one and several apart.
+pub fn conditional(
     resource_type: ResourceType,
     pairs: &[(String, String)],
 ) -> Result<SearchQuery, CoreError> {
-    let query = search(resource_type, pairs)?;
-    if query.clauses.is_empty() {
+    let mut query = search(resource_type, pairs, Handling::Strict)?;
+    if query.filters.is_empty() {
         return Err(CoreError::bad_request(
             "a conditional interaction needs search criteria",
         ));
     }
+    query.count = 2;
+    query.total = paraply_search::Total::Accurate;
     Ok(query)
 }
 
@@ -309,7 +324,7 @@ fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interactio
     let mut params = HistoryParams {
         scope,
         since: None,
-        count: DEFAULT_PAGE_SIZE,
+        count: DEFAULT_COUNT,
         after: None,
     };
     for (name, value) in pairs {
@@ -328,7 +343,7 @@ fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interactio
                 let count = value
                     .parse::<u32>()
                     .map_err(|_| invalid("expected a whole number"))?;
-                params.count = count.clamp(1, MAX_PAGE_SIZE);
+                params.count = count.clamp(1, MAX_COUNT);
             }
             "_page" => {
                 let cursor = value

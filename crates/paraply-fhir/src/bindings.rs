@@ -258,6 +258,14 @@ pub const REQUIRED_ELEMENTS: &[&str] = &[
     "Task.status",
 ];
 
+/// The top-level elements of a type that must be present (min 1).
+pub fn required_top_level_elements(type_name: &str) -> impl Iterator<Item = &'static str> + '_ {
+    REQUIRED_ELEMENTS.iter().filter_map(move |path| {
+        let rest = path.strip_prefix(type_name)?.strip_prefix('.')?;
+        (!rest.contains('.')).then_some(rest.trim_end_matches("[x]"))
+    })
+}
+
 const PARTICIPATION_STATUS: &[&str] = &["accepted", "declined", "tentative", "needs-action"];
 const REQUEST_STATUS: &[&str] = &[
     "draft",

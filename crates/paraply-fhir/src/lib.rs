@@ -6,12 +6,14 @@
 //! through the small non-generic functions here.
 
 mod bindings;
+pub mod codes;
 mod id;
 mod identifier;
 mod outcome;
 mod resource_type;
 mod validate;
 
+pub use bindings::required_top_level_elements;
 pub use id::{InvalidId, ResourceId, VersionId};
 pub use identifier::{
     HSA_ID, ORGANISATIONSNUMMER, PERSONNUMMER, SAMORDNINGSNUMMER, canonical_system,

@@ -1,92 +1,506 @@
-//! Index rows: what a stored resource offers to searches, extracted on write.
+//! Index rows: what a stored resource offers to searches, extracted on write in the same
+//! transaction as the version they describe.
 
 use paraply_fhir::{ResourceType, canonical_system};
 use serde_json::Value;
 
-use crate::registry::{ParamKind, params_for};
+use crate::date::{DateRange, parse_date_range};
+use crate::normalize::normalize;
+use crate::registry::{ElementPath, Filter, ParamKind, SearchParamDef, params_for};
 
 /// One searchable value of one parameter of a resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IndexRow {
+    /// The parameter name; `identifier:of-type` rows serve the `:of-type` modifier.
     pub param: &'static str,
     pub value: IndexValue,
 }
 
 /// The typed value an index row holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IndexValue {
+    /// A code, identifier or contact value; `text` is the normalized display or
+    /// CodeableConcept text, for `:text`.
     Token {
         system: Option<String>,
-        code: String,
+        code: Option<String>,
+        text: Option<String>,
+    },
+    /// `normalized` is lower-cased without accents, for the default and `:contains`
+    /// searches; `exact` as written, for `:exact`.
+    String {
+        normalized: String,
+        exact: String,
+    },
+    /// A literal reference: type and id when the reference names a resource
+    /// (`Patient/1`, also absolute), `url` as written without a version.
+    Reference {
+        target_type: Option<ResourceType>,
+        target_id: Option<String>,
+        url: String,
+    },
+    Date(DateRange),
+    Uri(String),
+    Quantity {
+        value: f64,
+        system: Option<String>,
+        code: Option<String>,
     },
 }
+
+/// The index rows (and token conditions) that serve `identifier:of-type`.
+pub const OF_TYPE_PARAM: &str = "identifier:of-type";
 
 /// Every index row of `resource`, following the registry for its type.
 pub fn index_rows(resource_type: ResourceType, resource: &Value) -> Vec<IndexRow> {
     let mut rows = Vec::new();
     for def in params_for(resource_type) {
-        for element in def.elements {
-            match def.kind {
-                ParamKind::Token => {
-                    for identifier in values_of(resource.get(*element)) {
-                        if let Some(code) = identifier.get("value").and_then(Value::as_str) {
-                            let system = identifier
-                                .get("system")
-                                .and_then(Value::as_str)
-                                .map(|s| canonical_system(s).to_owned());
-                            rows.push(IndexRow {
-                                param: def.name,
-                                value: IndexValue::Token {
-                                    system,
-                                    code: code.to_owned(),
-                                },
-                            });
-                        }
-                    }
-                }
+        for path in def.paths {
+            for node in nodes_at(resource, path) {
+                extract(def, path, node, &mut rows);
             }
         }
     }
     rows
 }
 
-/// An element's values whether it repeats (array) or not (object).
-fn values_of(element: Option<&Value>) -> impl Iterator<Item = &Value> {
-    let (many, one) = match element {
-        Some(Value::Array(items)) => (items.as_slice(), None),
-        Some(other) => (&[][..], Some(other)),
-        None => (&[][..], None),
+/// The values at `path` below `resource`, arrays flattened, choice elements resolved
+/// (`deceased` finds `deceasedBoolean`; with `choice` only that one).
+pub(crate) fn nodes_at<'a>(resource: &'a Value, path: &ElementPath) -> Vec<&'a Value> {
+    let mut current = vec![resource];
+    for (i, step) in path.steps.iter().enumerate() {
+        let last = i + 1 == path.steps.len();
+        let mut next = Vec::new();
+        for node in current {
+            let Some(map) = node.as_object() else {
+                continue;
+            };
+            let found: Vec<&Value> = match (last, path.choice) {
+                (true, Some(choice)) => map.get(&format!("{step}{choice}")).into_iter().collect(),
+                _ => match map.get(*step) {
+                    Some(value) => vec![value],
+                    None => map
+                        .iter()
+                        .filter(|(key, _)| {
+                            key.strip_prefix(step).is_some_and(|rest| {
+                                rest.starts_with(|c: char| c.is_ascii_uppercase())
+                            })
+                        })
+                        .map(|(_, value)| value)
+                        .collect(),
+                },
+            };
+            for value in found {
+                match value {
+                    Value::Array(items) => next.extend(items.iter()),
+                    other => next.push(other),
+                }
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+fn extract(
+    def: &'static SearchParamDef,
+    path: &ElementPath,
+    node: &Value,
+    rows: &mut Vec<IndexRow>,
+) {
+    let mut push = |value| {
+        rows.push(IndexRow {
+            param: def.name,
+            value,
+        })
     };
-    many.iter().chain(one)
+    match def.kind {
+        ParamKind::Token => {
+            for token in tokens(node, path.filter) {
+                push(token);
+            }
+            if let Some(of_type) = identifier_of_type(def, node) {
+                rows.push(of_type);
+            }
+        }
+        ParamKind::String => {
+            for text in strings(node) {
+                push(IndexValue::String {
+                    normalized: normalize(text),
+                    exact: text.to_owned(),
+                });
+            }
+        }
+        ParamKind::Reference => {
+            if let Some(reference) = reference(node)
+                && match (path.resolve_is, &reference) {
+                    (Some(required), IndexValue::Reference { target_type, .. }) => {
+                        *target_type == Some(required)
+                    }
+                    _ => true,
+                }
+            {
+                push(reference);
+            }
+        }
+        ParamKind::Date => {
+            if let Some(range) = date(node) {
+                push(IndexValue::Date(range));
+            }
+        }
+        ParamKind::Uri => {
+            if let Some(uri) = node.as_str() {
+                push(IndexValue::Uri(uri.to_owned()));
+            }
+        }
+        ParamKind::Quantity => {
+            if let Some(quantity) = quantity(node) {
+                push(quantity);
+            }
+        }
+    }
+}
+
+/// Contact point systems: a ContactPoint's `system` says phone or email, not a code system.
+const CONTACT_SYSTEMS: &[&str] = &["phone", "fax", "email", "pager", "url", "sms", "other"];
+
+fn text_of(value: Option<&Value>) -> Option<String> {
+    value.and_then(Value::as_str).map(normalize)
+}
+
+fn tokens(node: &Value, filter: Option<Filter>) -> Vec<IndexValue> {
+    let str_of = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    match node {
+        Value::String(code) => vec![IndexValue::Token {
+            system: None,
+            code: Some(code.clone()),
+            text: None,
+        }],
+        Value::Bool(flag) => vec![IndexValue::Token {
+            system: None,
+            code: Some(flag.to_string()),
+            text: None,
+        }],
+        Value::Object(map)
+            if map.contains_key("coding")
+                || (map.contains_key("text") && !map.contains_key("value")) =>
+        {
+            let concept_text = text_of(map.get("text"));
+            let mut out: Vec<IndexValue> = map
+                .get("coding")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|coding| match filter {
+                    Some(Filter::CodingSystem(system)) => {
+                        coding.get("system").and_then(Value::as_str) == Some(system)
+                    }
+                    _ => true,
+                })
+                .map(|coding| IndexValue::Token {
+                    system: str_of(coding, "system").map(|s| canonical_system(&s).to_owned()),
+                    code: str_of(coding, "code"),
+                    text: text_of(coding.get("display")).or_else(|| concept_text.clone()),
+                })
+                .collect();
+            if out.is_empty() && concept_text.is_some() && filter.is_none() {
+                out.push(IndexValue::Token {
+                    system: None,
+                    code: None,
+                    text: concept_text,
+                });
+            }
+            out
+        }
+        Value::Object(map) if map.contains_key("value") => {
+            let system = str_of(node, "system");
+            let is_contact = system
+                .as_deref()
+                .is_some_and(|s| CONTACT_SYSTEMS.contains(&s));
+            if let Some(Filter::ContactSystem(wanted)) = filter
+                && system.as_deref() != Some(wanted)
+            {
+                return Vec::new();
+            }
+            let system = if is_contact {
+                None
+            } else {
+                system.map(|s| canonical_system(&s).to_owned())
+            };
+            vec![IndexValue::Token {
+                system,
+                code: str_of(node, "value"),
+                text: text_of(map.get("type").and_then(|t| t.get("text"))),
+            }]
+        }
+        Value::Object(map) if map.contains_key("code") || map.contains_key("system") => {
+            if let Some(Filter::CodingSystem(system)) = filter
+                && map.get("system").and_then(Value::as_str) != Some(system)
+            {
+                return Vec::new();
+            }
+            vec![IndexValue::Token {
+                system: str_of(node, "system").map(|s| canonical_system(&s).to_owned()),
+                code: str_of(node, "code"),
+                text: text_of(map.get("display")),
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `identifier:of-type=type-system|type-code|value` is indexed as a token whose system is
+/// the type's and whose code is `type-code|value`.
+fn identifier_of_type(def: &SearchParamDef, node: &Value) -> Option<IndexRow> {
+    if def.name != "identifier" {
+        return None;
+    }
+    let value = node.get("value")?.as_str()?;
+    let coding = node.get("type")?.get("coding")?.as_array()?.first()?;
+    let code = coding.get("code")?.as_str()?;
+    Some(IndexRow {
+        param: OF_TYPE_PARAM,
+        value: IndexValue::Token {
+            system: coding
+                .get("system")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            code: Some(format!("{code}|{value}")),
+            text: None,
+        },
+    })
+}
+
+fn strings(node: &Value) -> Vec<&str> {
+    match node {
+        Value::String(text) => vec![text.as_str()],
+        Value::Object(map) => {
+            let mut out = Vec::new();
+            for key in [
+                "text",
+                "family",
+                "given",
+                "prefix",
+                "suffix",
+                "line",
+                "city",
+                "district",
+                "state",
+                "postalCode",
+                "country",
+            ] {
+                match map.get(key) {
+                    Some(Value::String(text)) => out.push(text.as_str()),
+                    Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str)),
+                    _ => {}
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Parses a literal reference (`Patient/1`, `Patient/1/_history/2`,
+/// `https://host/fhir/Patient/1`) or a canonical URL.
+pub(crate) fn reference(node: &Value) -> Option<IndexValue> {
+    let text = match node {
+        Value::String(canonical) => canonical.as_str(),
+        Value::Object(map) => map.get("reference")?.as_str()?,
+        _ => return None,
+    };
+    if text.starts_with('#') {
+        return None;
+    }
+    let without_version = match text.find("/_history/") {
+        Some(i) => &text[..i],
+        None => text,
+    };
+    let mut segments = without_version.rsplit('/');
+    let id = segments.next();
+    let type_name = segments.next();
+    let parsed = match (type_name.and_then(|t| t.parse::<ResourceType>().ok()), id) {
+        (Some(target_type), Some(id)) if id.parse::<paraply_fhir::ResourceId>().is_ok() => {
+            (Some(target_type), Some(id.to_owned()))
+        }
+        _ => (None, None),
+    };
+    Some(IndexValue::Reference {
+        target_type: parsed.0,
+        target_id: parsed.1,
+        url: without_version.to_owned(),
+    })
+}
+
+fn date(node: &Value) -> Option<DateRange> {
+    match node {
+        Value::String(text) => parse_date_range(text),
+        Value::Object(map) => {
+            // Period: open ends reach to the beginning or end of time.
+            let start = map
+                .get("start")
+                .and_then(Value::as_str)
+                .and_then(parse_date_range);
+            let end = map
+                .get("end")
+                .and_then(Value::as_str)
+                .and_then(parse_date_range);
+            if start.is_none() && end.is_none() {
+                return None;
+            }
+            Some(DateRange {
+                start: start.map_or(DateRange::MIN, |r| r.start),
+                end: end.map_or(DateRange::MAX, |r| r.end),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn quantity(node: &Value) -> Option<IndexValue> {
+    let value = node.get("value")?;
+    let value: f64 = value.to_string().parse().ok()?;
+    Some(IndexValue::Quantity {
+        value,
+        system: node
+            .get("system")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        code: node.get("code").and_then(Value::as_str).map(str::to_owned),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paraply_fhir::PERSONNUMMER;
     use serde_json::json;
 
+    fn rows(resource: Value, param: &str) -> Vec<IndexValue> {
+        let t: ResourceType = resource["resourceType"].as_str().unwrap().parse().unwrap();
+        index_rows(t, &resource)
+            .into_iter()
+            .filter(|r| r.param == param)
+            .map(|r| r.value)
+            .collect()
+    }
+
     #[test]
-    fn identifiers_become_token_rows_with_canonical_systems() {
+    fn identifiers_become_tokens_with_canonical_systems() {
         let patient = json!({"resourceType": "Patient", "identifier": [
-            {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121212"},
-            {"value": "no-system"},
-            {"system": "x"}
-        ]});
-        let rows = index_rows(ResourceType::Patient, &patient);
-        assert_eq!(rows.len(), 2);
+            {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121212"}]});
         assert_eq!(
-            rows[0].value,
-            IndexValue::Token {
-                system: Some(paraply_fhir::PERSONNUMMER.into()),
-                code: "191212121212".into()
+            rows(patient, "identifier"),
+            vec![IndexValue::Token {
+                system: Some(PERSONNUMMER.into()),
+                code: Some("191212121212".into()),
+                text: None
+            }]
+        );
+    }
+
+    #[test]
+    fn codeable_concepts_index_every_coding_and_the_text() {
+        let team = json!({"resourceType": "CareTeam", "category": [{"coding": [
+            {"system": "s", "code": "fast-kontakt", "display": "Fast Kontakt"}]}]});
+        assert_eq!(
+            rows(team, "category"),
+            vec![IndexValue::Token {
+                system: Some("s".into()),
+                code: Some("fast-kontakt".into()),
+                text: Some("fast kontakt".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn references_respect_resolve_is() {
+        let appointment = json!({"resourceType": "Appointment", "status": "booked", "participant": [
+            {"actor": {"reference": "Patient/p1"}, "status": "accepted"},
+            {"actor": {"reference": "PractitionerRole/r1"}, "status": "accepted"}]});
+        let patients = rows(appointment.clone(), "patient");
+        assert_eq!(patients.len(), 1);
+        assert_eq!(rows(appointment, "actor").len(), 2);
+    }
+
+    #[test]
+    fn absolute_and_versioned_references_name_type_and_id() {
+        let Some(IndexValue::Reference {
+            target_type,
+            target_id,
+            url,
+        }) = reference(&json!({"reference": "https://x.se/fhir/Patient/p1/_history/3"}))
+        else {
+            panic!("a reference");
+        };
+        assert_eq!(
+            (target_type, target_id.as_deref()),
+            (Some(ResourceType::Patient), Some("p1"))
+        );
+        assert_eq!(url, "https://x.se/fhir/Patient/p1");
+    }
+
+    #[test]
+    fn names_index_each_part_without_accents() {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": "Ågren", "given": ["Åsa", "Lena"]}]});
+        let names = rows(patient, "name");
+        assert_eq!(names.len(), 3);
+        assert_eq!(
+            names[0],
+            IndexValue::String {
+                normalized: "agren".into(),
+                exact: "Ågren".into()
             }
         );
     }
 
     #[test]
-    fn document_master_identifier_is_indexed() {
-        let doc = json!({"resourceType": "DocumentReference",
-            "masterIdentifier": {"system": "s", "value": "m"}});
-        assert_eq!(index_rows(ResourceType::DocumentReference, &doc).len(), 1);
+    fn periods_and_choice_elements_become_date_ranges() {
+        let plan = json!({"resourceType": "CarePlan", "period": {"start": "2026-01-01"}});
+        let [IndexValue::Date(range)] = rows(plan, "date")[..] else {
+            panic!("one date")
+        };
+        assert_eq!(range.end, DateRange::MAX);
+        let patient = json!({"resourceType": "Patient", "deceasedDateTime": "2020-02-02"});
+        assert_eq!(rows(patient, "death-date").len(), 1);
+    }
+
+    #[test]
+    fn phone_and_email_split_telecom() {
+        let patient = json!({"resourceType": "Patient", "telecom": [
+            {"system": "phone", "value": "+46 8 123"}, {"system": "email", "value": "a@b.se"}]});
+        assert_eq!(rows(patient.clone(), "phone").len(), 1);
+        assert_eq!(
+            rows(patient, "email"),
+            vec![IndexValue::Token {
+                system: None,
+                code: Some("a@b.se".into()),
+                text: None
+            }]
+        );
+    }
+
+    #[test]
+    fn huvudman_type_reads_only_its_code_system() {
+        let org = json!({"resourceType": "Organization", "type": [
+            {"coding": [{"system": paraply_fhir::codes::HUVUDMAN_TYPE_SYSTEM, "code": "kommun"}]},
+            {"coding": [{"system": "other", "code": "prov"}]}]});
+        assert_eq!(rows(org.clone(), "huvudman-type").len(), 1);
+        assert_eq!(rows(org, "type").len(), 2);
+    }
+
+    #[test]
+    fn identifier_type_serves_of_type() {
+        let patient = json!({"resourceType": "Patient", "identifier": [{"type": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "system": "s", "value": "42"}]});
+        let of_type = rows(patient, "identifier:of-type");
+        assert_eq!(
+            of_type,
+            vec![IndexValue::Token {
+                system: Some("http://terminology.hl7.org/CodeSystem/v2-0203".into()),
+                code: Some("MR|42".into()),
+                text: None
+            }]
+        );
     }
 }

@@ -4,10 +4,25 @@
 //! This crate knows no SQL and does no IO: storage receives only the typed query and the
 //! index rows, so a parameter is parsed once, here, with its definition in hand.
 
+mod cursor;
+mod date;
 mod index;
+mod normalize;
 mod query;
 mod registry;
+mod subset;
 
+pub use cursor::{PageCursor, SortValue};
+pub use date::{DateRange, parse_date_range};
 pub use index::{IndexRow, IndexValue, index_rows};
-pub use query::{Clause, SearchError, SearchQuery, TokenSystem, TokenValue};
-pub use registry::{ParamKind, SearchParamDef, params_for};
+pub use normalize::normalize;
+pub use query::{
+    Condition, DEFAULT_COUNT, Filter, Handling, Include, MAX_COUNT, MAX_INCLUDE_DEPTH, Prefix,
+    ReferenceTarget, SearchError, SearchQuery, SortField, SortKey, StringMatch, Summary,
+    TokenSystem, Total, UriMatch,
+};
+pub use registry::{
+    ElementPath, PARAPLY_DEFINITIONS, ParamKind, SearchParamDef, find, paraply_params, params_for,
+    summary_elements,
+};
+pub use subset::subset;

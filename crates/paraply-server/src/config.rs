@@ -26,6 +26,9 @@ pub enum Command {
     Serve(Settings),
     /// Serve with demo data loaded (idempotent: loading twice changes nothing).
     Demo(Settings),
+    /// Generate a synthetic Swedish population and load it into a running Paraply over
+    /// its FHIR API (or write it as NDJSON files).
+    Synth(paraply_synth::SynthArgs),
 }
 
 /// The settings `serve` and `demo` share.

@@ -26,6 +26,8 @@ pub enum ServerError {
     Metrics(String),
     #[error("demo data: {0}")]
     Demo(String),
+    #[error("synth: {0}")]
+    Synth(String),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
 }

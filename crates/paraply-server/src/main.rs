@@ -37,6 +37,12 @@ async fn start(command: Command) -> Result<(), ServerError> {
     let (settings, demo) = match command {
         Command::Serve(settings) => (settings, false),
         Command::Demo(settings) => (settings, true),
+        Command::Synth(args) => {
+            paraply_synth::run(args)
+                .await
+                .map_err(|e| ServerError::Synth(e.to_string()))?;
+            return Ok(());
+        }
     };
     let config = Config::from_settings(&settings)?;
     let store = open_store(&config).await?;

@@ -7,21 +7,25 @@
 // both impl blocks because Rust does not carry an impl's where clause over to its callers;
 // every bound is one a `$N` placeholder or a decoded column of `sql` needs.
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::SearchQuery;
+use paraply_search::{MAX_INCLUDE_DEPTH, SearchQuery, SortValue};
 use paraply_store::{
-    HistoryPage, HistoryQuery, NewVersion, SearchPage, StoreError, StoreTx, StoredResource,
+    HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError, StoreTx,
+    StoredResource,
 };
 use sqlx::query::{Query, QueryAs};
 use sqlx::{
-    Arguments, AssertSqlSafe, Database, Encode, Executor, FromRow, IntoArguments, Pool,
-    Transaction, Type,
+    Arguments, AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, FromRow,
+    IntoArguments, Pool, Row, Transaction, Type,
 };
+use time::OffsetDateTime;
 
 use crate::error::{db_error, write_error};
+use crate::search::{self, SortType};
 use crate::sql::{self, Bind, HistoryRow, Statement, VersionRow};
 
 /// What a write transaction does differently on each database.
@@ -29,10 +33,11 @@ pub(crate) trait Backend: Database {
     /// Run, bound to the resource type and id, before a write transaction reads a resource
     /// (`None`: the database needs no lock there).
     const LOCK_RESOURCE: Option<&'static str>;
-
-    /// Rows an `INSERT`, `UPDATE` or `DELETE` touched (sqlx has no trait method for it).
-    fn rows_affected(result: &Self::QueryResult) -> u64;
 }
+
+/// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
+/// a few statements per include spec, never one per match.
+const INCLUDE_CHUNK: usize = 500;
 
 /// The statements of both backends, run on a pool or on one connection of database `DB`.
 pub(crate) struct Sql<DB>(PhantomData<DB>);
@@ -47,6 +52,10 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> VersionRow: FromRow<'r, DB::Row>,
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
@@ -100,10 +109,9 @@ where
     pub(crate) async fn search(
         pool: &Pool<DB>,
         query: &SearchQuery,
-        limit: u32,
     ) -> Result<SearchPage, StoreError> {
         let mut conn = pool.acquire().await.map_err(db_error)?;
-        Self::search_on(&mut conn, query, limit).await
+        Self::search_on(&mut conn, query).await
     }
 
     pub(crate) async fn ping(pool: &Pool<DB>) -> Result<(), StoreError> {
@@ -129,27 +137,112 @@ where
             .transpose()
     }
 
+    /// The page (one statement), the total (one) and the includes (a few per include spec
+    /// and round, whatever the number of matches).
     async fn search_on(
         conn: &mut DB::Connection,
         query: &SearchQuery,
-        limit: u32,
     ) -> Result<SearchPage, StoreError> {
-        let (page, total) = sql::search(query, limit);
-        let rows: Vec<VersionRow> = Self::bind_as(page)?
+        let plan = search::search(query, sql::to_micros(OffsetDateTime::now_utc()));
+        let rows: Vec<DB::Row> = Self::bind(plan.page)?
             .fetch_all(&mut *conn)
             .await
             .map_err(db_error)?;
-        let (total,): (i64,) = Self::bind_as(total)?
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db_error)?;
+        let count = usize::try_from(query.count).unwrap_or(usize::MAX);
+        let more = rows.len() > count;
+        let mut found = rows
+            .iter()
+            .take(count)
+            .map(|row| decode_match::<DB>(row, &plan.sort))
+            .collect::<Result<Vec<_>, _>>()?;
+        if plan.backwards {
+            found.reverse();
+        }
+        let total = match plan.total {
+            Some(total) => {
+                let (total,): (i64,) = Self::bind_as(total)?
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+                Some(sql::count_from(total)?)
+            }
+            None => None,
+        };
+        let included = Self::includes(conn, query, &found).await?;
         Ok(SearchPage {
-            matches: rows
-                .into_iter()
-                .map(sql::stored)
-                .collect::<Result<_, _>>()?,
-            total: sql::count_from(total)?,
+            matches: found.into_iter().map(|(_, m)| m).collect(),
+            included,
+            total,
+            more,
         })
+    }
+
+    /// `_include`/`_revinclude`: round 0 starts from the matches, each `:iterate` round from
+    /// what the previous round added. Every resource appears once, never a match.
+    async fn includes(
+        conn: &mut DB::Connection,
+        query: &SearchQuery,
+        matches: &[(i64, SearchMatch)],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        if query.include.is_empty() && query.revinclude.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut seen: HashSet<(ResourceType, ResourceId)> = matches
+            .iter()
+            .map(|(_, m)| (m.resource.resource_type, m.resource.id.clone()))
+            .collect();
+        let mut frontier: Vec<(i64, ResourceType)> = matches
+            .iter()
+            .map(|(seq, m)| (*seq, m.resource.resource_type))
+            .collect();
+        let mut included = Vec::new();
+        let specs: Vec<_> = (query.include.iter().map(|s| (s, false)))
+            .chain(query.revinclude.iter().map(|s| (s, true)))
+            .collect();
+        for round in 0..=MAX_INCLUDE_DEPTH {
+            if frontier.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for &(spec, reverse) in &specs {
+                if round > 0 && !spec.iterate {
+                    continue;
+                }
+                // _include follows references held by the source type; _revinclude finds
+                // sources pointing at any resource (of the target type, if given).
+                let seqs: Vec<i64> = frontier
+                    .iter()
+                    .filter(|(_, t)| {
+                        if reverse {
+                            spec.target_type.is_none_or(|wanted| wanted == *t)
+                        } else {
+                            *t == spec.source_type
+                        }
+                    })
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                for chunk in seqs.chunks(INCLUDE_CHUNK) {
+                    let stmt = if reverse {
+                        search::revinclude(spec, chunk)
+                    } else {
+                        search::include(spec, chunk)
+                    };
+                    let rows: Vec<HistoryRow> = Self::bind_as(stmt)?
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(db_error)?;
+                    for (seq, t, id, version, at, body) in rows {
+                        let resource = sql::stored((t, id, version, at, body))?;
+                        if seen.insert((resource.resource_type, resource.id.clone())) {
+                            next.push((seq, resource.resource_type));
+                            included.push(resource);
+                        }
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(included)
     }
 
     async fn write(conn: &mut DB::Connection, version: NewVersion) -> Result<(), StoreError> {
@@ -164,39 +257,52 @@ where
             id: id.clone(),
         };
         let number = sql::version_to_db(resource_type, id, version_id)?;
-        if number > 1 {
-            let retired = sqlx::query(sql::RETIRE_CURRENT)
+        let retired = if number > 1 {
+            let retired: Option<(i64,)> = sqlx::query_as(sql::RETIRE_CURRENT)
                 .bind(resource_type.as_str())
                 .bind(id.as_str())
                 .bind(number - 1)
-                .execute(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(db_error)?;
-            if DB::rows_affected(&retired) != 1 {
-                return Err(conflict());
+            match retired {
+                Some((seq,)) => Some(seq),
+                None => return Err(conflict()),
             }
-        }
-        let inserted = sqlx::query(sql::INSERT_VERSION)
+        } else {
+            None
+        };
+        let inserted: Option<(i64,)> = sqlx::query_as(sql::INSERT_VERSION)
             .bind(resource_type.as_str())
             .bind(id.as_str())
             .bind(number)
             .bind(sql::to_micros(version.last_updated))
             .bind(version.body.as_deref())
-            .execute(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| write_error(e, resource_type, id))?;
-        if DB::rows_affected(&inserted) != 1 {
+        let Some((rid,)) = inserted else {
             return Err(conflict());
-        }
+        };
         // A successful version 1 proves the id had no version at all, hence no index rows.
-        if number > 1 {
-            Self::execute_for(conn, sql::DELETE_INDEX, resource_type, id).await?;
+        if let Some(old) = retired {
+            for statement in sql::DELETE_INDEX {
+                sqlx::query(statement)
+                    .bind(old)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            }
         }
-        if let Some(insert) = sql::insert_index(&version) {
-            Self::bind(insert)?
-                .execute(&mut *conn)
-                .await
-                .map_err(db_error)?;
+        // A deletion has no index rows: rows exist only for current, non-deleted versions,
+        // which lets searches skip re-checking the versions their rows point at.
+        if version.body.is_some() {
+            for insert in sql::insert_index(rid, resource_type, &version.index) {
+                Self::bind(insert)?
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            }
         }
         Ok(())
     }
@@ -240,6 +346,7 @@ where
                 Bind::Text(text) => arguments.add(text),
                 Bind::NullableText(text) => arguments.add(text),
                 Bind::Int(int) => arguments.add(int),
+                Bind::Real(real) => arguments.add(real),
             }
             .map_err(|e| db_error(sqlx::Error::Encode(e)))?;
         }
@@ -269,6 +376,10 @@ where
     for<'q> String: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> VersionRow: FromRow<'r, DB::Row>,
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
@@ -284,8 +395,8 @@ where
         Sql::<DB>::read_current(&mut self.tx, resource_type, id).await
     }
 
-    async fn search(&mut self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        Sql::<DB>::search_on(&mut self.tx, query, limit).await
+    async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        Sql::<DB>::search_on(&mut self.tx, query).await
     }
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
@@ -295,4 +406,44 @@ where
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(db_error)
     }
+}
+
+/// A page row: its `seq` (for includes) and the match with one sort value per key.
+fn decode_match<DB>(row: &DB::Row, sort: &[SortType]) -> Result<(i64, SearchMatch), StoreError>
+where
+    DB: Database,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let get_err = |e| db_error(e);
+    let seq: i64 = row.try_get(0).map_err(get_err)?;
+    let resource = sql::stored((
+        row.try_get(1).map_err(get_err)?,
+        row.try_get(2).map_err(get_err)?,
+        row.try_get(3).map_err(get_err)?,
+        row.try_get(4).map_err(get_err)?,
+        row.try_get(5).map_err(get_err)?,
+    ))?;
+    let mut sort_values = Vec::with_capacity(sort.len());
+    for (i, kind) in sort.iter().enumerate() {
+        let value = match kind {
+            SortType::Int => row
+                .try_get::<Option<i64>, _>(6 + i)
+                .map_err(get_err)?
+                .map_or(SortValue::Null, SortValue::Int),
+            SortType::Text => row
+                .try_get::<Option<String>, _>(6 + i)
+                .map_err(get_err)?
+                .map_or(SortValue::Null, SortValue::Text),
+        };
+        sort_values.push(value);
+    }
+    Ok((
+        seq,
+        SearchMatch {
+            resource,
+            sort_values,
+        },
+    ))
 }

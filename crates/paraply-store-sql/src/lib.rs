@@ -12,7 +12,10 @@
 
 mod common;
 mod error;
+#[cfg(test)]
+mod plans;
 mod postgres;
+mod search;
 mod sql;
 mod sqlite;
 

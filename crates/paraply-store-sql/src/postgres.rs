@@ -13,7 +13,7 @@ use paraply_store::{
     HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
 };
 use sqlx::Postgres;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
@@ -89,8 +89,8 @@ impl Store for PostgresStore {
         Sql::history(&self.pool, query).await
     }
 
-    async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        Sql::search(&self.pool, query, limit).await
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        Sql::search(&self.pool, query).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -109,8 +109,4 @@ impl Store for PostgresStore {
 /// Concurrent writers of one resource queue on an advisory lock; see [`sql::LOCK_RESOURCE`].
 impl Backend for Postgres {
     const LOCK_RESOURCE: Option<&'static str> = Some(sql::LOCK_RESOURCE);
-
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
-    }
 }

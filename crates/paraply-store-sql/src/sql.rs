@@ -5,10 +5,8 @@
 //! and run them.
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{Clause, IndexValue, SearchQuery, TokenSystem, TokenValue};
-use paraply_store::{
-    HistoryCursor, HistoryQuery, HistoryScope, NewVersion, StoreError, StoredResource,
-};
+use paraply_search::{IndexRow, IndexValue};
+use paraply_store::{HistoryCursor, HistoryQuery, HistoryScope, StoreError, StoredResource};
 use time::OffsetDateTime;
 
 /// The columns of [`VersionRow`], in order.
@@ -35,33 +33,53 @@ pub(crate) const READ_VERSION: &str = "SELECT resource_type, id, version_id, las
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3";
 
 /// Compare-and-swap step of a write of version N > 1: touches exactly one row when version
-/// N-1 is still current. Row locking (PostgreSQL) or the single writer (SQLite) makes a
-/// second writer of the same version see zero rows.
+/// N-1 is still current, and returns its `seq` (whose index rows the write replaces). Row
+/// locking (PostgreSQL) or the single writer (SQLite) makes a second writer of the same
+/// version see zero rows.
 pub(crate) const RETIRE_CURRENT: &str = "UPDATE resource_version SET is_current = FALSE \
-     WHERE resource_type = $1 AND id = $2 AND is_current AND version_id = $3";
+     WHERE resource_type = $1 AND id = $2 AND is_current AND version_id = $3 RETURNING seq";
 
 /// Inserts the new current version. `DO NOTHING` turns a collision with either unique index
 /// (an existing id on create, or the same version twice) into zero affected rows instead of
-/// an error, which in PostgreSQL would poison the rest of the transaction.
+/// an error, which in PostgreSQL would poison the rest of the transaction. Returns the new
+/// row's `seq`, which its index rows point at.
 pub(crate) const INSERT_VERSION: &str = "INSERT INTO resource_version \
      (resource_type, id, version_id, last_updated, is_current, body) \
-     VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT DO NOTHING";
+     VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT DO NOTHING RETURNING seq";
 
-pub(crate) const DELETE_INDEX: &str =
-    "DELETE FROM index_token WHERE resource_type = $1 AND id = $2";
+/// The index tables, one per [`IndexValue`] kind (see migration 0002).
+pub(crate) const INDEX_TABLES: [&str; 6] = [
+    "index_token",
+    "index_string",
+    "index_reference",
+    "index_date",
+    "index_uri",
+    "index_quantity",
+];
+
+/// Deletes the index rows of the version row `$1` (a retired version), one table each.
+pub(crate) const DELETE_INDEX: [&str; 6] = [
+    "DELETE FROM index_token WHERE rid = $1",
+    "DELETE FROM index_string WHERE rid = $1",
+    "DELETE FROM index_reference WHERE rid = $1",
+    "DELETE FROM index_date WHERE rid = $1",
+    "DELETE FROM index_uri WHERE rid = $1",
+    "DELETE FROM index_quantity WHERE rid = $1",
+];
 
 pub(crate) const PING: &str = "SELECT 1";
 
 /// A value bound to a `$N` placeholder of a [`Statement`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Bind {
     Text(String),
     NullableText(Option<String>),
     Int(i64),
+    Real(f64),
 }
 
 /// SQL text built at run time plus the values of its placeholders, in order.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct Statement {
     pub(crate) sql: String,
     pub(crate) binds: Vec<Bind>,
@@ -69,127 +87,124 @@ pub(crate) struct Statement {
 
 impl Statement {
     /// Binds `value` and returns its placeholder. Values are never spliced into the text.
-    fn bind(&mut self, value: Bind) -> String {
+    pub(crate) fn bind(&mut self, value: Bind) -> String {
         self.binds.push(value);
         format!("${}", self.binds.len())
     }
+
+    pub(crate) fn text(&mut self, value: &str) -> String {
+        self.bind(Bind::Text(value.to_owned()))
+    }
+
+    pub(crate) fn int(&mut self, value: i64) -> String {
+        self.bind(Bind::Int(value))
+    }
 }
 
-/// The insert of all index rows of `version` in one statement (one round trip).
-/// `None` when the version has no index rows.
-pub(crate) fn insert_index(version: &NewVersion) -> Option<Statement> {
-    if version.index.is_empty() {
-        return None;
-    }
-    let mut stmt = Statement::default();
-    let resource_type = stmt.bind(Bind::Text(version.resource_type.as_str().to_owned()));
-    let id = stmt.bind(Bind::Text(version.id.as_str().to_owned()));
-    let mut values = Vec::with_capacity(version.index.len());
-    for row in &version.index {
-        let param = stmt.bind(Bind::Text(row.param.to_owned()));
-        match &row.value {
-            IndexValue::Token { system, code } => {
-                let system = stmt.bind(Bind::NullableText(system.clone()));
-                let code = stmt.bind(Bind::Text(code.clone()));
-                values.push(format!(
-                    "({resource_type}, {id}, {param}, {system}, {code})"
-                ));
-            }
-        }
-    }
-    stmt.sql = format!(
-        "INSERT INTO index_token (resource_type, id, param, system, code) VALUES {}",
-        values.join(", ")
-    );
-    Some(stmt)
-}
+/// Rows per multi-row `INSERT`: far below both databases' placeholder limits.
+const INSERT_CHUNK: usize = 400;
 
-/// The page and the total count of a search, as two statements over the same filter.
-pub(crate) fn search(query: &SearchQuery, limit: u32) -> (Statement, Statement) {
-    let mut filter = Statement::default();
-    let resource_type = filter.bind(Bind::Text(query.resource_type.as_str().to_owned()));
-    // Index rows exist only for current versions, but the version row still has to be the
-    // current, non-deleted one to be returned.
-    let mut sql = format!(
-        "FROM resource_version r WHERE r.resource_type = {resource_type} \
-         AND r.is_current AND r.body IS NOT NULL"
-    );
-    for clause in &query.clauses {
-        let condition = match clause {
-            Clause::Id(ids) if ids.is_empty() => "FALSE".to_owned(),
-            Clause::Id(ids) => {
-                let ids: Vec<String> = ids
-                    .iter()
-                    .map(|id| filter.bind(Bind::Text(id.as_str().to_owned())))
-                    .collect();
-                format!("r.id IN ({})", ids.join(", "))
-            }
-            Clause::Token { values, .. } if values.is_empty() => "FALSE".to_owned(),
-            Clause::Token { param, values } => {
-                let param = filter.bind(Bind::Text((*param).to_owned()));
-                let mut codes = Vec::with_capacity(values.len());
-                let mut alternatives = Vec::with_capacity(values.len());
-                for value in values {
-                    let code = value
-                        .code
-                        .as_ref()
-                        .map(|code| filter.bind(Bind::Text(code.clone())));
-                    alternatives.push(token_condition(&mut filter, value, code.as_deref()));
-                    codes.extend(code);
-                }
-                // When every alternative names a code, listing the codes lets the index seek
-                // each one; SQLite would otherwise scan every value of the parameter, as it
-                // does not split an OR of ANDs into index lookups.
-                let seek = if codes.len() == values.len() {
-                    format!(" AND t.code IN ({})", codes.join(", "))
-                } else {
-                    String::new()
-                };
-                format!(
-                    "r.id IN (SELECT t.id FROM index_token t \
-                     WHERE t.resource_type = {resource_type} AND t.param = {param}{seek} \
-                     AND ({}))",
-                    alternatives.join(" OR ")
-                )
-            }
+/// The inserts of all index rows of a version whose row is `rid`: one multi-row statement per
+/// index table that has rows (more only for a resource with hundreds of rows of one kind).
+/// `ON CONFLICT DO NOTHING` drops a value the resource holds twice (SQLite keys on it).
+pub(crate) fn insert_index(
+    rid: i64,
+    resource_type: ResourceType,
+    index: &[IndexRow],
+) -> Vec<Statement> {
+    let mut by_table: [Vec<&IndexRow>; 6] = Default::default();
+    for row in index {
+        let table = match row.value {
+            IndexValue::Token { .. } => 0,
+            IndexValue::String { .. } => 1,
+            IndexValue::Reference { .. } => 2,
+            IndexValue::Date(_) => 3,
+            IndexValue::Uri(_) => 4,
+            IndexValue::Quantity { .. } => 5,
         };
-        sql.push_str(" AND ");
-        sql.push_str(&condition);
+        by_table[table].push(row);
     }
-
-    let total = Statement {
-        sql: format!("SELECT COUNT(*) {sql}"),
-        binds: filter.binds.clone(),
-    };
-    let mut page = filter;
-    let limit = page.bind(Bind::Int(i64::from(limit)));
-    // The outer query reads only `resource_version r`, so the bare column names are its own.
-    page.sql = format!("SELECT {COLUMNS} {sql} ORDER BY r.id LIMIT {limit}");
-    (page, total)
-}
-
-/// One alternative of a token clause, over the `index_token t` row; `code` is the
-/// placeholder already bound for `value.code`.
-fn token_condition(stmt: &mut Statement, value: &TokenValue, code: Option<&str>) -> String {
-    let mut parts = Vec::with_capacity(2);
-    match &value.system {
-        TokenSystem::Any => {}
-        TokenSystem::Absent => parts.push("t.system IS NULL".to_owned()),
-        TokenSystem::Is(system) => {
-            parts.push(format!(
-                "t.system = {}",
-                stmt.bind(Bind::Text(system.clone()))
-            ));
+    let columns = [
+        "system, code, text",
+        "normalized, exact",
+        "target_type, target_id, url",
+        "start_us, end_us",
+        "value",
+        "value, system, code",
+    ];
+    let mut statements = Vec::new();
+    for (table, rows) in by_table.iter().enumerate() {
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut stmt = Statement::default();
+            let rid = stmt.int(rid);
+            let resource_type = stmt.text(resource_type.as_str());
+            let mut values = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                let param = stmt.text(row.param);
+                let rest = index_values(&mut stmt, &row.value);
+                values.push(format!("({rid}, {resource_type}, {param}, {rest})"));
+            }
+            stmt.sql = format!(
+                "INSERT INTO {} (rid, resource_type, param, {}) VALUES {} ON CONFLICT DO NOTHING",
+                INDEX_TABLES[table],
+                columns[table],
+                values.join(", ")
+            );
+            statements.push(stmt);
         }
     }
-    if let Some(code) = code {
-        parts.push(format!("t.code = {code}"));
-    }
-    if parts.is_empty() {
-        // Only `Any` without a code, which the parser refuses: any value of the parameter.
-        "TRUE".to_owned()
-    } else {
-        format!("({})", parts.join(" AND "))
+    statements
+}
+
+/// The placeholders of one row's value columns, in the order of `insert_index`'s columns.
+fn index_values(stmt: &mut Statement, value: &IndexValue) -> String {
+    let text = |stmt: &mut Statement, v: &Option<String>| stmt.text(v.as_deref().unwrap_or(""));
+    match value {
+        IndexValue::Token {
+            system,
+            code,
+            text: display,
+        } => {
+            let system = text(stmt, system);
+            let code = text(stmt, code);
+            let display = stmt.bind(Bind::NullableText(display.clone()));
+            format!("{system}, {code}, {display}")
+        }
+        IndexValue::String { normalized, exact } => {
+            format!("{}, {}", stmt.text(normalized), stmt.text(exact))
+        }
+        IndexValue::Reference {
+            target_type,
+            target_id,
+            url,
+        } => {
+            let target_type = target_type.map_or("", ResourceType::as_str);
+            let target_id = target_id.as_deref().unwrap_or("");
+            // The plain relative form is implied by type and id; storing it again would
+            // double the size of the most frequent reference rows.
+            let implied = !target_id.is_empty()
+                && url.len() == target_type.len() + 1 + target_id.len()
+                && url.starts_with(target_type)
+                && url.ends_with(target_id)
+                && url.as_bytes().get(target_type.len()) == Some(&b'/');
+            let url = if implied { "" } else { url.as_str() };
+            format!(
+                "{}, {}, {}",
+                stmt.text(target_type),
+                stmt.text(target_id),
+                stmt.text(url)
+            )
+        }
+        IndexValue::Date(range) => format!("{}, {}", stmt.int(range.start), stmt.int(range.end)),
+        IndexValue::Uri(uri) => stmt.text(uri),
+        IndexValue::Quantity {
+            value,
+            system,
+            code,
+        } => {
+            let value = stmt.bind(Bind::Real(*value));
+            format!("{value}, {}, {}", text(stmt, system), text(stmt, code))
+        }
     }
 }
 
@@ -326,34 +341,6 @@ fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn query(pairs: &[(&str, &str)]) -> SearchQuery {
-        SearchQuery::parse(ResourceType::Patient, pairs.iter().copied()).unwrap()
-    }
-
-    #[test]
-    fn search_values_are_bound_never_spliced_into_the_sql() {
-        let (page, total) = search(&query(&[("identifier", "x'y|1,2"), ("_id", "a")]), 10);
-        assert!(!page.sql.contains("x'y"));
-        assert_eq!(
-            page.binds,
-            [
-                Bind::Text("Patient".into()),
-                Bind::Text("identifier".into()),
-                Bind::Text("1".into()),
-                Bind::Text("x'y".into()),
-                Bind::Text("2".into()),
-                Bind::Text("a".into()),
-                Bind::Int(10),
-            ]
-        );
-        assert_eq!(total.binds.len(), page.binds.len() - 1);
-        assert!(
-            total
-                .sql
-                .starts_with("SELECT COUNT(*) FROM resource_version r WHERE")
-        );
-    }
 
     #[test]
     fn history_fetches_one_row_more_than_the_page_and_counts_without_the_cursor() {

@@ -11,8 +11,7 @@ use paraply_store::{
 };
 use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use crate::common::{Backend, Sql, SqlTx};
@@ -134,8 +133,8 @@ impl Store for SqliteStore {
         Sql::history(&self.readers, query).await
     }
 
-    async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError> {
-        Sql::search(&self.readers, query, limit).await
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        Sql::search(&self.readers, query).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -160,8 +159,4 @@ impl Store for SqliteStore {
 /// SQLite needs no lock before reading: a write transaction holds the only writer connection.
 impl Backend for Sqlite {
     const LOCK_RESOURCE: Option<&'static str> = None;
-
-    fn rows_affected(result: &SqliteQueryResult) -> u64 {
-        result.rows_affected()
-    }
 }

@@ -20,11 +20,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{SearchQuery, index_rows};
+use paraply_search::{SearchQuery, SortValue, index_rows};
+use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    HistoryCursor, HistoryQuery, HistoryScope, NewVersion, Store, StoreError, StoredResource,
+    HistoryCursor, HistoryQuery, HistoryScope, NewVersion, SearchPage, Store, StoreError,
+    StoredResource,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling `$harness(case)`.
@@ -48,7 +50,22 @@ macro_rules! store_conformance_tests {
             search_clauses_are_combined_with_and,
             search_does_not_find_deleted_resources,
             update_replaces_the_index_rows,
-            search_limit_caps_matches_but_total_counts_all,
+            search_count_caps_matches_but_total_counts_all,
+            search_tokens_strings_and_uris,
+            search_token_not_matches_resources_without_the_element,
+            search_missing_holds_for_every_kind,
+            search_references_by_id_type_and_url,
+            search_dates_with_every_prefix_on_ranges,
+            search_last_updated_and_quantities_with_prefixes,
+            search_chain_follows_references_to_current_targets,
+            search_has_finds_resources_referenced_by_matching_sources,
+            search_sorts_with_ties_missing_values_and_sort_values,
+            search_pages_forward_and_backward_by_cursor,
+            search_cursor_stays_correct_when_resources_are_written_between_pages,
+            search_includes_and_revincludes_each_resource_once,
+            search_iterate_follows_included_resources,
+            search_total_none_and_count_zero,
+            search_in_a_transaction_sees_its_writes_and_not_replaced_rows,
             history_lists_versions_newest_first_for_instance_type_and_system,
             history_since_keeps_versions_written_at_or_after_the_instant,
             history_pages_by_cursor_with_count_and_total,
@@ -179,13 +196,24 @@ fn patient_query(pairs: &[(&str, &str)]) -> SearchQuery {
 
 /// The ids a search finds, in the order returned, after checking `total` agrees.
 async fn search_ids(store: &dyn Store, pairs: &[(&str, &str)]) -> Vec<String> {
-    let page = store
-        .search(&patient_query(pairs), 100)
-        .await
-        .expect("search succeeds");
-    assert_eq!(page.total, page.matches.len() as u64, "total of {pairs:?}");
-    assert!(page.matches.iter().all(|m| !m.is_deleted()));
-    page.matches.iter().map(|m| m.id.to_string()).collect()
+    let mut query = patient_query(pairs);
+    query.count = 100;
+    let page = store.search(&query).await.expect("search succeeds");
+    assert_eq!(
+        page.total,
+        Some(page.matches.len() as u64),
+        "total of {pairs:?}"
+    );
+    assert!(page.matches.iter().all(|m| !m.resource.is_deleted()));
+    ids_of(&page)
+}
+
+/// The ids of a page's matches, in order.
+fn ids_of(page: &SearchPage) -> Vec<String> {
+    page.matches
+        .iter()
+        .map(|m| m.resource.id.to_string())
+        .collect()
 }
 
 fn history_query(scope: HistoryScope) -> HistoryQuery {
@@ -462,11 +490,11 @@ pub async fn transaction_reads_and_searches_its_own_uncommitted_writes(store: Ar
         .unwrap();
     assert_eq!(own.version_id, v(1));
     let found = tx
-        .search(&patient_query(&[("identifier", "http://a|1")]), 10)
+        .search(&patient_query(&[("identifier", "http://a|1")]))
         .await
         .unwrap();
-    assert_eq!(found.total, 1);
-    assert_eq!(found.matches[0].id, id("p1"));
+    assert_eq!(found.total, Some(1));
+    assert_eq!(found.matches[0].resource.id, id("p1"));
     // Others do not see it before the commit.
     assert_eq!(
         store.read(ResourceType::Patient, &id("p1")).await.unwrap(),
@@ -523,12 +551,9 @@ pub async fn search_by_id_finds_only_current_resources_of_the_type(store: Arc<dy
     write_ok(&*store, organization("d", 1, at(0))).await;
 
     assert_eq!(search_ids(&*store, &[("_id", "c,a,d")]).await, ["a", "c"]);
-    let a = store
-        .search(&patient_query(&[("_id", "a")]), 10)
-        .await
-        .unwrap();
-    assert_eq!(a.matches[0].version_id, v(2));
-    assert_eq!(a.matches[0].resource_type, ResourceType::Patient);
+    let a = store.search(&patient_query(&[("_id", "a")])).await.unwrap();
+    assert_eq!(a.matches[0].resource.version_id, v(2));
+    assert_eq!(a.matches[0].resource.resource_type, ResourceType::Patient);
     // No clauses: every current Patient, ordered by id.
     assert_eq!(search_ids(&*store, &[]).await, ["a", "b", "c"]);
 }
@@ -624,17 +649,1201 @@ pub async fn update_replaces_the_index_rows(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn search_limit_caps_matches_but_total_counts_all(store: Arc<dyn Store>) {
+pub async fn search_count_caps_matches_but_total_counts_all(store: Arc<dyn Store>) {
     for name in ["p1", "p2", "p3", "p4", "p5"] {
         write_ok(&*store, patient(name, 1, at(0), &[(None, "x")])).await;
     }
     let page = store
-        .search(&patient_query(&[("identifier", "x")]), 2)
+        .search(&patient_query(&[("identifier", "x"), ("_count", "2")]))
         .await
         .unwrap();
-    let ids: Vec<String> = page.matches.iter().map(|m| m.id.to_string()).collect();
-    assert_eq!(ids, ["p1", "p2"]);
-    assert_eq!(page.total, 5);
+    assert_eq!(ids_of(&page), ["p1", "p2"]);
+    assert_eq!((page.total, page.more), (Some(5), true));
+}
+
+// ---------------------------------------------------------------------------------------
+// Search helpers: resources of any type from JSON, indexed like the domain layer does.
+
+/// Version 1 of `resource_type/id_` with `content` (its `resourceType` and `id` are set).
+fn resource(resource_type: ResourceType, id_: &str, content: Value) -> NewVersion {
+    versioned(resource_type, id_, 1, at(0), content)
+}
+
+fn versioned(
+    resource_type: ResourceType,
+    id_: &str,
+    version: u64,
+    written: OffsetDateTime,
+    mut content: Value,
+) -> NewVersion {
+    content["resourceType"] = json!(resource_type.as_str());
+    content["id"] = json!(id_);
+    NewVersion {
+        resource_type,
+        id: id(id_),
+        version_id: v(version),
+        last_updated: written,
+        body: Some(content.to_string()),
+        index: index_rows(resource_type, &content),
+    }
+}
+
+fn query_of(resource_type: ResourceType, pairs: &[(&str, &str)]) -> SearchQuery {
+    SearchQuery::parse(resource_type, pairs.iter().copied())
+        .unwrap_or_else(|e| panic!("valid test query {pairs:?}: {e}"))
+}
+
+/// The ids `resource_type?pairs` finds (sorted by id unless the query sorts), checking that
+/// the total agrees and no match is deleted.
+async fn find(
+    store: &dyn Store,
+    resource_type: ResourceType,
+    pairs: &[(&str, &str)],
+) -> Vec<String> {
+    let mut query = query_of(resource_type, pairs);
+    query.count = 100;
+    let page = store
+        .search(&query)
+        .await
+        .unwrap_or_else(|e| panic!("{resource_type}?{pairs:?}: {e}"));
+    assert_eq!(
+        page.total,
+        Some(page.matches.len() as u64),
+        "total of {resource_type}?{pairs:?}"
+    );
+    assert!(!page.more);
+    assert!(page.matches.iter().all(|m| !m.resource.is_deleted()));
+    ids_of(&page)
+}
+
+/// Asserts each `(query value, expected ids)` of one parameter.
+async fn expect_each(
+    store: &dyn Store,
+    resource_type: ResourceType,
+    param: &str,
+    cases: &[(&str, &[&str])],
+) {
+    for (value, expected) in cases {
+        assert_eq!(
+            find(store, resource_type, &[(param, value)]).await,
+            *expected,
+            "{resource_type}?{param}={value}"
+        );
+    }
+}
+
+/// `(type, id)` of included resources, sorted.
+fn included_of(page: &SearchPage) -> Vec<String> {
+    let mut out: Vec<String> = page
+        .included
+        .iter()
+        .map(|r| format!("{}/{}", r.resource_type, r.id))
+        .collect();
+    out.sort();
+    out
+}
+
+async fn put_all(store: &dyn Store, versions: Vec<NewVersion>) {
+    let mut tx = store.begin().await.expect("begin");
+    for version in versions {
+        tx.write(version).await.expect("write succeeds");
+    }
+    tx.commit().await.expect("commit");
+}
+
+use ResourceType::{CarePlan, CareTeam, Encounter, Organization, Patient};
+
+// ---------------------------------------------------------------------------------------
+// Search cases
+
+pub async fn search_tokens_strings_and_uris(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(
+                Patient,
+                "p1",
+                json!({"gender": "male", "name": [{"family": "Ågren", "given": ["Åsa"]}],
+                    "meta": {"profile": ["http://x.se/fhir/p/patient"]},
+                    "telecom": [{"system": "email", "value": "a@b.se"}]}),
+            ),
+            resource(
+                Patient,
+                "p2",
+                json!({"gender": "female", "name": [{"family": "Andersson", "given": ["Per_Olof"]}],
+                    "meta": {"profile": ["http://x.se/fhir/p"]}}),
+            ),
+            resource(Patient, "p3", json!({"name": [{"family": "agrenius"}]})),
+            resource(
+                CareTeam,
+                "t1",
+                json!({"category": [{"coding": [{"system": "http://s", "code": "fast-kontakt",
+                    "display": "Fast Vårdkontakt"}]}]}),
+            ),
+            resource(
+                CareTeam,
+                "t2",
+                json!({"category": [{"text": "Fastighetsteam"}]}),
+            ),
+        ],
+    )
+    .await;
+
+    expect_each(
+        &*store,
+        Patient,
+        "gender",
+        &[
+            ("male", &["p1"]),
+            ("male,female", &["p1", "p2"]),
+            ("other", &[]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "email",
+        &[("a@b.se", &["p1"]), ("|a@b.se", &["p1"])],
+    )
+    .await;
+    // Strings: prefix on the normalized form (case and accents ignored), :contains, :exact.
+    expect_each(
+        &*store,
+        Patient,
+        "family",
+        &[
+            ("agren", &["p1", "p3"]),
+            ("ÅGREN", &["p1", "p3"]),
+            ("agrenius", &["p3"]),
+            ("ers", &[]),
+            ("x", &[]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "family:contains",
+        &[("ERS", &["p2"]), ("gren", &["p1", "p3"])],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "family:exact",
+        &[("Ågren", &["p1"]), ("agren", &[]), ("Ågr", &[])],
+    )
+    .await;
+    // LIKE wildcards in a value are literal.
+    expect_each(
+        &*store,
+        Patient,
+        "given:contains",
+        &[("r_o", &["p2"]), ("%", &[]), ("_", &["p2"])],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "name",
+        &[("asa", &["p1"]), ("per", &["p2"])],
+    )
+    .await;
+    // :text: the normalized display or concept text starts with the value.
+    expect_each(
+        &*store,
+        CareTeam,
+        "category:text",
+        &[("fast", &["t1", "t2"]), ("fast v", &["t1"]), ("vard", &[])],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CareTeam,
+        "category",
+        &[
+            ("http://s|fast-kontakt", &["t1"]),
+            ("http://s|", &["t1"]),
+            ("|fast-kontakt", &[]),
+        ],
+    )
+    .await;
+    // URIs: exact, :below (stored starts with the value), :above (value starts with stored).
+    expect_each(
+        &*store,
+        Patient,
+        "_profile",
+        &[
+            ("http://x.se/fhir/p", &["p2"]),
+            ("http://x.se/fhir/p/patient", &["p1"]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "_profile:below",
+        &[
+            ("http://x.se/fhir/p", &["p1", "p2"]),
+            ("http://x.se/fhir/p/", &["p1"]),
+            ("http://y", &[]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "_profile:above",
+        &[
+            ("http://x.se/fhir/p/patient/v2", &["p1", "p2"]),
+            ("http://x.se/fhir/p", &["p2"]),
+            ("http://x.se", &[]),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_token_not_matches_resources_without_the_element(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(Patient, "p1", json!({"gender": "male"})),
+            resource(Patient, "p2", json!({"gender": "female"})),
+            resource(Patient, "p3", json!({})),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "gender:not",
+        &[
+            ("male", &["p2", "p3"]),
+            ("male,female", &["p3"]),
+            ("other", &["p1", "p2", "p3"]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        find(
+            &*store,
+            Patient,
+            &[("gender:not", "male"), ("gender", "female")]
+        )
+        .await,
+        ["p2"]
+    );
+}
+
+pub async fn search_missing_holds_for_every_kind(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(
+                Patient,
+                "full",
+                json!({"gender": "male", "name": [{"family": "A"}], "birthDate": "2000-01-01",
+                    "generalPractitioner": [{"reference": "Practitioner/x"}],
+                    "meta": {"profile": ["http://p"]}}),
+            ),
+            resource(Patient, "empty", json!({})),
+            resource(Encounter, "e1", json!({"length": {"value": 5}})),
+            resource(Encounter, "e2", json!({})),
+        ],
+    )
+    .await;
+    for param in [
+        "gender",
+        "family",
+        "birthdate",
+        "general-practitioner",
+        "_profile",
+    ] {
+        let missing = format!("{param}:missing");
+        expect_each(
+            &*store,
+            Patient,
+            &missing,
+            &[("true", &["empty"]), ("false", &["full"])],
+        )
+        .await;
+    }
+    expect_each(
+        &*store,
+        Encounter,
+        "length:missing",
+        &[("true", &["e2"]), ("false", &["e1"])],
+    )
+    .await;
+}
+
+pub async fn search_references_by_id_type_and_url(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(
+                CarePlan,
+                "c1",
+                json!({"subject": {"reference": "Patient/p1"}, "careTeam": [{"reference": "CareTeam/t1"}],
+                    "instantiatesCanonical": ["http://x.se/PlanDefinition/pd"]}),
+            ),
+            resource(
+                CarePlan,
+                "c2",
+                json!({"subject": {"reference": "https://other.se/fhir/Patient/p2/_history/4"}}),
+            ),
+            resource(
+                CareTeam,
+                "t1",
+                json!({"participant": [{"member": {"reference": "Practitioner/x1"}},
+                    {"member": {"reference": "Organization/x2"}}]}),
+            ),
+            resource(
+                CareTeam,
+                "t2",
+                json!({"participant": [{"member": {"reference": "Organization/x1"}}]}),
+            ),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CarePlan,
+        "patient",
+        &[
+            ("p1", &["c1"]),
+            ("Patient/p1", &["c1"]),
+            ("Patient/p2", &["c2"]),
+            ("p1,p2", &["c1", "c2"]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CarePlan,
+        "subject",
+        &[
+            ("p1", &["c1"]),
+            ("Patient/p9", &[]),
+            ("https://x.se/fhir/Patient/p2", &["c2"]),
+        ],
+    )
+    .await;
+    // An id without a type matches a reference to any type.
+    expect_each(
+        &*store,
+        CareTeam,
+        "participant",
+        &[
+            ("x1", &["t1", "t2"]),
+            ("Organization/x1", &["t2"]),
+            ("x2", &["t1"]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CareTeam,
+        "participant:Practitioner",
+        &[("x1", &["t1"])],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CarePlan,
+        "care-team",
+        &[("t1", &["c1"]), ("CareTeam/t1", &["c1"])],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CarePlan,
+        "instantiates-canonical",
+        &[
+            ("http://x.se/PlanDefinition/pd", &["c1"]),
+            ("http://x.se/PlanDefinition/other", &[]),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_dates_with_every_prefix_on_ranges(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            // Whole days.
+            resource(Patient, "d1", json!({"birthDate": "2020-01-01"})),
+            resource(Patient, "d2", json!({"birthDate": "2020-01-02"})),
+            resource(Patient, "d3", json!({"birthDate": "2020-01-03"})),
+            // A month: overlaps the days above without lying within one.
+            resource(Patient, "m1", json!({"birthDate": "2020-01"})),
+            resource(Patient, "none", json!({})),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "birthdate",
+        &[
+            ("2020-01-02", &["d2"]),
+            ("eq2020-01", &["d1", "d2", "d3", "m1"]),
+            ("2020", &["d1", "d2", "d3", "m1"]),
+            ("ne2020-01-02", &["d1", "d3", "m1"]),
+            ("gt2020-01-02", &["d3", "m1"]),
+            ("lt2020-01-02", &["d1", "m1"]),
+            ("ge2020-01-02", &["d2", "d3", "m1"]),
+            ("le2020-01-02", &["d1", "d2", "m1"]),
+            ("sa2020-01-02", &["d3"]),
+            ("eb2020-01-02", &["d1"]),
+            ("sa2020-01", &[]),
+            ("eb2020-02", &["d1", "d2", "d3", "m1"]),
+            ("2020-01-02T10:00:00Z", &[]),
+            ("ge2020-01-02T10:00:00Z", &["d2", "d3", "m1"]),
+            // Within a day of the value (the dates are years from now, so 10% is more).
+            ("ap2020-01-02", &["d1", "d2", "d3", "m1"]),
+            ("ap1990-01-01", &[]),
+        ],
+    )
+    .await;
+
+    // Periods, with open ends.
+    put_all(
+        &*store,
+        vec![
+            resource(
+                CarePlan,
+                "closed",
+                json!({"period": {"start": "2026-01-10", "end": "2026-01-20"}}),
+            ),
+            resource(
+                CarePlan,
+                "open-end",
+                json!({"period": {"start": "2026-01-15"}}),
+            ),
+            resource(
+                CarePlan,
+                "open-start",
+                json!({"period": {"end": "2026-01-05"}}),
+            ),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CarePlan,
+        "date",
+        &[
+            ("2026-01", &["closed"]),
+            ("ge2026-01-18", &["closed", "open-end"]),
+            ("gt2026-01-20", &["open-end"]),
+            ("le2026-01-12", &["closed", "open-start"]),
+            ("lt2026-01-01", &["open-start"]),
+            ("sa2026-01-05", &["closed", "open-end"]),
+            ("eb2026-01-15", &["open-start"]),
+            ("ne2026-01", &["open-end", "open-start"]),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_last_updated_and_quantities_with_prefixes(store: Arc<dyn Store>) {
+    // t0 is 2023-11-14T22:13:20.123456Z; "late" two hours later, on the next day.
+    write_ok(&*store, versioned(Patient, "early", 1, at(0), json!({}))).await;
+    write_ok(&*store, versioned(Patient, "late", 1, at(7200), json!({}))).await;
+    expect_each(
+        &*store,
+        Patient,
+        "_lastUpdated",
+        &[
+            ("2023-11-14", &["early"]),
+            ("2023-11-14T22:13:20Z", &["early"]),
+            ("2023-11-14T22:13:21Z", &[]),
+            ("gt2023-11-14T22:13:20Z", &["late"]),
+            ("ge2023-11-14T22:13:20Z", &["early", "late"]),
+            ("lt2023-11-15", &["early"]),
+            ("le2023-11-15", &["early", "late"]),
+            ("ne2023-11-14", &["late"]),
+            ("gt2023-11-15", &[]),
+        ],
+    )
+    .await;
+
+    let minutes = |value: f64| json!({"length": {"value": value, "system": "http://unitsofmeasure.org", "code": "min"}});
+    put_all(
+        &*store,
+        vec![
+            resource(Encounter, "e5", minutes(5.0)),
+            resource(Encounter, "e10", minutes(10.0)),
+            resource(Encounter, "e105", minutes(10.5)),
+            resource(
+                Encounter,
+                "h",
+                json!({"length": {"value": 10, "code": "h"}}),
+            ),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Encounter,
+        "length",
+        &[
+            ("10", &["e10", "h"]),
+            ("10|http://unitsofmeasure.org|min", &["e10"]),
+            ("10||h", &["h"]),
+            ("gt5", &["e10", "e105", "h"]),
+            ("ge10.5", &["e105"]),
+            ("lt10", &["e5"]),
+            ("le10|http://unitsofmeasure.org|min", &["e10", "e5"]),
+            ("ne10||min", &["e105", "e5"]),
+            ("ap10", &["e10", "e105", "h"]),
+            ("sa5", &["e10", "e105", "h"]),
+            ("eb5", &[]),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_chain_follows_references_to_current_targets(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(
+                Patient,
+                "p1",
+                json!({"identifier": [{"system": "http://pnr", "value": "1"}], "name": [{"family": "Berg"}]}),
+            ),
+            resource(
+                Patient,
+                "p2",
+                json!({"identifier": [{"system": "http://pnr", "value": "2"}], "name": [{"family": "Berg"}]}),
+            ),
+            resource(Organization, "o1", json!({"name": "Berg vårdcentral"})),
+            resource(CareTeam, "t1", json!({"subject": {"reference": "Patient/p1"}, "status": "active"})),
+            resource(CareTeam, "t2", json!({"subject": {"reference": "Patient/p2"}, "status": "active"})),
+            resource(
+                CareTeam,
+                "t3",
+                json!({"participant": [{"member": {"reference": "Organization/o1"}}]}),
+            ),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CareTeam,
+        "patient.identifier",
+        &[
+            ("http://pnr|1", &["t1"]),
+            ("2", &["t2"]),
+            ("1,2", &["t1", "t2"]),
+            ("3", &[]),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        CareTeam,
+        "patient.family",
+        &[("berg", &["t1", "t2"])],
+    )
+    .await;
+    // The chained parameter is evaluated on each possible target type.
+    expect_each(
+        &*store,
+        CareTeam,
+        "participant:Organization.name",
+        &[("berg", &["t3"])],
+    )
+    .await;
+    assert_eq!(
+        find(
+            &*store,
+            CareTeam,
+            &[("patient.identifier", "1"), ("status", "active")]
+        )
+        .await,
+        ["t1"]
+    );
+    // A deleted target no longer matches.
+    write_ok(&*store, deletion(Patient, "p1", 2, at(1))).await;
+    expect_each(&*store, CareTeam, "patient.family", &[("berg", &["t2"])]).await;
+}
+
+pub async fn search_has_finds_resources_referenced_by_matching_sources(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(Patient, "p1", json!({})),
+            resource(Patient, "p2", json!({})),
+            resource(Patient, "p3", json!({})),
+            resource(
+                CareTeam,
+                "t1",
+                json!({"subject": {"reference": "Patient/p1"}, "status": "active"}),
+            ),
+            resource(
+                CareTeam,
+                "t2",
+                json!({"subject": {"reference": "Patient/p2"}, "status": "inactive"}),
+            ),
+            resource(
+                CareTeam,
+                "t3",
+                json!({"subject": {"reference": "Patient/p3"}, "status": "active"}),
+            ),
+        ],
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "_has:CareTeam:patient:status",
+        &[
+            ("active", &["p1", "p3"]),
+            ("inactive", &["p2"]),
+            ("active,inactive", &["p1", "p2", "p3"]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        find(
+            &*store,
+            Patient,
+            &[("_has:CareTeam:patient:status", "active"), ("_id", "p3,p2")]
+        )
+        .await,
+        ["p3"]
+    );
+    // A deleted source no longer counts; an updated one counts with its new values.
+    write_ok(&*store, deletion(CareTeam, "t3", 2, at(1))).await;
+    write_ok(
+        &*store,
+        versioned(
+            CareTeam,
+            "t2",
+            2,
+            at(1),
+            json!({"subject": {"reference": "Patient/p2"}, "status": "active"}),
+        ),
+    )
+    .await;
+    expect_each(
+        &*store,
+        Patient,
+        "_has:CareTeam:patient:status",
+        &[("active", &["p1", "p2"]), ("inactive", &[])],
+    )
+    .await;
+}
+
+/// Patients for the sort and paging cases: family names with a tie and a missing one.
+async fn sort_fixture(store: &dyn Store) {
+    put_all(
+        store,
+        vec![
+            versioned(Patient, "a", 1, at(5), json!({"name": [{"family": "Svensson"}], "birthDate": "1990"})),
+            versioned(Patient, "b", 1, at(4), json!({"name": [{"family": "Berg"}, {"family": "Öberg"}], "birthDate": "1980-05-05"})),
+            versioned(Patient, "c", 1, at(3), json!({"name": [{"family": "Svensson"}]})),
+            versioned(Patient, "d", 1, at(2), json!({"birthDate": "2001-02-03"})),
+            versioned(Patient, "e", 1, at(1), json!({"name": [{"family": "Holm"}], "birthDate": "1980-05-05"})),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_sorts_with_ties_missing_values_and_sort_values(store: Arc<dyn Store>) {
+    sort_fixture(&*store).await;
+    // Ascending by the smallest value, descending by the largest; ties by id; missing last.
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "family")]).await,
+        ["b", "e", "a", "c", "d"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "-family")]).await,
+        ["a", "c", "b", "e", "d"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "birthdate,-_id")]).await,
+        ["e", "b", "a", "d", "c"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "-birthdate")]).await,
+        ["d", "a", "b", "e", "c"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "-_lastUpdated")]).await,
+        ["a", "b", "c", "d", "e"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "-_id")]).await,
+        ["e", "d", "c", "b", "a"]
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("_sort", "family"), ("family", "s")]).await,
+        ["a", "c"]
+    );
+
+    let page = store
+        .search(&query_of(Patient, &[("_sort", "-family,_lastUpdated")]))
+        .await
+        .unwrap();
+    let values: Vec<&[SortValue]> = page.matches.iter().map(|m| &m.sort_values[..]).collect();
+    let micros = |s: i64| {
+        let at = at(s);
+        SortValue::Int((at.unix_timestamp_nanos() / 1000) as i64)
+    };
+    assert_eq!(ids_of(&page), ["c", "a", "b", "e", "d"]);
+    assert_eq!(values[0], [SortValue::Text("svensson".into()), micros(3)]);
+    assert_eq!(values[1], [SortValue::Text("svensson".into()), micros(5)]);
+    assert_eq!(values[2], [SortValue::Text("oberg".into()), micros(4)]);
+    assert_eq!(values[4], [SortValue::Null, micros(2)]);
+}
+
+/// Reads every page of `pairs` with `count`, following cursors built from the last (or, for
+/// backwards, the first) match; returns the ids per page.
+async fn walk(
+    store: &dyn Store,
+    pairs: &[(&str, &str)],
+    count: u32,
+    backwards_from_end: bool,
+) -> Vec<Vec<String>> {
+    let mut query = query_of(Patient, pairs);
+    query.count = count;
+    let mut pages = Vec::new();
+    let mut page = store.search(&query).await.unwrap();
+    if backwards_from_end {
+        // Go to the end first, then walk back to the first page.
+        let mut moved = false;
+        while page.more {
+            query.page = Some(cursor_after(&page, false));
+            page = store.search(&query).await.unwrap();
+            moved = true;
+        }
+        pages.push(ids_of(&page));
+        if moved {
+            loop {
+                query.page = Some(cursor_after(&page, true));
+                page = store.search(&query).await.unwrap();
+                pages.push(ids_of(&page));
+                if !page.more {
+                    break;
+                }
+            }
+        }
+        pages.reverse();
+        return pages;
+    }
+    loop {
+        pages.push(ids_of(&page));
+        if !page.more {
+            return pages;
+        }
+        query.page = Some(cursor_after(&page, false));
+        page = store.search(&query).await.unwrap();
+    }
+}
+
+/// The cursor of the next page (from the last match) or the previous one (from the first).
+fn cursor_after(page: &SearchPage, backwards: bool) -> paraply_search::PageCursor {
+    let boundary = if backwards {
+        page.matches.first()
+    } else {
+        page.matches.last()
+    };
+    let boundary = boundary.expect("a page with matches");
+    paraply_search::PageCursor {
+        values: boundary.sort_values.clone(),
+        id: boundary.resource.id.to_string(),
+        backwards,
+    }
+}
+
+pub async fn search_pages_forward_and_backward_by_cursor(store: Arc<dyn Store>) {
+    sort_fixture(&*store).await;
+    for (sort, all) in [
+        ("family", ["b", "e", "a", "c", "d"]),
+        ("-family", ["a", "c", "b", "e", "d"]),
+        ("birthdate,-_id", ["e", "b", "a", "d", "c"]),
+        ("-birthdate,family", ["d", "a", "b", "e", "c"]),
+        ("_id", ["a", "b", "c", "d", "e"]),
+    ] {
+        let pairs = [("_sort", sort)];
+        for count in [1, 2, 3, 5] {
+            let forward = walk(&*store, &pairs, count, false).await;
+            let expected: Vec<Vec<String>> = all
+                .chunks(count as usize)
+                .map(|c| c.iter().map(|s| s.to_string()).collect())
+                .collect();
+            assert_eq!(forward, expected, "forward _sort={sort} _count={count}");
+            let backward = walk(&*store, &pairs, count, true).await;
+            let flat: Vec<String> = backward.concat();
+            assert_eq!(flat, all, "backward _sort={sort} _count={count}");
+            assert!(
+                backward
+                    .iter()
+                    .all(|p| p.len() <= count as usize && !p.is_empty())
+            );
+        }
+    }
+    // Without a sort, pages follow the id; the total ignores the cursor.
+    let mut query = query_of(Patient, &[("_count", "2")]);
+    query.page = Some(paraply_search::PageCursor {
+        values: vec![],
+        id: "b".into(),
+        backwards: false,
+    });
+    let page = store.search(&query).await.unwrap();
+    assert_eq!(
+        (ids_of(&page), page.total, page.more),
+        (vec!["c".to_owned(), "d".to_owned()], Some(5), true)
+    );
+    query.page = Some(paraply_search::PageCursor {
+        values: vec![],
+        id: "c".into(),
+        backwards: true,
+    });
+    let page = store.search(&query).await.unwrap();
+    assert_eq!(
+        (ids_of(&page), page.more),
+        (vec!["a".to_owned(), "b".to_owned()], false)
+    );
+}
+
+pub async fn search_cursor_stays_correct_when_resources_are_written_between_pages(
+    store: Arc<dyn Store>,
+) {
+    sort_fixture(&*store).await;
+    let mut query = query_of(Patient, &[("_sort", "family"), ("_count", "2")]);
+    let first = store.search(&query).await.unwrap();
+    assert_eq!(ids_of(&first), ["b", "e"]);
+    let next = cursor_after(&first, false);
+    let previous_of_second = {
+        query.page = Some(next.clone());
+        let second = store.search(&query).await.unwrap();
+        assert_eq!(ids_of(&second), ["a", "c"]);
+        cursor_after(&second, true)
+    };
+    // New resources sort before and after the boundary ("Holm"/e); one resource moves.
+    put_all(
+        &*store,
+        vec![
+            versioned(
+                Patient,
+                "aa",
+                1,
+                at(9),
+                json!({"name": [{"family": "Adams"}]}),
+            ),
+            versioned(
+                Patient,
+                "f",
+                1,
+                at(9),
+                json!({"name": [{"family": "Holm"}]}),
+            ),
+            versioned(
+                Patient,
+                "zz",
+                1,
+                at(9),
+                json!({"name": [{"family": "Ziegler"}]}),
+            ),
+            versioned(
+                Patient,
+                "d",
+                2,
+                at(9),
+                json!({"name": [{"family": "Aaberg"}]}),
+            ),
+        ],
+    )
+    .await;
+    query.page = Some(next);
+    let second = store.search(&query).await.unwrap();
+    assert_eq!(ids_of(&second), ["f", "a"]);
+    assert!(second.more);
+    assert_eq!(second.total, Some(8));
+    query.page = Some(previous_of_second);
+    let back = store.search(&query).await.unwrap();
+    // The page before "a" now ends with the new "f" (a tie on Holm, after "e").
+    assert_eq!(ids_of(&back), ["e", "f"]);
+    assert!(back.more);
+}
+
+/// Two patients, each with a care plan that references a care team, plus a team nobody
+/// references.
+async fn include_fixture(store: &dyn Store) {
+    put_all(
+        store,
+        vec![
+            resource(Patient, "p1", json!({"generalPractitioner": [{"reference": "Organization/o1"}]})),
+            resource(Patient, "p2", json!({"generalPractitioner": [{"reference": "Organization/o1"}]})),
+            resource(Organization, "o1", json!({})),
+            resource(CareTeam, "t1", json!({"subject": {"reference": "Patient/p1"}})),
+            resource(CareTeam, "t2", json!({"subject": {"reference": "Patient/p2"}})),
+            resource(CareTeam, "t-none", json!({})),
+            resource(
+                CarePlan,
+                "c1",
+                json!({"subject": {"reference": "Patient/p1"},
+                    "careTeam": [{"reference": "CareTeam/t1"}, {"reference": "CareTeam/t2"}]}),
+            ),
+            resource(
+                CarePlan,
+                "c2",
+                json!({"subject": {"reference": "Patient/p2"}, "careTeam": [{"reference": "CareTeam/t2"},
+                    {"reference": "CareTeam/gone"}]}),
+            ),
+            resource(CareTeam, "gone", json!({})),
+        ],
+    )
+    .await;
+    write_ok(store, deletion(CareTeam, "gone", 2, at(1))).await;
+}
+
+async fn search_page(
+    store: &dyn Store,
+    resource_type: ResourceType,
+    pairs: &[(&str, &str)],
+) -> SearchPage {
+    store.search(&query_of(resource_type, pairs)).await.unwrap()
+}
+
+pub async fn search_includes_and_revincludes_each_resource_once(store: Arc<dyn Store>) {
+    include_fixture(&*store).await;
+    let page = search_page(&*store, CarePlan, &[("_include", "CarePlan:care-team")]).await;
+    assert_eq!(ids_of(&page), ["c1", "c2"]);
+    // t2 is referenced twice, the deleted team not at all.
+    assert_eq!(included_of(&page), ["CareTeam/t1", "CareTeam/t2"]);
+
+    let page = search_page(
+        &*store,
+        CarePlan,
+        &[
+            ("_id", "c2"),
+            ("_include", "CarePlan:care-team"),
+            ("_include", "CarePlan:patient"),
+        ],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CareTeam/t2", "Patient/p2"]);
+    let page = search_page(
+        &*store,
+        CarePlan,
+        &[("_include", "CarePlan:care-team:Patient")],
+    )
+    .await;
+    assert_eq!(included_of(&page), Vec::<String>::new());
+
+    let page = search_page(
+        &*store,
+        Patient,
+        &[
+            ("_revinclude", "CareTeam:patient"),
+            ("_revinclude", "CarePlan:patient"),
+        ],
+    )
+    .await;
+    assert_eq!(ids_of(&page), ["p1", "p2"]);
+    assert_eq!(
+        included_of(&page),
+        ["CarePlan/c1", "CarePlan/c2", "CareTeam/t1", "CareTeam/t2"]
+    );
+    // A match is never repeated as included.
+    let page = search_page(
+        &*store,
+        CareTeam,
+        &[
+            ("_id", "t1,t2"),
+            ("_revinclude", "CarePlan:care-team"),
+            ("_include", "CareTeam:patient"),
+        ],
+    )
+    .await;
+    assert_eq!(ids_of(&page), ["t1", "t2"]);
+    assert_eq!(
+        included_of(&page),
+        ["CarePlan/c1", "CarePlan/c2", "Patient/p1", "Patient/p2"]
+    );
+    // Includes follow the page only.
+    let page = search_page(
+        &*store,
+        CarePlan,
+        &[("_include", "CarePlan:care-team"), ("_count", "1")],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CareTeam/t1", "CareTeam/t2"]);
+    let page = search_page(
+        &*store,
+        Patient,
+        &[("_id", "p2"), ("_revinclude", "CareTeam:patient")],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CareTeam/t2"]);
+}
+
+pub async fn search_iterate_follows_included_resources(store: Arc<dyn Store>) {
+    include_fixture(&*store).await;
+    let pairs = [
+        ("_id", "p1"),
+        ("_revinclude", "CarePlan:patient"),
+        ("_include:iterate", "CarePlan:care-team"),
+    ];
+    let page = search_page(&*store, Patient, &pairs).await;
+    assert_eq!(
+        included_of(&page),
+        ["CarePlan/c1", "CareTeam/t1", "CareTeam/t2"]
+    );
+    // Without :iterate the care teams of the included plans are not followed.
+    let page = search_page(
+        &*store,
+        Patient,
+        &[
+            ("_id", "p1"),
+            ("_revinclude", "CarePlan:patient"),
+            ("_include", "CarePlan:care-team"),
+        ],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CarePlan/c1"]);
+    // Three hops: p1 -> c1 -> t2 -> c2 (which names t2) -> p2, ending at the organization.
+    let page = search_page(
+        &*store,
+        Patient,
+        &[
+            ("_id", "p1"),
+            ("_revinclude:iterate", "CarePlan:patient"),
+            ("_include:iterate", "CarePlan:care-team"),
+            ("_revinclude:iterate", "CarePlan:care-team"),
+            ("_include:iterate", "CarePlan:patient"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        included_of(&page),
+        [
+            "CarePlan/c1",
+            "CarePlan/c2",
+            "CareTeam/t1",
+            "CareTeam/t2",
+            "Patient/p2"
+        ]
+    );
+    assert!(page.included.iter().all(|r| !r.is_deleted()));
+}
+
+pub async fn search_total_none_and_count_zero(store: Arc<dyn Store>) {
+    for name in ["p1", "p2", "p3"] {
+        write_ok(&*store, resource(Patient, name, json!({"gender": "male"}))).await;
+    }
+    let page = search_page(
+        &*store,
+        Patient,
+        &[("gender", "male"), ("_total", "none"), ("_count", "2")],
+    )
+    .await;
+    assert_eq!(
+        (ids_of(&page), page.total, page.more),
+        (vec!["p1".to_owned(), "p2".to_owned()], None, true)
+    );
+    let page = search_page(&*store, Patient, &[("gender", "male"), ("_count", "0")]).await;
+    assert_eq!(
+        (page.matches.len(), page.total, page.more),
+        (0, Some(3), true)
+    );
+    let page = search_page(&*store, Patient, &[("gender", "female"), ("_count", "0")]).await;
+    assert_eq!(
+        (page.matches.len(), page.total, page.more),
+        (0, Some(0), false)
+    );
+    let page = search_page(&*store, Patient, &[("_count", "3")]).await;
+    assert_eq!((page.matches.len(), page.more), (3, false));
+}
+
+pub async fn search_in_a_transaction_sees_its_writes_and_not_replaced_rows(store: Arc<dyn Store>) {
+    put_all(
+        &*store,
+        vec![
+            resource(
+                Patient,
+                "p1",
+                json!({"name": [{"family": "Old"}], "birthDate": "2000"}),
+            ),
+            resource(
+                CareTeam,
+                "t1",
+                json!({"subject": {"reference": "Patient/p1"}}),
+            ),
+            resource(
+                CareTeam,
+                "t2",
+                json!({"subject": {"reference": "Patient/p1"}}),
+            ),
+        ],
+    )
+    .await;
+    let mut tx = store.begin().await.unwrap();
+    tx.write(versioned(
+        Patient,
+        "p1",
+        2,
+        at(1),
+        json!({"name": [{"family": "New"}]}),
+    ))
+    .await
+    .unwrap();
+    tx.write(versioned(
+        CareTeam,
+        "t1",
+        2,
+        at(1),
+        json!({"subject": {"reference": "Patient/p2"}}),
+    ))
+    .await
+    .unwrap();
+    tx.write(deletion(CareTeam, "t2", 2, at(1))).await.unwrap();
+    tx.write(resource(
+        Patient,
+        "p2",
+        json!({"name": [{"family": "Newer"}]}),
+    ))
+    .await
+    .unwrap();
+    let inside = tx
+        .search(&query_of(
+            Patient,
+            &[("family", "new"), ("_revinclude", "CareTeam:patient")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&inside), ["p1", "p2"]);
+    assert_eq!(included_of(&inside), ["CareTeam/t1"]);
+    let old = tx
+        .search(&query_of(Patient, &[("family", "old")]))
+        .await
+        .unwrap();
+    assert_eq!(old.total, Some(0));
+    // Others still see the committed state.
+    assert_eq!(find(&*store, Patient, &[("family", "old")]).await, ["p1"]);
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        find(&*store, Patient, &[("family", "old")]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(&*store, Patient, &[("birthdate:missing", "false")]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(&*store, CareTeam, &[("patient", "p1")]).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(find(&*store, CareTeam, &[("patient", "p2")]).await, ["t1"]);
+    assert_eq!(find(&*store, CareTeam, &[]).await, ["t1"]);
 }
 
 pub async fn history_lists_versions_newest_first_for_instance_type_and_system(

@@ -8,7 +8,7 @@ pub mod conformance;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{IndexRow, SearchQuery};
+use paraply_search::{IndexRow, SearchQuery, SortValue};
 use time::OffsetDateTime;
 
 /// One stored version of a resource.
@@ -33,7 +33,7 @@ impl StoredResource {
 /// write `version_id` only if the current version is still `version_id - 1` (or, for
 /// version 1, if the resource does not exist at all): the database decides, so two writers
 /// racing for the same version cannot both win.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewVersion {
     pub resource_type: ResourceType,
     pub id: ResourceId,
@@ -80,12 +80,25 @@ pub struct HistoryPage {
     pub total: u64,
 }
 
-/// A page of search matches (current, non-deleted versions), ordered by id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One search match with the values it sorted by (for the next page's cursor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchMatch {
+    pub resource: StoredResource,
+    /// One value per sort key of the query, in order.
+    pub sort_values: Vec<SortValue>,
+}
+
+/// A page of a search: current, non-deleted matches in the query's order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchPage {
-    pub matches: Vec<StoredResource>,
-    /// How many resources match in total.
-    pub total: u64,
+    pub matches: Vec<SearchMatch>,
+    /// Resources found by `_include`/`_revinclude` (each once, none that is also a match).
+    pub included: Vec<StoredResource>,
+    /// How many resources match in all; `None` with `_total=none`.
+    pub total: Option<u64>,
+    /// Whether more matches lie beyond this page in the direction it was read (after it,
+    /// or before it for a backwards cursor).
+    pub more: bool,
 }
 
 /// Connections of one database pool, for the `/metrics` gauges.
@@ -138,8 +151,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError>;
 
-    /// Current, non-deleted resources matching `query`; at most `limit` of them.
-    async fn search(&self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError>;
+    /// One page of current, non-deleted resources matching `query` (its `count`, sort,
+    /// cursor, includes and total), in a fixed number of queries whatever the matches.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
     /// Cheap liveness check of the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -157,7 +171,7 @@ pub trait StoreTx: Send {
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError>;
 
-    async fn search(&mut self, query: &SearchQuery, limit: u32) -> Result<SearchPage, StoreError>;
+    async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
     /// Writes one version (see [`NewVersion`]); [`StoreError::VersionConflict`] when the
     /// current version is not `version_id - 1`.

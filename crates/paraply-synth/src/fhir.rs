@@ -1,0 +1,59 @@
+//! Small JSON builders for the FHIR datatypes the generator repeats, and the transaction
+//! Bundle. No validation here: the tests run every generated resource through
+//! `paraply_fhir::validate`.
+
+use serde_json::{Value, json};
+
+/// External code systems. Paraply's own and the identifier systems come from
+/// `paraply_fhir` so there is one definition of each.
+pub(crate) const ORGANIZATION_TYPE: &str =
+    "http://terminology.hl7.org/CodeSystem/organization-type";
+pub(crate) const CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
+pub(crate) const LOINC: &str = "http://loinc.org";
+pub(crate) const V3_ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+pub(crate) const V3_ROLE_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
+pub(crate) const V3_PARTICIPATION_TYPE: &str =
+    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+pub(crate) const CONSENT_ACTION: &str = "http://terminology.hl7.org/CodeSystem/consentaction";
+
+/// `{"reference": "Type/id"}`.
+pub(crate) fn reference(resource_type: &str, id: &str) -> Value {
+    json!({ "reference": format!("{resource_type}/{id}") })
+}
+
+/// A CodeableConcept with one coding.
+pub(crate) fn concept(system: &str, code: &str, display: &str) -> Value {
+    json!({ "coding": [{ "system": system, "code": code, "display": display }] })
+}
+
+pub(crate) fn identifier(system: &str, value: &str) -> Value {
+    json!({ "system": system, "value": value })
+}
+
+pub(crate) fn phone(value: &str, use_: &str) -> Value {
+    json!({ "system": "phone", "value": value, "use": use_ })
+}
+
+/// The resource's `Type/id`, the key of every reference and of the PUT entry's url.
+pub(crate) fn local_reference(resource: &Value) -> String {
+    format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap_or_default(),
+        resource["id"].as_str().unwrap_or_default()
+    )
+}
+
+/// A transaction Bundle that PUTs every resource at its own `Type/id`: reloading the same
+/// seed overwrites rather than duplicates, and references stay plain `Type/id`.
+pub fn transaction(resources: &[Value]) -> Value {
+    let entries: Vec<Value> = resources
+        .iter()
+        .map(|resource| {
+            json!({
+                "resource": resource,
+                "request": { "method": "PUT", "url": local_reference(resource) },
+            })
+        })
+        .collect();
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
+}
