@@ -22,7 +22,7 @@ pub use query::{
     TokenSystem, Total, UriMatch,
 };
 pub use registry::{
-    ElementPath, PARAPLY_DEFINITIONS, ParamKind, SearchParamDef, find, paraply_params, params_for,
+    ElementPath, PARAPLY_DEFINITIONS, ParamKind, SearchParamDef, find, params_for, paraply_params,
     summary_elements,
 };
 pub use subset::subset;
