@@ -17,7 +17,7 @@ use paraply_fhir::ResourceType;
 use paraply_search::{SearchQuery, index_rows};
 use paraply_store::{NewVersion, Store};
 use serde_json::{Value, json};
-use sqlx::{AssertSqlSafe, Arguments, Row};
+use sqlx::{Arguments, AssertSqlSafe, Row};
 
 use crate::search;
 use crate::sql::{Bind, Statement};
@@ -111,9 +111,13 @@ async fn fill(store: &dyn Store, patients: usize) {
     let started = Instant::now();
     let mut tx = store.begin().await.expect("begin");
     for k in 0..ORGANIZATIONS {
-        tx.write(version(ResourceType::Organization, &uuid(9, k), json!({"name": format!("Org {k}")})))
-            .await
-            .expect("write");
+        tx.write(version(
+            ResourceType::Organization,
+            &uuid(9, k),
+            json!({"name": format!("Org {k}")}),
+        ))
+        .await
+        .expect("write");
     }
     tx.commit().await.expect("commit");
     for chunk in (0..patients).collect::<Vec<_>>().chunks(200) {
@@ -138,24 +142,55 @@ fn searches(patients: usize) -> Vec<(&'static str, SearchQuery)> {
     vec![
         (
             "CareTeam?patient&category&status",
-            q(CareTeam, vec![("patient", &patient), ("category", "fast-kontakt"), ("status", "active")]),
+            q(
+                CareTeam,
+                vec![
+                    ("patient", &patient),
+                    ("category", "fast-kontakt"),
+                    ("status", "active"),
+                ],
+            ),
         ),
         (
             "CarePlan?patient&status&_include=care-team",
-            q(CarePlan, vec![("patient", &patient), ("status", "active"), ("_include", "CarePlan:care-team")]),
+            q(
+                CarePlan,
+                vec![
+                    ("patient", &patient),
+                    ("status", "active"),
+                    ("_include", "CarePlan:care-team"),
+                ],
+            ),
         ),
         (
             "Appointment?patient&date=ge&_sort=date",
-            q(Appointment, vec![("patient", &patient), ("date", "ge2026-10-22"), ("_sort", "date")]),
+            q(
+                Appointment,
+                vec![
+                    ("patient", &patient),
+                    ("date", "ge2026-10-22"),
+                    ("_sort", "date"),
+                ],
+            ),
         ),
         ("Patient?identifier", q(Patient, vec![("identifier", &pnr)])),
         (
             "Task?owner&status=requested,accepted",
-            q(Task, vec![("owner", &org), ("status", "requested,accepted")]),
+            q(
+                Task,
+                vec![("owner", &org), ("status", "requested,accepted")],
+            ),
         ),
         (
             "Task?owner&status (_total=none)",
-            q(Task, vec![("owner", &org), ("status", "requested,accepted"), ("_total", "none")]),
+            q(
+                Task,
+                vec![
+                    ("owner", &org),
+                    ("status", "requested,accepted"),
+                    ("_total", "none"),
+                ],
+            ),
         ),
         (
             "CareTeam?patient.identifier",
@@ -163,7 +198,13 @@ fn searches(patients: usize) -> Vec<(&'static str, SearchQuery)> {
         ),
         (
             "Patient?_has:CareTeam:patient:status&_id",
-            q(Patient, vec![("_id", &patient[8..]), ("_has:CareTeam:patient:status", "active")]),
+            q(
+                Patient,
+                vec![
+                    ("_id", &patient[8..]),
+                    ("_has:CareTeam:patient:status", "active"),
+                ],
+            ),
         ),
         ("Patient? (no filter)", q(Patient, vec![])),
     ]
@@ -226,9 +267,17 @@ async fn plans_of_the_hot_searches() {
         .unwrap_or(20_000);
     let postgres = url.starts_with("postgres");
     let store: Box<dyn Store> = if postgres {
-        Box::new(PostgresStore::connect(&url, PostgresOptions::default()).await.expect("connect"))
+        Box::new(
+            PostgresStore::connect(&url, PostgresOptions::default())
+                .await
+                .expect("connect"),
+        )
     } else {
-        Box::new(SqliteStore::open(&url, SqliteOptions::default()).await.expect("open"))
+        Box::new(
+            SqliteStore::open(&url, SqliteOptions::default())
+                .await
+                .expect("open"),
+        )
     };
     let probe = SearchQuery::parse(ResourceType::Patient, [("_count", "1")]).expect("query");
     if store.search(&probe).await.expect("search").total == Some(0) {
@@ -237,11 +286,18 @@ async fn plans_of_the_hot_searches() {
     let sqlite_pool = if postgres {
         None
     } else {
-        Some(sqlx::SqlitePool::connect(&format!("sqlite://{url}")).await.expect("pool"))
+        Some(
+            sqlx::SqlitePool::connect(&format!("sqlite://{url}"))
+                .await
+                .expect("pool"),
+        )
     };
     let pg_pool = if postgres {
         let pool = sqlx::PgPool::connect(&url).await.expect("pool");
-        sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
+        sqlx::query("ANALYZE")
+            .execute(&pool)
+            .await
+            .expect("analyze");
         Some(pool)
     } else {
         None
