@@ -77,22 +77,26 @@ def main():
     with open(SOURCE) as f:
         bundle = json.load(f)
     per_type = {t: [] for t in SERVED}
+    common = []
     for entry in bundle["entry"]:
         p = entry["resource"]
         code, kind = p["code"], p["type"]
         if code in SKIPPED or kind not in KINDS:
             continue
         for base in p.get("base", []):
-            bases = SERVED if base in ("Resource", "DomainResource") else [base]
-            for resource in bases:
+            if base in ("Resource", "DomainResource"):
+                paths = [parsed for parsed in (parse_path("Resource", alt) for alt in (p.get("expression") or "").split("|")) if parsed]
+                if paths:
+                    common.append((code, KINDS[kind], paths, [], p["url"]))
+                continue
+            for resource in [base]:
                 if resource not in per_type:
                     continue
                 alternatives = (p.get("expression") or "").split("|")
                 paths = []
                 for alt in alternatives:
                     parsed = parse_path(resource, alt)
-                    if parsed and (alt.strip().lstrip("(").startswith(resource + ".")
-                                   or base in ("Resource", "DomainResource")):
+                    if parsed and alt.strip().lstrip("(").startswith(resource + "."):
                         paths.append(parsed)
                 if not paths:
                     continue
@@ -110,7 +114,14 @@ def main():
     out.append("")
     out.append("use super::{ElementPath, Filter, ParamKind, SearchParamDef};")
     out.append("")
-    out.append("/// The R4 search parameters of a served type (besides `_id` and `_lastUpdated`).")
+    out.append("/// The R4 parameters every resource type has (besides `_id` and `_lastUpdated`, which")
+    out.append("/// are columns of every stored version).")
+    out.append("pub(super) const COMMON: &[SearchParamDef] = &[")
+    for code, kind, paths, targets, url in sorted(common):
+        emit_param(out, code, kind, paths, targets, url)
+    out.append("];")
+    out.append("")
+    out.append("/// The R4 search parameters defined for a served type itself.")
     out.append("pub(super) fn r4_params(resource_type: ResourceType) -> &'static [SearchParamDef] {")
     out.append("    match resource_type {")
     for t in SERVED:
@@ -121,16 +132,7 @@ def main():
         out.append("")
         out.append(f"const {const_name(t)}: &[SearchParamDef] = &[")
         for code, kind, paths, targets, url in sorted(per_type[t]):
-            out.append("    SearchParamDef {")
-            out.append(f'        name: "{code}",')
-            out.append(f"        kind: ParamKind::{kind},")
-            out.append("        paths: &[")
-            for path in paths:
-                out.append(f"            {rust_path(*path)},")
-            out.append("        ],")
-            out.append("        targets: &[%s]," % ", ".join(targets))
-            out.append(f'        url: "{url}",')
-            out.append("    },")
+            emit_param(out, code, kind, paths, targets, url)
         out.append("];")
     summary = summary_elements()
     out.append("")
@@ -146,7 +148,20 @@ def main():
     out.append("}")
     with open(TARGET, "w") as f:
         f.write("\n".join(out) + "\n")
-    print(f"wrote {TARGET}: {sum(len(v) for v in per_type.values())} parameters", file=sys.stderr)
+    print(f"wrote {TARGET}: {len(common)} common and {sum(len(v) for v in per_type.values())} type parameters", file=sys.stderr)
+
+
+def emit_param(out, code, kind, paths, targets, url):
+    out.append("    SearchParamDef {")
+    out.append(f'        name: "{code}",')
+    out.append(f"        kind: ParamKind::{kind},")
+    out.append("        paths: &[")
+    for path in paths:
+        out.append(f"            {rust_path(*path)},")
+    out.append("        ],")
+    out.append("        targets: &[%s]," % ", ".join(targets))
+    out.append(f'        url: "{url}",')
+    out.append("    },")
 
 
 def summary_elements():

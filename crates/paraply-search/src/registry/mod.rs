@@ -153,8 +153,9 @@ pub fn summary_elements(resource_type: ResourceType) -> Option<&'static [&'stati
 /// Every indexed parameter of a type: R4's, then Paraply's (`_id` and `_lastUpdated` are
 /// columns of every stored version, not index rows).
 pub fn params_for(resource_type: ResourceType) -> impl Iterator<Item = &'static SearchParamDef> {
-    r4::r4_params(resource_type)
+    r4::COMMON
         .iter()
+        .chain(r4::r4_params(resource_type))
         .chain(paraply_params(resource_type))
 }
 

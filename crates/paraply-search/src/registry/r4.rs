@@ -5,34 +5,9 @@ use paraply_fhir::ResourceType::{self, *};
 
 use super::{ElementPath, Filter, ParamKind, SearchParamDef};
 
-/// The R4 search parameters of a served type (besides `_id` and `_lastUpdated`).
-pub(super) fn r4_params(resource_type: ResourceType) -> &'static [SearchParamDef] {
-    match resource_type {
-        Appointment => APPOINTMENT,
-        AppointmentResponse => APPOINTMENT_RESPONSE,
-        AuditEvent => AUDIT_EVENT,
-        CarePlan => CARE_PLAN,
-        CareTeam => CARE_TEAM,
-        Communication => COMMUNICATION,
-        CommunicationRequest => COMMUNICATION_REQUEST,
-        Consent => CONSENT,
-        DocumentReference => DOCUMENT_REFERENCE,
-        Encounter => ENCOUNTER,
-        Goal => GOAL,
-        HealthcareService => HEALTHCARE_SERVICE,
-        Location => LOCATION,
-        Organization => ORGANIZATION,
-        Patient => PATIENT,
-        Practitioner => PRACTITIONER,
-        PractitionerRole => PRACTITIONER_ROLE,
-        Provenance => PROVENANCE,
-        RelatedPerson => RELATED_PERSON,
-        Subscription => SUBSCRIPTION,
-        Task => TASK,
-    }
-}
-
-const APPOINTMENT: &[SearchParamDef] = &[
+/// The R4 parameters every resource type has (besides `_id` and `_lastUpdated`, which
+/// are columns of every stored version).
+pub(super) const COMMON: &[SearchParamDef] = &[
     SearchParamDef {
         name: "_profile",
         kind: ParamKind::Uri,
@@ -81,6 +56,36 @@ const APPOINTMENT: &[SearchParamDef] = &[
         targets: &[],
         url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
     },
+];
+
+/// The R4 search parameters defined for a served type itself.
+pub(super) fn r4_params(resource_type: ResourceType) -> &'static [SearchParamDef] {
+    match resource_type {
+        Appointment => APPOINTMENT,
+        AppointmentResponse => APPOINTMENT_RESPONSE,
+        AuditEvent => AUDIT_EVENT,
+        CarePlan => CARE_PLAN,
+        CareTeam => CARE_TEAM,
+        Communication => COMMUNICATION,
+        CommunicationRequest => COMMUNICATION_REQUEST,
+        Consent => CONSENT,
+        DocumentReference => DOCUMENT_REFERENCE,
+        Encounter => ENCOUNTER,
+        Goal => GOAL,
+        HealthcareService => HEALTHCARE_SERVICE,
+        Location => LOCATION,
+        Organization => ORGANIZATION,
+        Patient => PATIENT,
+        Practitioner => PRACTITIONER,
+        PractitionerRole => PRACTITIONER_ROLE,
+        Provenance => PROVENANCE,
+        RelatedPerson => RELATED_PERSON,
+        Subscription => SUBSCRIPTION,
+        Task => TASK,
+    }
+}
+
+const APPOINTMENT: &[SearchParamDef] = &[
     SearchParamDef {
         name: "actor",
         kind: ParamKind::Reference,
@@ -318,54 +323,6 @@ const APPOINTMENT: &[SearchParamDef] = &[
 
 const APPOINTMENT_RESPONSE: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "actor",
         kind: ParamKind::Reference,
         paths: &[ElementPath {
@@ -459,54 +416,6 @@ const APPOINTMENT_RESPONSE: &[SearchParamDef] = &[
 ];
 
 const AUDIT_EVENT: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "action",
         kind: ParamKind::Token,
@@ -769,54 +678,6 @@ const AUDIT_EVENT: &[SearchParamDef] = &[
 
 const CARE_PLAN: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "activity-code",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -1068,54 +929,6 @@ const CARE_PLAN: &[SearchParamDef] = &[
 
 const CARE_TEAM: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "category",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -1221,54 +1034,6 @@ const CARE_TEAM: &[SearchParamDef] = &[
 ];
 
 const COMMUNICATION: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "based-on",
         kind: ParamKind::Reference,
@@ -1512,54 +1277,6 @@ const COMMUNICATION: &[SearchParamDef] = &[
 
 const COMMUNICATION_REQUEST: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "authored",
         kind: ParamKind::Date,
         paths: &[ElementPath {
@@ -1798,54 +1515,6 @@ const COMMUNICATION_REQUEST: &[SearchParamDef] = &[
 
 const CONSENT: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "action",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -2063,54 +1732,6 @@ const CONSENT: &[SearchParamDef] = &[
 ];
 
 const DOCUMENT_REFERENCE: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "authenticator",
         kind: ParamKind::Reference,
@@ -2439,54 +2060,6 @@ const DOCUMENT_REFERENCE: &[SearchParamDef] = &[
 
 const ENCOUNTER: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "account",
         kind: ParamKind::Reference,
         paths: &[ElementPath {
@@ -2766,54 +2339,6 @@ const ENCOUNTER: &[SearchParamDef] = &[
 
 const GOAL: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "achievement-status",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -2912,54 +2437,6 @@ const GOAL: &[SearchParamDef] = &[
 ];
 
 const HEALTHCARE_SERVICE: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
@@ -3107,54 +2584,6 @@ const HEALTHCARE_SERVICE: &[SearchParamDef] = &[
 ];
 
 const LOCATION: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "address",
         kind: ParamKind::String,
@@ -3335,54 +2764,6 @@ const LOCATION: &[SearchParamDef] = &[
 
 const ORGANIZATION: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -3549,54 +2930,6 @@ const ORGANIZATION: &[SearchParamDef] = &[
 ];
 
 const PATIENT: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
@@ -3877,54 +3210,6 @@ const PATIENT: &[SearchParamDef] = &[
 
 const PRACTITIONER: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -4132,54 +3417,6 @@ const PRACTITIONER: &[SearchParamDef] = &[
 
 const PRACTITIONER_ROLE: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -4338,54 +3575,6 @@ const PRACTITIONER_ROLE: &[SearchParamDef] = &[
 ];
 
 const PROVENANCE: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "agent",
         kind: ParamKind::Reference,
@@ -4559,54 +3748,6 @@ const PROVENANCE: &[SearchParamDef] = &[
 ];
 
 const RELATED_PERSON: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "active",
         kind: ParamKind::Token,
@@ -4803,54 +3944,6 @@ const RELATED_PERSON: &[SearchParamDef] = &[
 
 const SUBSCRIPTION: &[SearchParamDef] = &[
     SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
-    SearchParamDef {
         name: "contact",
         kind: ParamKind::Token,
         paths: &[ElementPath {
@@ -4925,54 +4018,6 @@ const SUBSCRIPTION: &[SearchParamDef] = &[
 ];
 
 const TASK: &[SearchParamDef] = &[
-    SearchParamDef {
-        name: "_profile",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "profile"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-profile",
-    },
-    SearchParamDef {
-        name: "_security",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "security"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-security",
-    },
-    SearchParamDef {
-        name: "_source",
-        kind: ParamKind::Uri,
-        paths: &[ElementPath {
-            steps: &["meta", "source"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-source",
-    },
-    SearchParamDef {
-        name: "_tag",
-        kind: ParamKind::Token,
-        paths: &[ElementPath {
-            steps: &["meta", "tag"],
-            resolve_is: None,
-            filter: None,
-            choice: None,
-        }],
-        targets: &[],
-        url: "http://hl7.org/fhir/SearchParameter/Resource-tag",
-    },
     SearchParamDef {
         name: "authored-on",
         kind: ParamKind::Date,
