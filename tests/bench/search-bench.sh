@@ -149,6 +149,10 @@ else
   (cd "$ROOT" && cargo build --release -p paraply-server)
 fi
 [[ -x "$BIN" ]] || { echo "no $BIN" >&2; exit 1; }
+# The source the binary was (presumably) built from: HEAD when the run starts.
+commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+[[ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no 2>/dev/null | head -n1)" ]] \
+  && commit="$commit + uncommitted changes"
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -525,8 +529,6 @@ for backend in $BACKENDS; do
   run_backend "$backend"
 done
 
-commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
-[[ -n "$(cd "$ROOT" && git status --porcelain 2>/dev/null | head -n1)" ]] && commit="$commit + uncommitted changes"
 echo
 echo "Search benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $commit"
 echo "synth --patients $PATIENTS --seed $SEED --concurrency $LOAD_CONCURRENCY --patients-per-bundle $PER_BUNDLE --reference-date $REFERENCE_DATE; PARAPLY_LOG=$PARAPLY_LOG"

@@ -101,8 +101,22 @@ impl Statement {
     }
 }
 
-/// Rows per multi-row `INSERT`: far below both databases' placeholder limits.
-const INSERT_CHUNK: usize = 400;
+/// Most rows in one multi-row `INSERT`: far below both databases' placeholder limits.
+const INSERT_CHUNK: usize = 256;
+
+/// Splits rows into chunks whose sizes are powers of two (largest first). Each size is one
+/// SQL text, so a few dozen prepared statements serve every write instead of one per row
+/// count, which kept evicting each other from the connection's statement cache.
+fn power_of_two_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    while !rows.is_empty() {
+        let size = 1 << rows.len().min(INSERT_CHUNK).ilog2();
+        let (chunk, rest) = rows.split_at(size);
+        chunks.push(chunk);
+        rows = rest;
+    }
+    chunks
+}
 
 /// The inserts of all index rows of a version whose row is `rid`: one multi-row statement per
 /// index table that has rows (more only for a resource with hundreds of rows of one kind).
@@ -134,7 +148,7 @@ pub(crate) fn insert_index(
     ];
     let mut statements = Vec::new();
     for (table, rows) in by_table.iter().enumerate() {
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        for chunk in power_of_two_chunks(rows) {
             let mut stmt = Statement::default();
             let rid = stmt.int(rid);
             let resource_type = stmt.text(resource_type.as_str());
@@ -341,6 +355,20 @@ fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_inserts_use_few_distinct_statement_sizes() {
+        let rows: Vec<u32> = (0..45).collect();
+        let sizes: Vec<usize> = power_of_two_chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [32, 8, 4, 1]);
+        assert!(power_of_two_chunks::<u32>(&[]).is_empty());
+        let many: Vec<u32> = (0..600).collect();
+        assert!(
+            power_of_two_chunks(&many)
+                .iter()
+                .all(|c| c.len() <= INSERT_CHUNK)
+        );
+    }
 
     #[test]
     fn history_fetches_one_row_more_than_the_page_and_counts_without_the_cursor() {
