@@ -28,6 +28,11 @@ else
   echo "!! $validator is absent: emitted JSON will not be validated independently"
 fi
 
+# The independent OpenID provider the login tests use (oidc-provider, pinned), checked on
+# its own: discovery, keys, browserless logins, token claims, key rotation.
+npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+node tests/idp/selftest.mjs
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
