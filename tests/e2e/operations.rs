@@ -136,7 +136,10 @@ async fn openapi_description_matches_the_router() {
     for (template, item) in paths {
         let template = template.as_str().unwrap();
         let concrete = template
-            .replace("SearchParameter/{id}", "SearchParameter/CareTeam-participant-role")
+            .replace(
+                "SearchParameter/{id}",
+                "SearchParameter/CareTeam-participant-role",
+            )
             .replace("{type}", "Patient")
             .replace("{id}", "p1")
             .replace("{vid}", "1");

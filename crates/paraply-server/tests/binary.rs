@@ -242,6 +242,17 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     assert_eq!(status, 200, "{capabilities}");
     assert_eq!(capabilities["resourceType"], "CapabilityStatement");
     assert_eq!(capabilities["fhirVersion"], "4.0.1");
+
+    // The demo patientkontrakt answers the searches the portal and clinicians use.
+    let search = "/fhir/CareTeam?patient=demo-tolvan&category=fast-kontakt&status=active";
+    let (status, contacts) = get_json(&client, &first.url(search)).await;
+    assert_eq!(status, 200, "{contacts}");
+    assert_eq!(contacts["total"], 1, "{contacts}");
+    let search =
+        "/fhir/CarePlan?patient=demo-tolvan&category=patientkontrakt&_include=CarePlan:care-team";
+    let (status, plans) = get_json(&client, &first.url(search)).await;
+    assert_eq!(status, 200, "{plans}");
+    assert_eq!(plans["entry"].as_array().map(Vec::len), Some(2), "{plans}");
     first.stop().await;
     drop(first);
 
