@@ -159,6 +159,10 @@ where
             found.reverse();
         }
         let total = match plan.total {
+            // A first page that holds every match is its own count: no second query.
+            Some(_) if query.page.is_none() && !more && count > 0 => {
+                Some(u64::try_from(found.len()).unwrap_or(u64::MAX))
+            }
             Some(total) => {
                 let (total,): (i64,) = Self::bind_as(total)?
                     .fetch_one(&mut *conn)
