@@ -53,7 +53,8 @@
 # BENCH_SEARCHES (space-separated subset of the names above), BENCH_BIN (the paraply
 # binary, default target/release/paraply), PARAPLY_LOG (warn),
 # PARAPLY_BENCH_DATABASE_URL, BENCH_SKIP_BUILD=1 uses an existing target/release/paraply
-# as it is, BENCH_KEEP=1 keeps the work directory (server log, raw wrk output, samples).
+# as it is, BENCH_KEEP=1 keeps the work directory (server log, raw wrk output, samples, the
+# SQLite file). The work directory (and so the SQLite database) is made under TMPDIR (/tmp).
 #
 # All traffic goes to 127.0.0.1; every wrk run has a fixed duration and an outer timeout;
 # the server (and the PostgreSQL bench database) are removed on exit.
@@ -88,7 +89,7 @@ CLK_TCK="$(getconf CLK_TCK)"
 PNR_SYSTEM="http://electronichealth.se/identifier/personnummer"
 TODAY="${REFERENCE_DATE:0:10}"
 
-WORK="$(mktemp -d /tmp/paraply-search-bench.XXXXXX)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/paraply-search-bench.XXXXXX")"
 SERVER_PID=""
 PG_DB=""
 BASE=""
