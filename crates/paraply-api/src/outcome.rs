@@ -35,6 +35,7 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
         UnknownRoute(_) => plain(StatusCode::NOT_FOUND, IssueType::NotSupported),
         MethodNotAllowed { .. } => plain(StatusCode::METHOD_NOT_ALLOWED, IssueType::NotSupported),
         UnsupportedOperation(_) => plain(StatusCode::NOT_IMPLEMENTED, IssueType::NotSupported),
+        Forbidden { .. } => plain(StatusCode::FORBIDDEN, IssueType::Forbidden),
         PreconditionFailed { .. } => plain(StatusCode::PRECONDITION_FAILED, IssueType::Conflict),
         MultipleMatches { .. } => {
             plain(StatusCode::PRECONDITION_FAILED, IssueType::MultipleMatches)
@@ -146,6 +147,12 @@ mod tests {
                 405,
             ),
             (CoreError::UnsupportedOperation("everything".into()), 501),
+            (
+                CoreError::Forbidden {
+                    reason: "no care relationship".into(),
+                },
+                403,
+            ),
             (
                 CoreError::PreconditionFailed {
                     resource_type: t,

@@ -9,6 +9,7 @@ use paraply_store::{
 };
 use serde_json::Value;
 
+use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
 use crate::request::{FhirRequest, HistoryParams, Interaction};
 use crate::stamp::{now, stamp};
@@ -86,10 +87,23 @@ impl Fhir {
         &self.store
     }
 
-    /// Parses and executes one request.
+    /// Parses and executes one request as the server itself (no access rules, no log):
+    /// demo data and start-up tasks.
     pub async fn handle(&self, request: FhirRequest) -> Result<Outcome, CoreError> {
         let interaction = Interaction::parse(request)?;
         self.execute(interaction).await
+    }
+
+    /// Parses and executes one request on behalf of `context`'s caller.
+    pub async fn handle_as(
+        &self,
+        context: &RequestContext,
+        request: FhirRequest,
+    ) -> Result<Outcome, CoreError> {
+        match &context.caller {
+            Caller::Unrestricted => self.handle(request).await,
+            Caller::Authenticated(_) => self.handle(request).await,
+        }
     }
 
     pub async fn execute(&self, interaction: Interaction) -> Result<Outcome, CoreError> {

@@ -38,6 +38,11 @@ pub enum CoreError {
     UnknownRoute(String),
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: Method, path: String },
+    /// The caller is known but may not do this (SMART scope, care relationship, spärr,
+    /// consent, or a resource only the server writes). The reason is safe to show: it never
+    /// says whether or where blocked data exists.
+    #[error("{reason}")]
+    Forbidden { reason: String },
     /// An operation (`$name`) that is not implemented.
     #[error("operation ${0} is not supported")]
     UnsupportedOperation(String),

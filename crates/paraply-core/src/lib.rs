@@ -5,14 +5,18 @@
 //! Every resource written is validated here (via `paraply-fhir`) and stamped with `id` and
 //! `meta`; reads hand back the stored JSON text untouched.
 
+mod audit;
 mod bundle;
 mod capabilities;
+mod context;
 mod engine;
 mod error;
 mod request;
 mod stamp;
 
+pub use audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
 pub use capabilities::{capability_statement, search_parameter};
+pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
 pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};

@@ -34,6 +34,15 @@ pub const SIP_ROLE_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/sip-role";
 pub const SERVICE_TYPE_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/service-type";
 pub const SIP_MOTE: &str = "sip-mote";
 
+/// `meta.tag` naming the care provider (vårdgivare, by HSA-id) that wrote a resource: the
+/// server sets it on staff writes, and the access rules use it for the care-provider
+/// boundary (DOMAIN.md I12). Resources without it belong to no single provider.
+pub const CARE_PROVIDER_TAG_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/vardgivare";
+
+/// Annotation extension marking a note `internal` (staff only) or `external`; internal
+/// notes never reach patients or relatives (I14).
+pub const NOTE_VISIBILITY_URL: &str = "https://paraply.se/fhir/StructureDefinition/note-visibility";
+
 #[cfg(test)]
 mod tests {
     use super::*;

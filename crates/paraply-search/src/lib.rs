@@ -4,6 +4,7 @@
 //! This crate knows no SQL and does no IO: storage receives only the typed query and the
 //! index rows, so a parameter is parsed once, here, with its definition in hand.
 
+mod access;
 mod cursor;
 mod date;
 mod index;
@@ -12,6 +13,7 @@ mod query;
 mod registry;
 mod subset;
 
+pub use access::{PatientLink, Restriction, StaffScope, patient_link};
 pub use cursor::{PageCursor, SortValue};
 pub use date::{DateRange, parse_date_range};
 pub use index::{IndexRow, IndexValue, index_rows};

@@ -3,6 +3,7 @@
 
 use paraply_fhir::{ResourceId, ResourceType, canonical_system};
 
+use crate::access::Restriction;
 use crate::cursor::PageCursor;
 use crate::date::{DateRange, parse_date_range};
 use crate::index::OF_TYPE_PARAM;
@@ -35,6 +36,9 @@ pub struct SearchQuery {
     pub total: Total,
     /// Parameters ignored under `Prefer: handling=lenient`, with the reason.
     pub ignored: Vec<SearchError>,
+    /// What the caller may see, set by the access rules (never by the query string);
+    /// `None` for unrestricted callers. Applies to matches and to included resources.
+    pub restriction: Option<Restriction>,
 }
 
 /// One parameter occurrence: any alternative matches (comma = OR); `negated` turns it into
@@ -289,6 +293,7 @@ impl SearchQuery {
             elements: Vec::new(),
             total: Total::Accurate,
             ignored: Vec::new(),
+            restriction: None,
         }
     }
 

@@ -1,0 +1,96 @@
+//! Access restrictions a search carries to storage (DOMAIN.md §4, I11–I13).
+//!
+//! The access rules (paraply-core) decide *who* the caller is and turn that into a
+//! [`Restriction`]; storage turns the restriction into SQL next to the client's own filters,
+//! so pages, counts and `_include`s only ever see what the caller may see. A restriction is
+//! set by the server, never parsed from a query string.
+
+use paraply_fhir::{ResourceId, ResourceType};
+
+/// How a resource of a type names the patient whose data it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientLink {
+    /// The resource is the patient (`Patient/{id}`).
+    Itself,
+    /// The reference search parameter whose `Patient/{id}` target is the patient.
+    Param(&'static str),
+    /// Not patient data: directories (Organization, Practitioner, …) and server resources.
+    None,
+}
+
+/// The patient link of every served type. A patient-linked resource without such a
+/// reference belongs to no patient and is visible only to unrestricted callers.
+pub fn patient_link(resource_type: ResourceType) -> PatientLink {
+    use ResourceType as T;
+    match resource_type {
+        T::Patient => PatientLink::Itself,
+        T::Appointment
+        | T::AppointmentResponse
+        | T::AuditEvent
+        | T::CarePlan
+        | T::CareTeam
+        | T::Communication
+        | T::CommunicationRequest
+        | T::Consent
+        | T::DocumentReference
+        | T::Encounter
+        | T::Goal
+        | T::Provenance
+        | T::RelatedPerson
+        | T::Task => PatientLink::Param("patient"),
+        T::HealthcareService
+        | T::Location
+        | T::Organization
+        | T::Practitioner
+        | T::PractitionerRole
+        | T::Subscription => PatientLink::None,
+    }
+}
+
+/// What a restricted caller may see. Resources of types whose [`patient_link`] is
+/// [`PatientLink::None`] are not restricted by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restriction {
+    /// A patient: only data of these patients (their own id).
+    Patients(Vec<ResourceId>),
+    /// A relative (I13): data of the patient each RelatedPerson belongs to
+    /// (`RelatedPerson.patient`), but only while that patient has an *active* `Consent`
+    /// with `provision.type = permit` whose `provision.actor` names the RelatedPerson.
+    /// Checked in the query itself, so a revoked consent takes effect at once.
+    RelativeOf(Vec<ResourceId>),
+    /// Staff (I11, I12).
+    Staff(StaffScope),
+}
+
+/// The staff rules, evaluated per resource of patient `P`:
+///
+/// 1. Care relationship: `P` has a CareTeam with `status` active whose `participant`
+///    (member) is one of [`StaffScope::members`], or a PractitionerRole whose
+///    `organization` is one of [`StaffScope::units`] — unless `emergency`.
+/// 2. Spärr: no *active* `Consent` of `P` with `provision.type = deny`
+///    (search parameter `provision-type`) whose `actor` is one of
+///    [`StaffScope::blocked_if_actor`] — unless `emergency`.
+/// 3. Care-provider boundary: the resource carries no owner tag
+///    (`meta.tag` of system [`paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM`]), or its owner
+///    code is [`StaffScope::care_provider`], or one of the resource's own reference index
+///    rows targets one of `members`/`units`/`organizations` (the caller's organization
+///    takes part in it), or `P` has an active permit Consent whose `actor` is one of
+///    `organizations` — unless `emergency`.
+///
+/// The Patient resource itself needs rules 1 and 2 only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffScope {
+    /// `PractitionerRole/{id}` references of the caller (and `Organization/{id}` of units
+    /// and the huvudman, when the issuer grants relationship at that level).
+    pub members: Vec<String>,
+    /// `Organization/{id}` of the caller's unit: colleagues' PractitionerRoles there count.
+    pub units: Vec<String>,
+    /// `Organization/{id}` of the caller's care provider and huvudman.
+    pub organizations: Vec<String>,
+    /// The caller's care-provider HSA-id, compared with the owner tag's code.
+    pub care_provider: String,
+    /// Actors a spärr may name to block this caller: their unit and care provider.
+    pub blocked_if_actor: Vec<String>,
+    /// A logged emergency access (`purposeOfUse` ETREAT): rules 1–3 are waived.
+    pub emergency: bool,
+}
