@@ -59,7 +59,7 @@ pub enum Restriction {
     /// Checked in the query itself, so a revoked consent takes effect at once.
     RelativeOf(Vec<ResourceId>),
     /// Staff (I11, I12).
-    Staff(StaffScope),
+    Staff(Box<StaffScope>),
 }
 
 /// The staff rules, evaluated per resource of patient `P`:
