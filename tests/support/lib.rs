@@ -151,6 +151,7 @@ impl TestServer {
         let config = Config {
             listen: address,
             database_url: database_url.to_owned(),
+            auth: paraply_server::config::AuthMode::None,
             file,
         };
         let store = open_store(&config).await.expect("open the test database");

@@ -33,11 +33,11 @@ pub enum AuditAgent {
     },
     /// A patient (`Patient/{id}`) or relative (`RelatedPerson/{id}`); `None` if the
     /// personnummer matched nobody (a denied attempt).
-    Citizen {
-        reference: Option<String>,
-    },
+    Citizen { reference: Option<String> },
     /// A system client by `client_id`.
     System { client_id: String },
+    /// A request whose bearer token was missing or failed validation (logged at the edge).
+    Unauthenticated,
 }
 
 /// Whether it succeeded.
@@ -45,9 +45,13 @@ pub enum AuditAgent {
 pub enum AuditOutcome {
     Success,
     /// Refused by the access rules (403) — denied attempts are logged too.
-    Denied { reason: String },
+    Denied {
+        reason: String,
+    },
     /// Failed for another reason (4xx/5xx), with the HTTP-ish reason.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// One access to patient data; becomes exactly one AuditEvent.

@@ -43,6 +43,18 @@ pub struct Settings {
     /// A TOML file with further settings (see README).
     #[arg(long, env = "PARAPLY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// `oidc`: every FHIR request needs a bearer token from a trusted issuer (the TOML
+    /// file's `[[issuer]]`s). `none`: no logins and no access rules — development only,
+    /// refused on any address but loopback.
+    #[arg(long, env = "PARAPLY_AUTH", value_enum, default_value_t = AuthMode::Oidc)]
+    pub auth: AuthMode,
+}
+
+/// Whether FHIR requests must carry a bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    Oidc,
+    None,
 }
 
 /// Settings read from the TOML file; unknown keys are errors.
@@ -53,6 +65,8 @@ pub struct FileConfig {
     pub max_body_bytes: usize,
     /// Database connections per pool (readers; SQLite writes use one connection).
     pub database_pool_size: u32,
+    /// Trusted OpenID Connect issuers (`[[issuer]]` tables).
+    pub issuer: Vec<paraply_auth::TrustedIssuer>,
 }
 
 impl Default for FileConfig {
@@ -60,6 +74,7 @@ impl Default for FileConfig {
         FileConfig {
             max_body_bytes: 8 * 1024 * 1024,
             database_pool_size: 8,
+            issuer: Vec::new(),
         }
     }
 }
@@ -69,6 +84,7 @@ impl Default for FileConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    pub auth: AuthMode,
     pub file: FileConfig,
 }
 
@@ -128,6 +144,7 @@ impl Config {
         Ok(Config {
             listen,
             database_url: settings.database_url.clone(),
+            auth: settings.auth,
             file,
         })
     }
@@ -142,6 +159,7 @@ mod tests {
             listen: "127.0.0.1:0".into(),
             database_url: DEFAULT_DATABASE_URL.into(),
             config: None,
+            auth: AuthMode::None,
         }
     }
 
