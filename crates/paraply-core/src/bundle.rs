@@ -11,7 +11,8 @@ use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::SearchQuery;
 use serde_json::Value;
 
-use crate::engine::{Fhir, Outcome, Reader, is_write, write_in};
+use crate::access::Access;
+use crate::engine::{Fhir, Outcome, Reader, is_write, restricted, verify_written, write_checked};
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction, conditional, parse_query};
 
@@ -30,7 +31,11 @@ enum BundleKind {
 }
 
 impl Fhir {
-    pub(crate) async fn bundle(&self, bundle: Value) -> Result<Outcome, CoreError> {
+    pub(crate) async fn bundle(
+        &self,
+        bundle: Value,
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Err(CoreError::bad_request(
                 "POST to the base takes a Bundle of type batch or transaction",
@@ -60,16 +65,16 @@ impl Fhir {
             }
         };
         match kind {
-            BundleKind::Batch => Ok(self.batch(entries).await),
-            BundleKind::Transaction => self.transaction(entries).await,
+            BundleKind::Batch => Ok(self.batch(entries, access).await),
+            BundleKind::Transaction => self.transaction(entries, access).await,
         }
     }
 
-    async fn batch(&self, entries: Vec<Entry>) -> Outcome {
+    async fn batch(&self, entries: Vec<Entry>, access: Option<&Access>) -> Outcome {
         let mut results = Vec::with_capacity(entries.len());
         for entry in entries {
             let result = match entry.interaction {
-                Ok(interaction) => Box::pin(self.execute(interaction)).await,
+                Ok(interaction) => Box::pin(self.execute(interaction, access)).await,
                 Err(error) => Err(error),
             };
             results.push(result);
@@ -80,7 +85,11 @@ impl Fhir {
         }
     }
 
-    async fn transaction(&self, entries: Vec<Entry>) -> Result<Outcome, CoreError> {
+    async fn transaction(
+        &self,
+        entries: Vec<Entry>,
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
         let fail = |index: usize, label: &str, source: CoreError| CoreError::Transaction {
             index,
             request: label.to_owned(),
@@ -90,7 +99,13 @@ impl Fhir {
         let mut labels = Vec::with_capacity(entries.len());
         let mut entry_urls = Vec::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
-            match entry.interaction {
+            let checked = entry.interaction.and_then(|interaction| {
+                if let Some(access) = access {
+                    access.check_interaction(&interaction)?;
+                }
+                Ok(restricted(interaction, access))
+            });
+            match checked {
                 Ok(interaction) => interactions.push(interaction),
                 Err(error) => return Err(fail(index, &entry.label, error)),
             }
@@ -165,7 +180,7 @@ impl Fhir {
             for reference in references {
                 if let Some(target) = full_urls.get(&reference) {
                     resolved.insert(reference, target.clone());
-                } else if let Some(target) = resolve_conditional(tx.as_mut(), &reference)
+                } else if let Some(target) = resolve_conditional(tx.as_mut(), &reference, access)
                     .await
                     .map_err(|e| fail(index, &labels[index], e))?
                 {
@@ -180,19 +195,31 @@ impl Fhir {
         let mut order: Vec<usize> = (0..interactions.len()).collect();
         order.sort_by_key(|&i| processing_rank(&interactions[i]));
         let mut results: Vec<Option<Outcome>> = (0..interactions.len()).map(|_| None).collect();
+        let mut written = Vec::new();
         for index in order {
             let interaction = interactions[index].clone();
             let label = &labels[index];
             let outcome = if is_write(&interaction) {
-                write_in(tx.as_mut(), interaction, assigned[index].clone()).await
+                write_checked(tx.as_mut(), interaction, assigned[index].clone(), access)
+                    .await
+                    .map(|(outcome, resource)| {
+                        written.extend(resource.map(|resource| (index, resource)));
+                        outcome
+                    })
             } else if matches!(interaction, Interaction::Bundle { .. }) {
                 Err(CoreError::bad_request(
                     "a Bundle entry cannot be another batch or transaction",
                 ))
             } else {
-                self.read(&mut Reader::Tx(tx.as_mut()), interaction).await
+                self.read(&mut Reader::Tx(tx.as_mut()), interaction, access)
+                    .await
             };
             results[index] = Some(outcome.map_err(|e| fail(index, label, e))?);
+        }
+        for (index, resource) in &written {
+            verify_written(tx.as_mut(), access, Some(resource))
+                .await
+                .map_err(|e| fail(*index, &labels[*index], e))?;
         }
         tx.commit().await?;
         Ok(Outcome::BundleResponse {
@@ -222,6 +249,7 @@ async fn single_match(
 async fn resolve_conditional(
     tx: &mut dyn paraply_store::StoreTx,
     reference: &str,
+    access: Option<&Access>,
 ) -> Result<Option<String>, CoreError> {
     let Some((type_name, criteria)) = reference.split_once('?') else {
         return Ok(None);
@@ -232,7 +260,8 @@ async fn resolve_conditional(
             count: 0,
         });
     };
-    let query = conditional(resource_type, &parse_query(criteria))?;
+    let mut query = conditional(resource_type, &parse_query(criteria))?;
+    query.restriction = access.and_then(Access::restriction);
     let page = tx.search(&query).await?;
     match (page.total.unwrap_or_default(), page.matches.first()) {
         (1, Some(found)) => Ok(Some(format!("{resource_type}/{}", found.resource.id))),

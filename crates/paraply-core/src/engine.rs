@@ -2,13 +2,18 @@
 
 use std::sync::Arc;
 
+use paraply_auth::Permission;
 use paraply_fhir::{ResourceId, ResourceType, VersionId, validate};
 use paraply_search::{SearchQuery, Summary, Total, index_rows};
 use paraply_store::{
-    HistoryPage, HistoryQuery, NewVersion, SearchPage, Store, StoreTx, StoredResource,
+    HistoryPage, HistoryQuery, HistoryScope, NewVersion, SearchPage, Store, StoreTx, StoredResource,
 };
 use serde_json::Value;
 
+use crate::access::{
+    self, Access, AccessSettings, IdentityCache, Subject, owner_of, required_permission,
+    server_written, without_internal_notes,
+};
 use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
 use crate::request::{FhirRequest, HistoryParams, Interaction};
@@ -49,6 +54,8 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct Fhir {
     store: Arc<dyn Store>,
+    access: Arc<AccessSettings>,
+    identities: IdentityCache,
 }
 
 /// Where reads of one interaction go: straight to the store, or into an open transaction
@@ -80,7 +87,15 @@ impl Reader<'_> {
 
 impl Fhir {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Fhir { store }
+        Fhir::with_access(store, AccessSettings::default())
+    }
+
+    pub fn with_access(store: Arc<dyn Store>, access: AccessSettings) -> Self {
+        Fhir {
+            store,
+            access: Arc::new(access),
+            identities: IdentityCache::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -91,40 +106,91 @@ impl Fhir {
     /// demo data and start-up tasks.
     pub async fn handle(&self, request: FhirRequest) -> Result<Outcome, CoreError> {
         let interaction = Interaction::parse(request)?;
-        self.execute(interaction).await
+        self.execute(interaction, None).await
     }
 
-    /// Parses and executes one request on behalf of `context`'s caller.
+    /// Parses and executes one request on behalf of `context`'s caller: the access rules
+    /// for an authenticated caller, and the access log.
     pub async fn handle_as(
         &self,
         context: &RequestContext,
         request: FhirRequest,
     ) -> Result<Outcome, CoreError> {
-        match &context.caller {
-            Caller::Unrestricted => self.handle(request).await,
-            Caller::Authenticated(_) => self.handle(request).await,
+        let interaction = Interaction::parse(request)?;
+        let principal = match &context.caller {
+            Caller::Unrestricted => {
+                // Even without logins, the access log stays append-only.
+                if let Some((resource_type, _)) = required_permission(&interaction)
+                    && server_written(resource_type)
+                    && is_write(&interaction)
+                {
+                    return Err(CoreError::Forbidden {
+                        reason: format!("{resource_type} resources are written by the server only"),
+                    });
+                }
+                return self.execute(interaction, None).await;
+            }
+            Caller::Authenticated(principal) => principal,
+        };
+        let access = access::resolve(
+            self.store.as_ref(),
+            &self.identities,
+            &self.access,
+            context,
+            principal,
+        )
+        .await?;
+        let result = self.execute(interaction, Some(&access)).await;
+        match result {
+            Ok(outcome) if access.is_citizen() => Ok(without_internal_notes_in(outcome)),
+            other => other,
         }
     }
 
-    pub async fn execute(&self, interaction: Interaction) -> Result<Outcome, CoreError> {
+    pub(crate) async fn execute(
+        &self,
+        interaction: Interaction,
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
+        if let Some(access) = access {
+            access.check_interaction(&interaction)?;
+        }
         match interaction {
-            Interaction::Bundle { bundle } => self.bundle(bundle).await,
-            other if is_write(&other) => self.write(other).await,
+            Interaction::Bundle { bundle } => self.bundle(bundle, access).await,
+            other if is_write(&other) => self.write(restricted(other, access), access).await,
             read => {
-                self.read(&mut Reader::Store(self.store.as_ref()), read)
-                    .await
+                self.read(
+                    &mut Reader::Store(self.store.as_ref()),
+                    restricted(read, access),
+                    access,
+                )
+                .await
             }
         }
     }
 
     /// Runs a write in its own transaction, retrying when a concurrent writer won the
     /// version and the client did not pin one with `If-Match`.
-    async fn write(&self, interaction: Interaction) -> Result<Outcome, CoreError> {
+    async fn write(
+        &self,
+        interaction: Interaction,
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = self.store.begin().await?;
-            match write_in(tx.as_mut(), interaction.clone(), None).await {
+            let written = match write_checked(tx.as_mut(), interaction.clone(), None, access).await
+            {
+                Ok((outcome, written)) => {
+                    match verify_written(tx.as_mut(), access, written.as_ref()).await {
+                        Ok(()) => Ok(outcome),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            match written {
                 Ok(outcome) => {
                     tx.commit().await?;
                     return Ok(outcome);
@@ -154,6 +220,7 @@ impl Fhir {
         &self,
         reader: &mut Reader<'_>,
         interaction: Interaction,
+        access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
         match interaction {
             Interaction::Capabilities => Ok(Outcome::Capabilities(
@@ -173,6 +240,9 @@ impl Fhir {
                             resource_type,
                             id: id.clone(),
                         })?;
+                if let Some(access) = access {
+                    access.require_visible(reader, resource_type, &id).await?;
+                }
                 if resource.is_deleted() {
                     return Err(CoreError::Gone {
                         resource_type,
@@ -190,6 +260,10 @@ impl Fhir {
                 id,
                 version_id,
             } => {
+                // Older versions are as visible as the resource is now.
+                if let Some(access) = access {
+                    access.require_visible(reader, resource_type, &id).await?;
+                }
                 let resource = self
                     .store
                     .vread(resource_type, &id, version_id)
@@ -216,10 +290,23 @@ impl Fhir {
                     query.count = 0;
                     query.total = Total::Accurate;
                 }
-                let page = reader.search(&query).await?;
+                let mut page = reader.search(&query).await?;
+                if let Some(access) = access {
+                    // Included resources need read scope on their own type.
+                    page.included.retain(|included| {
+                        access
+                            .check_scope(included.resource_type, Permission::Read)
+                            .is_ok()
+                    });
+                }
                 Ok(Outcome::Searchset { query, page })
             }
             Interaction::History(params) => {
+                if let (Some(access), HistoryScope::Instance(resource_type, id)) =
+                    (access, &params.scope)
+                {
+                    access.require_visible(reader, *resource_type, id).await?;
+                }
                 let page = self
                     .store
                     .history(&HistoryQuery {
@@ -276,6 +363,173 @@ pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
         Interaction::Search { .. } => "search",
         Interaction::History(_) => "history",
         Interaction::Bundle { .. } => "batch/transaction",
+    }
+}
+
+/// Every search an interaction runs on the caller's behalf (conditional criteria too)
+/// carries the caller's restriction, so it cannot find what the caller may not see.
+pub(crate) fn restricted(mut interaction: Interaction, access: Option<&Access>) -> Interaction {
+    let Some(restriction) = access.and_then(Access::restriction) else {
+        return interaction;
+    };
+    match &mut interaction {
+        Interaction::Search { query }
+        | Interaction::ConditionalUpdate { query, .. }
+        | Interaction::ConditionalDelete { query } => query.restriction = Some(restriction),
+        Interaction::Create {
+            if_none_exist: Some(query),
+            ..
+        } => query.restriction = Some(restriction),
+        _ => {}
+    }
+    interaction
+}
+
+/// A resource a write produced, to be checked against the access rules before commit.
+pub(crate) struct Written {
+    resource_type: ResourceType,
+    id: ResourceId,
+    /// The care-provider owner the new version must carry.
+    owner: Option<String>,
+    deleted: bool,
+}
+
+/// Runs one write for `access` inside `tx`: the version it replaces must be visible to the
+/// caller, and a staff write stamps the owner tag. The new state is checked by
+/// [`verify_written`] — after the whole transaction, since a Bundle may create the care
+/// relationship that makes its own entries visible.
+pub(crate) async fn write_checked(
+    tx: &mut dyn StoreTx,
+    mut interaction: Interaction,
+    assigned_id: Option<ResourceId>,
+    access: Option<&Access>,
+) -> Result<(Outcome, Option<Written>), CoreError> {
+    let Some(access) = access else {
+        return Ok((write_in(tx, interaction, assigned_id).await?, None));
+    };
+    let target = match &interaction {
+        Interaction::Update {
+            resource_type, id, ..
+        }
+        | Interaction::Patch {
+            resource_type, id, ..
+        }
+        | Interaction::Delete {
+            resource_type, id, ..
+        } => Some((*resource_type, id.clone())),
+        _ => None,
+    };
+    let mut current_owner = None;
+    if let Some((resource_type, id)) = &target
+        && let Some(current) = tx.read(*resource_type, id).await?
+        && !current.is_deleted()
+    {
+        access
+            .require_visible(&mut Reader::Tx(&mut *tx), *resource_type, id)
+            .await?;
+        current_owner = Some(current.body.as_deref().and_then(owner_of));
+    }
+    if let Interaction::Create { body, .. }
+    | Interaction::Update { body, .. }
+    | Interaction::ConditionalUpdate { body, .. } = &mut interaction
+    {
+        access.stamp_owner(body, current_owner.clone());
+    }
+    let expected_owner = match (&access.subject, current_owner) {
+        (_, Some(owner)) => owner,
+        (Subject::Staff(staff), None) => Some(staff.care_provider_hsa_id.clone()),
+        (_, None) => None,
+    };
+    let outcome = write_in(tx, interaction, assigned_id).await?;
+    let written = match &outcome {
+        Outcome::Resource { resource, .. } => Some(Written {
+            resource_type: resource.resource_type,
+            id: resource.id.clone(),
+            owner: expected_owner,
+            deleted: false,
+        }),
+        Outcome::Deleted => target.map(|(resource_type, id)| Written {
+            resource_type,
+            id,
+            owner: None,
+            deleted: true,
+        }),
+        _ => None,
+    };
+    Ok((outcome, written))
+}
+
+/// The state a write leaves must still be the caller's to see (a patient cannot write data
+/// into another patient's record, staff only where they have a care relationship), and the
+/// owner tag cannot be changed by a patch. A staff member registering a new Patient is the
+/// exception: nobody has a care relationship with a patient before their first CareTeam.
+pub(crate) async fn verify_written(
+    tx: &mut dyn StoreTx,
+    access: Option<&Access>,
+    written: Option<&Written>,
+) -> Result<(), CoreError> {
+    let (Some(access), Some(written)) = (access, written) else {
+        return Ok(());
+    };
+    if written.deleted {
+        return Ok(());
+    }
+    let current = tx.read(written.resource_type, &written.id).await?;
+    let owner = current
+        .as_ref()
+        .and_then(|c| c.body.as_deref())
+        .and_then(owner_of);
+    if matches!(access.subject, Subject::Staff(_)) && owner != written.owner {
+        return Err(CoreError::Forbidden {
+            reason: "the care provider that owns a resource (its vardgivare tag) cannot be changed"
+                .into(),
+        });
+    }
+    let registering_patient = matches!(access.subject, Subject::Staff(_))
+        && written.resource_type == ResourceType::Patient;
+    if !registering_patient {
+        access
+            .require_visible(&mut Reader::Tx(tx), written.resource_type, &written.id)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops internal notes (I14) from everything an outcome shows a patient or relative.
+fn without_internal_notes_in(outcome: Outcome) -> Outcome {
+    let strip = |resource: &mut StoredResource| {
+        if let Some(body) = resource.body.take() {
+            resource.body = Some(without_internal_notes(body));
+        }
+    };
+    match outcome {
+        Outcome::Resource {
+            created,
+            mut resource,
+        } => {
+            strip(&mut resource);
+            Outcome::Resource { created, resource }
+        }
+        Outcome::Searchset { query, mut page } => {
+            page.matches.iter_mut().for_each(|m| strip(&mut m.resource));
+            page.included.iter_mut().for_each(strip);
+            Outcome::Searchset { query, page }
+        }
+        Outcome::History { params, mut page } => {
+            page.entries.iter_mut().for_each(strip);
+            Outcome::History { params, page }
+        }
+        Outcome::BundleResponse {
+            transaction,
+            entries,
+        } => Outcome::BundleResponse {
+            transaction,
+            entries: entries
+                .into_iter()
+                .map(|entry| entry.map(without_internal_notes_in))
+                .collect(),
+        },
+        other => other,
     }
 }
 

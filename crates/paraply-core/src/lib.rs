@@ -5,6 +5,7 @@
 //! Every resource written is validated here (via `paraply-fhir`) and stamped with `id` and
 //! `meta`; reads hand back the stored JSON text untouched.
 
+mod access;
 mod audit;
 mod bundle;
 mod capabilities;
@@ -14,6 +15,7 @@ mod error;
 mod request;
 mod stamp;
 
+pub use access::AccessSettings;
 pub use audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
 pub use capabilities::{capability_statement, search_parameter};
 pub use context::{Caller, Purpose, RequestContext};

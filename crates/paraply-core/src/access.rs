@@ -1,0 +1,798 @@
+//! The access rules (DOMAIN.md §1, I11–I14): who an authenticated caller is in FHIR terms,
+//! what their SMART scopes allow, and which data they may see or write.
+//!
+//! Visibility is decided in one place, storage's [`Restriction`]: searches carry it into
+//! SQL (so pages and totals only count what the caller may see), and a read or a write
+//! asks the same question with a one-row search (`_id=…` + restriction). There is no second
+//! implementation of the rules in Rust that could drift from the SQL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use paraply_auth::{Context, Permission, Principal, Scopes};
+use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
+use paraply_fhir::{ResourceId, ResourceType, VersionId};
+use paraply_search::{
+    Condition, Filter, IndexValue, PatientLink, ReferenceTarget, Restriction, SearchQuery,
+    StaffScope, TokenSystem, Total, index_rows, patient_link,
+};
+use paraply_store::{NewVersion, StoreTx};
+use serde_json::{Map, Value, json};
+
+use crate::audit::AuditAgent;
+use crate::context::{Purpose, RequestContext};
+use crate::engine::Reader;
+use crate::error::CoreError;
+use crate::request::Interaction;
+use crate::stamp::now;
+
+const HSA_SYSTEM: &str = "urn:oid:1.2.752.29.4.19";
+const PERSONNUMMER_SYSTEM: &str = "http://electronichealth.se/identifier/personnummer";
+
+/// How long a resolved identity (token subject → Patient / PractitionerRole id) is reused.
+/// Identities change rarely; consents and care relationships are *not* cached — they are
+/// checked in every query, so a revoked consent takes effect at once.
+const IDENTITY_TTL: Duration = Duration::from_secs(300);
+
+/// Settings of the access rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// A staff member logging in at a known unit of the care provider their issuer speaks
+    /// for, without a PractitionerRole there yet, gets one (and a Practitioner) created.
+    /// `false`: such a login is refused until an administrator registers the role.
+    pub create_practitioner_role_on_first_login: bool,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        AccessSettings {
+            create_practitioner_role_on_first_login: true,
+        }
+    }
+}
+
+/// Who the caller is in FHIR terms, resolved from their token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Patient {
+        patient: ResourceId,
+    },
+    /// A person who is a RelatedPerson of one or more patients.
+    Relative {
+        related_persons: Vec<ResourceId>,
+    },
+    Staff(Box<StaffSubject>),
+    /// A system client: its scopes are its rights (`system/*.rs` reads everything).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StaffSubject {
+    pub role: ResourceId,
+    pub unit: ResourceId,
+    pub care_provider: Option<ResourceId>,
+    pub care_provider_hsa_id: String,
+    pub huvudman: Option<String>,
+}
+
+/// An authenticated caller with their resolved identity: what every rule below needs.
+pub(crate) struct Access {
+    pub principal: Principal,
+    pub subject: Subject,
+    pub purpose: Purpose,
+    pub request_id: String,
+}
+
+/// Resolved identities, shared by all requests.
+#[derive(Clone, Default)]
+pub(crate) struct IdentityCache {
+    entries: Arc<Mutex<HashMap<String, (Instant, Subject)>>>,
+}
+
+impl IdentityCache {
+    fn get(&self, key: &str) -> Option<Subject> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < IDENTITY_TTL)
+            .map(|(_, subject)| subject.clone())
+    }
+
+    fn put(&self, key: String, subject: Subject) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 100_000 {
+                entries.retain(|_, (at, _)| at.elapsed() < IDENTITY_TTL);
+            }
+            entries.insert(key, (Instant::now(), subject));
+        }
+    }
+}
+
+/// Finds (or, for staff on first login, creates) the caller's resources.
+pub(crate) async fn resolve(
+    store: &dyn paraply_store::Store,
+    cache: &IdentityCache,
+    settings: &AccessSettings,
+    context: &RequestContext,
+    principal: &Principal,
+) -> Result<Access, CoreError> {
+    let key = match principal {
+        Principal::Citizen {
+            personnummer,
+            issuer,
+            ..
+        } => format!("c|{issuer}|{}", personnummer.as_str()),
+        Principal::Staff {
+            hsa_id,
+            unit_hsa_id,
+            care_provider_hsa_id,
+            issuer,
+            ..
+        } => format!("s|{issuer}|{hsa_id}|{unit_hsa_id}|{care_provider_hsa_id}"),
+        Principal::System { .. } => String::new(),
+    };
+    let subject = match principal {
+        Principal::System { .. } => Subject::System,
+        _ => match cache.get(&key) {
+            Some(subject) => subject,
+            None => {
+                let subject = lookup(store, settings, principal).await?;
+                cache.put(key, subject.clone());
+                subject
+            }
+        },
+    };
+    Ok(Access {
+        principal: principal.clone(),
+        subject,
+        purpose: context.purpose.clone(),
+        request_id: context.request_id.clone(),
+    })
+}
+
+async fn lookup(
+    store: &dyn paraply_store::Store,
+    settings: &AccessSettings,
+    principal: &Principal,
+) -> Result<Subject, CoreError> {
+    match principal {
+        Principal::Citizen { personnummer, .. } => {
+            let pnr = personnummer.as_str();
+            if let Some(patient) = find_one(store, ResourceType::Patient, PERSONNUMMER_SYSTEM, pnr)
+                .await?
+                .into_iter()
+                .next()
+            {
+                return Ok(Subject::Patient { patient });
+            }
+            let related_persons =
+                find_one(store, ResourceType::RelatedPerson, PERSONNUMMER_SYSTEM, pnr).await?;
+            if related_persons.is_empty() {
+                return Err(CoreError::Forbidden {
+                    reason: "no patient or relative record matches the logged-in person".into(),
+                });
+            }
+            Ok(Subject::Relative { related_persons })
+        }
+        Principal::Staff {
+            hsa_id,
+            unit_hsa_id,
+            care_provider_hsa_id,
+            huvudman,
+            ..
+        } => {
+            let unit = find_one(store, ResourceType::Organization, HSA_SYSTEM, unit_hsa_id)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| CoreError::Forbidden {
+                    reason: format!("the unit {unit_hsa_id} of the login is not registered"),
+                })?;
+            let care_provider = find_one(
+                store,
+                ResourceType::Organization,
+                HSA_SYSTEM,
+                care_provider_hsa_id,
+            )
+            .await?
+            .into_iter()
+            .next();
+            let role = match find_role(store, hsa_id, &unit).await? {
+                Some(role) => role,
+                None => {
+                    let speaks_for_provider = match (huvudman, &care_provider) {
+                        (Some(huvudman), Some(provider)) => {
+                            *huvudman == format!("Organization/{provider}")
+                        }
+                        _ => false,
+                    };
+                    if !settings.create_practitioner_role_on_first_login || !speaks_for_provider {
+                        return Err(CoreError::Forbidden {
+                            reason: format!(
+                                "{hsa_id} has no PractitionerRole at unit {unit_hsa_id}, and the issuer is not trusted to create one"
+                            ),
+                        });
+                    }
+                    create_role(store, hsa_id, &unit).await?
+                }
+            };
+            Ok(Subject::Staff(Box::new(StaffSubject {
+                role,
+                unit,
+                care_provider,
+                care_provider_hsa_id: care_provider_hsa_id.clone(),
+                huvudman: huvudman.clone(),
+            })))
+        }
+        Principal::System { .. } => Ok(Subject::System),
+    }
+}
+
+fn identifier_query(resource_type: ResourceType, system: &str, value: &str) -> SearchQuery {
+    let mut query = SearchQuery::new(resource_type);
+    query.filters.push(Filter {
+        negated: false,
+        any_of: vec![Condition::Token {
+            param: "identifier",
+            system: TokenSystem::Is(system.to_owned()),
+            code: Some(value.to_owned()),
+        }],
+    });
+    query.count = 20;
+    query.total = Total::None;
+    query
+}
+
+async fn find_one(
+    store: &dyn paraply_store::Store,
+    resource_type: ResourceType,
+    system: &str,
+    value: &str,
+) -> Result<Vec<ResourceId>, CoreError> {
+    let page = store
+        .search(&identifier_query(resource_type, system, value))
+        .await?;
+    Ok(page.matches.into_iter().map(|m| m.resource.id).collect())
+}
+
+fn reference_filter(param: &'static str, resource_type: ResourceType, id: &ResourceId) -> Filter {
+    Filter {
+        negated: false,
+        any_of: vec![Condition::Reference {
+            param,
+            target: ReferenceTarget::Local {
+                target_type: Some(resource_type),
+                id: id.to_string(),
+            },
+        }],
+    }
+}
+
+async fn find_role(
+    store: &dyn paraply_store::Store,
+    hsa_id: &str,
+    unit: &ResourceId,
+) -> Result<Option<ResourceId>, CoreError> {
+    let Some(practitioner) = find_one(store, ResourceType::Practitioner, HSA_SYSTEM, hsa_id)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let mut query = SearchQuery::new(ResourceType::PractitionerRole);
+    query.filters.push(reference_filter(
+        "practitioner",
+        ResourceType::Practitioner,
+        &practitioner,
+    ));
+    query.filters.push(reference_filter(
+        "organization",
+        ResourceType::Organization,
+        unit,
+    ));
+    query.count = 1;
+    query.total = Total::None;
+    let page = store.search(&query).await?;
+    Ok(page.matches.into_iter().next().map(|m| m.resource.id))
+}
+
+/// First login of a staff member at a unit: a Practitioner (if none) and a PractitionerRole.
+async fn create_role(
+    store: &dyn paraply_store::Store,
+    hsa_id: &str,
+    unit: &ResourceId,
+) -> Result<ResourceId, CoreError> {
+    let mut tx = store.begin().await?;
+    let practitioner = match find_one(store, ResourceType::Practitioner, HSA_SYSTEM, hsa_id)
+        .await?
+        .into_iter()
+        .next()
+    {
+        Some(id) => id,
+        None => {
+            let id = ResourceId::generate();
+            let body = json!({
+                "resourceType": "Practitioner",
+                "identifier": [{"system": HSA_SYSTEM, "value": hsa_id}],
+                "active": true
+            });
+            write_new(tx.as_mut(), ResourceType::Practitioner, &id, body).await?;
+            id
+        }
+    };
+    let role = ResourceId::generate();
+    let body = json!({
+        "resourceType": "PractitionerRole",
+        "active": true,
+        "practitioner": {"reference": format!("Practitioner/{practitioner}")},
+        "organization": {"reference": format!("Organization/{unit}")}
+    });
+    write_new(tx.as_mut(), ResourceType::PractitionerRole, &role, body).await?;
+    tx.commit().await?;
+    tracing::info!("created a PractitionerRole on a staff member's first login at a unit");
+    Ok(role)
+}
+
+async fn write_new(
+    tx: &mut dyn StoreTx,
+    resource_type: ResourceType,
+    id: &ResourceId,
+    body: Value,
+) -> Result<(), CoreError> {
+    let Value::Object(map) = body else {
+        return Err(CoreError::bad_request("the body must be a JSON object"));
+    };
+    let last_updated = now();
+    let stamped = crate::stamp::stamp(map, id, VersionId::FIRST, last_updated);
+    let index = index_rows(resource_type, &stamped);
+    let text = serde_json::to_string(&stamped)
+        .map_err(|e| CoreError::bad_request(format!("unserializable body: {e}")))?;
+    tx.write(NewVersion {
+        resource_type,
+        id: id.clone(),
+        version_id: VersionId::FIRST,
+        last_updated,
+        body: Some(text),
+        index,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Which SMART permission an interaction needs on which type.
+pub(crate) fn required_permission(interaction: &Interaction) -> Option<(ResourceType, Permission)> {
+    Some(match interaction {
+        Interaction::Read { resource_type, .. } | Interaction::VRead { resource_type, .. } => {
+            (*resource_type, Permission::Read)
+        }
+        Interaction::Create { resource_type, .. } => (*resource_type, Permission::Create),
+        Interaction::Update { resource_type, .. } | Interaction::Patch { resource_type, .. } => {
+            (*resource_type, Permission::Update)
+        }
+        Interaction::ConditionalUpdate { query, .. } => (query.resource_type, Permission::Update),
+        Interaction::Delete { resource_type, .. } => (*resource_type, Permission::Delete),
+        Interaction::ConditionalDelete { query } => (query.resource_type, Permission::Delete),
+        Interaction::Search { query } => (query.resource_type, Permission::Search),
+        Interaction::History(params) => match &params.scope {
+            paraply_store::HistoryScope::Instance(resource_type, _) => {
+                (*resource_type, Permission::Read)
+            }
+            paraply_store::HistoryScope::Type(resource_type) => {
+                (*resource_type, Permission::Search)
+            }
+            paraply_store::HistoryScope::System => return None,
+        },
+        Interaction::Capabilities
+        | Interaction::ReadSearchParameter { .. }
+        | Interaction::Bundle { .. } => return None,
+    })
+}
+
+/// Types only the server writes: the access log and write provenance (I15).
+pub(crate) fn server_written(resource_type: ResourceType) -> bool {
+    matches!(
+        resource_type,
+        ResourceType::AuditEvent | ResourceType::Provenance
+    )
+}
+
+/// What patients and relatives may write through the portal (DOMAIN.md §3, I14).
+fn citizen_writable(resource_type: ResourceType) -> bool {
+    matches!(
+        resource_type,
+        ResourceType::AppointmentResponse
+            | ResourceType::Goal
+            | ResourceType::Communication
+            | ResourceType::Consent
+    )
+}
+
+impl Access {
+    fn scopes(&self) -> &Scopes {
+        self.principal.scopes()
+    }
+
+    /// SMART scopes: a citizen's `patient/` or `user/` scopes, staff's `user/`, a system
+    /// client's `system/`.
+    pub fn check_scope(
+        &self,
+        resource_type: ResourceType,
+        permission: Permission,
+    ) -> Result<(), CoreError> {
+        let contexts: &[Context] = match self.principal {
+            Principal::Citizen { .. } => &[Context::Patient, Context::User],
+            Principal::Staff { .. } => &[Context::User],
+            Principal::System { .. } => &[Context::System],
+        };
+        if contexts
+            .iter()
+            .any(|c| self.scopes().allows(Some(*c), resource_type, permission))
+        {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden {
+                reason: format!(
+                    "the token's scopes do not allow {} on {resource_type}",
+                    permission_word(permission)
+                ),
+            })
+        }
+    }
+
+    /// Scope, server-written types and the citizen write list: checks that need no data.
+    pub fn check_interaction(&self, interaction: &Interaction) -> Result<(), CoreError> {
+        let Some((resource_type, permission)) = required_permission(interaction) else {
+            if let Interaction::History(params) = interaction
+                && matches!(params.scope, paraply_store::HistoryScope::System)
+                && !matches!(self.subject, Subject::System)
+            {
+                return Err(CoreError::Forbidden {
+                    reason: "system-wide history is for system clients only".into(),
+                });
+            }
+            return Ok(());
+        };
+        self.check_scope(resource_type, permission)?;
+        let writes = matches!(
+            permission,
+            Permission::Create | Permission::Update | Permission::Delete
+        );
+        if writes && server_written(resource_type) {
+            return Err(CoreError::Forbidden {
+                reason: format!("{resource_type} resources are written by the server only"),
+            });
+        }
+        if writes
+            && matches!(self.principal, Principal::Citizen { .. })
+            && !citizen_writable(resource_type)
+        {
+            return Err(CoreError::Forbidden {
+                reason: format!("patients and relatives cannot write {resource_type} resources"),
+            });
+        }
+        if let Interaction::History(params) = interaction
+            && matches!(params.scope, paraply_store::HistoryScope::Type(_))
+            && self.restriction().is_some()
+        {
+            return Err(CoreError::Forbidden {
+                reason: "type-wide history is for system clients only; search instead".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The restriction every query of this caller carries; `None` for system clients.
+    pub fn restriction(&self) -> Option<Restriction> {
+        match &self.subject {
+            Subject::Patient { patient } => Some(Restriction::Patients(vec![patient.clone()])),
+            Subject::Relative { related_persons } => {
+                Some(Restriction::RelativeOf(related_persons.clone()))
+            }
+            Subject::Staff(staff) => {
+                let unit = format!("Organization/{}", staff.unit);
+                let mut organizations: Vec<String> = Vec::new();
+                if let Some(provider) = &staff.care_provider {
+                    organizations.push(format!("Organization/{provider}"));
+                }
+                if let Some(huvudman) = &staff.huvudman
+                    && !organizations.contains(huvudman)
+                {
+                    organizations.push(huvudman.clone());
+                }
+                let mut blocked_if_actor = vec![unit.clone()];
+                blocked_if_actor.extend(organizations.iter().cloned());
+                Some(Restriction::Staff(Box::new(StaffScope {
+                    members: vec![format!("PractitionerRole/{}", staff.role)],
+                    units: vec![unit],
+                    organizations,
+                    care_provider: staff.care_provider_hsa_id.clone(),
+                    blocked_if_actor,
+                    emergency: matches!(self.purpose, Purpose::Emergency { .. }),
+                })))
+            }
+            Subject::System => None,
+        }
+    }
+
+    /// Whether the caller may see `resource_type/id` as it stands in `reader`'s view.
+    pub async fn visible(
+        &self,
+        reader: &mut Reader<'_>,
+        resource_type: ResourceType,
+        id: &ResourceId,
+    ) -> Result<bool, CoreError> {
+        let Some(restriction) = self.restriction() else {
+            return Ok(true);
+        };
+        if patient_link(resource_type) == PatientLink::None {
+            return Ok(true);
+        }
+        let mut query = SearchQuery::new(resource_type);
+        query.filters.push(Filter {
+            negated: false,
+            any_of: vec![Condition::Id(id.clone())],
+        });
+        query.count = 1;
+        query.total = Total::None;
+        query.restriction = Some(restriction);
+        Ok(!reader.search(&query).await?.matches.is_empty())
+    }
+
+    /// Refuses unless the caller may see the resource.
+    pub async fn require_visible(
+        &self,
+        reader: &mut Reader<'_>,
+        resource_type: ResourceType,
+        id: &ResourceId,
+    ) -> Result<(), CoreError> {
+        if self.visible(reader, resource_type, id).await? {
+            Ok(())
+        } else {
+            Err(self.no_access(resource_type))
+        }
+    }
+
+    pub fn no_access(&self, resource_type: ResourceType) -> CoreError {
+        CoreError::Forbidden {
+            reason: match self.subject {
+                Subject::Staff(_) => format!(
+                    "no access to this {resource_type}: it needs a care relationship with the patient (or consent across care providers), and no spärr"
+                ),
+                Subject::Relative { .. } => format!(
+                    "no access to this {resource_type}: it needs an active consent from the patient"
+                ),
+                _ => format!("no access to this {resource_type}"),
+            },
+        }
+    }
+
+    /// Before a staff write: the owner tag. A new resource is owned by the writer's care
+    /// provider; an update keeps the owner of the version it replaces.
+    pub fn stamp_owner(&self, body: &mut Value, current_owner: Option<Option<String>>) {
+        let Subject::Staff(staff) = &self.subject else {
+            return;
+        };
+        let owner = match current_owner {
+            Some(existing) => existing,
+            None => Some(staff.care_provider_hsa_id.clone()),
+        };
+        set_owner(body, owner);
+    }
+
+    /// The agent of the access log for this caller.
+    pub fn audit_agent(&self) -> AuditAgent {
+        match (&self.principal, &self.subject) {
+            (
+                Principal::Staff {
+                    hsa_id,
+                    unit_hsa_id,
+                    care_provider_hsa_id,
+                    ..
+                },
+                subject,
+            ) => AuditAgent::Staff {
+                hsa_id: hsa_id.clone(),
+                unit_hsa_id: unit_hsa_id.clone(),
+                care_provider_hsa_id: care_provider_hsa_id.clone(),
+                practitioner_role: match subject {
+                    Subject::Staff(staff) => Some(staff.role.clone()),
+                    _ => None,
+                },
+            },
+            (Principal::Citizen { .. }, Subject::Patient { patient }) => AuditAgent::Citizen {
+                reference: Some(format!("Patient/{patient}")),
+            },
+            (Principal::Citizen { .. }, Subject::Relative { related_persons }) => {
+                AuditAgent::Citizen {
+                    reference: related_persons
+                        .first()
+                        .map(|id| format!("RelatedPerson/{id}")),
+                }
+            }
+            (Principal::Citizen { .. }, _) => AuditAgent::Citizen { reference: None },
+            (Principal::System { client_id, .. }, _) => AuditAgent::System {
+                client_id: client_id.clone(),
+            },
+        }
+    }
+
+    /// Whether output must drop internal notes (I14).
+    pub fn is_citizen(&self) -> bool {
+        matches!(self.principal, Principal::Citizen { .. })
+    }
+}
+
+fn permission_word(permission: Permission) -> &'static str {
+    match permission {
+        Permission::Create => "create",
+        Permission::Read => "read",
+        Permission::Update => "update",
+        Permission::Delete => "delete",
+        Permission::Search => "search",
+    }
+}
+
+/// The owner code of a stored body's care-provider tag.
+pub(crate) fn owner_of(body: &str) -> Option<String> {
+    if !body.contains(CARE_PROVIDER_TAG_SYSTEM) {
+        return None;
+    }
+    let value: Value = serde_json::from_str(body).ok()?;
+    value
+        .pointer("/meta/tag")?
+        .as_array()?
+        .iter()
+        .find(|tag| tag.get("system").and_then(Value::as_str) == Some(CARE_PROVIDER_TAG_SYSTEM))
+        .and_then(|tag| tag.get("code").and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+fn set_owner(body: &mut Value, owner: Option<String>) {
+    let Some(map) = body.as_object_mut() else {
+        return;
+    };
+    let meta = map
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let mut tags: Vec<Value> = meta
+        .get("tag")
+        .and_then(Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter(|t| {
+                    t.get("system").and_then(Value::as_str) != Some(CARE_PROVIDER_TAG_SYSTEM)
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(code) = owner {
+        tags.push(json!({"system": CARE_PROVIDER_TAG_SYSTEM, "code": code}));
+    }
+    if tags.is_empty() {
+        meta.remove("tag");
+    } else {
+        meta.insert("tag".into(), Value::Array(tags));
+    }
+    if meta.is_empty() {
+        map.remove("meta");
+    }
+}
+
+/// The patients a resource body belongs to (by its patient link), for the access log.
+pub(crate) fn patients_of(
+    resource_type: ResourceType,
+    id: &ResourceId,
+    body: &str,
+) -> Vec<ResourceId> {
+    match patient_link(resource_type) {
+        PatientLink::Itself => vec![id.clone()],
+        PatientLink::None => Vec::new(),
+        PatientLink::Param(param) => {
+            let Ok(value) = serde_json::from_str::<Value>(body) else {
+                return Vec::new();
+            };
+            index_rows(resource_type, &value)
+                .into_iter()
+                .filter(|row| row.param == param)
+                .filter_map(|row| match row.value {
+                    IndexValue::Reference {
+                        target_type: Some(ResourceType::Patient),
+                        target_id: Some(id),
+                        ..
+                    } => id.parse().ok(),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+}
+
+/// Drops internal notes (I14) from a body shown to a patient or relative.
+pub(crate) fn without_internal_notes(body: String) -> String {
+    if !body.contains(NOTE_VISIBILITY_URL) {
+        return body;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(&body) else {
+        return body;
+    };
+    strip_notes(&mut value);
+    serde_json::to_string(&value).unwrap_or(body)
+}
+
+fn strip_notes(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(notes)) = map.get_mut("note") {
+                notes.retain(|note| !is_internal(note));
+                if notes.is_empty() {
+                    map.remove("note");
+                }
+            }
+            map.values_mut().for_each(strip_notes);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_notes),
+        _ => {}
+    }
+}
+
+fn is_internal(note: &Value) -> bool {
+    note.get("extension")
+        .and_then(Value::as_array)
+        .is_some_and(|extensions| {
+            extensions.iter().any(|e| {
+                e.get("url").and_then(Value::as_str) == Some(NOTE_VISIBILITY_URL)
+                    && e.get("valueCode").and_then(Value::as_str) == Some("internal")
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_notes_never_reach_citizens() {
+        let body = json!({
+            "resourceType": "CareTeam",
+            "note": [
+                {"text": "Ring gärna på förmiddagen"},
+                {"text": "Intern: svår att nå",
+                 "extension": [{"url": NOTE_VISIBILITY_URL, "valueCode": "internal"}]}
+            ]
+        })
+        .to_string();
+        let shown = without_internal_notes(body);
+        assert!(shown.contains("förmiddagen"));
+        assert!(!shown.contains("svår att nå"));
+    }
+
+    #[test]
+    fn owner_tag_is_set_replaced_and_read_back() {
+        let mut body = json!({"resourceType": "CarePlan", "meta": {"tag": [
+            {"system": CARE_PROVIDER_TAG_SYSTEM, "code": "forged"},
+            {"system": "x", "code": "keep"}
+        ]}});
+        set_owner(&mut body, Some("SE2321000016-0001".into()));
+        let text = body.to_string();
+        assert_eq!(owner_of(&text).as_deref(), Some("SE2321000016-0001"));
+        assert!(text.contains("keep") && !text.contains("forged"));
+        set_owner(&mut body, None);
+        assert_eq!(owner_of(&body.to_string()), None);
+    }
+
+    #[test]
+    fn patients_of_follows_the_patient_link() {
+        let id: ResourceId = "c1".parse().unwrap_or_else(|_| unreachable!());
+        let body =
+            json!({"resourceType": "CareTeam", "subject": {"reference": "Patient/p1"}}).to_string();
+        let patients = patients_of(ResourceType::CareTeam, &id, &body);
+        assert_eq!(patients.len(), 1);
+        assert_eq!(patients[0].as_str(), "p1");
+    }
+}
