@@ -7,13 +7,9 @@
 //! because the real IdP cannot mint a not-yet-valid token and waiting out a 1 s token plus the
 //! 30 s leeway would slow the suite.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,118 +19,35 @@ use paraply_auth::{
     TrustedIssuer,
 };
 use paraply_fhir::ResourceType;
+use paraply_idp_harness::{
+    self as harness, Idp, TEST_EC_PEM, TEST_RSA_PEM, TestIssuer, Tokens, http, idp_available, now,
+    rotate, unverified_part,
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const FHIR_BASE: &str = "http://127.0.0.1:8080/fhir";
-const REDIRECT_URI: &str = "http://127.0.0.1/paraply-tests/callback";
-const TEST_RSA_PEM: &str = include_str!("keys/test-only-rsa.pem");
-const TEST_EC_PEM: &str = include_str!("keys/test-only-ec-p256.pem");
-const TEST_EC_X: &str = "xPZmY0UJrSrSJ0GYFfqF24q9ydS-YF9iVU6dqECBGB0";
-const TEST_EC_Y: &str = "-6CzRdqVC6rUdzBe3J2E3lYJOW0IuJa_QNaVK12jnwg";
 
 // ---------------------------------------------------------------------------------------------
 // The real IdP
 
-/// A running `tests/idp/idp.mjs`. Node runs under `sh`, which kills it (and removes the keys
-/// directory) as soon as our end of its stdin closes: on drop, or when the test process exits,
-/// so even the shared instance in a `static` never outlives the test binary.
-struct Idp {
-    citizen: String,
-    region: String,
-    kommun: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
+/// The shared and private providers of these tests, and what this suite trusts of them.
+trait LocalIdp: Sized {
+    fn shared() -> Option<&'static Self>;
+    fn private() -> Option<Self>;
+    fn trusted(&self) -> Vec<TrustedIssuer>;
 }
 
-impl Drop for Idp {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
-fn idp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp")
-}
-
-fn idp_available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status();
-    let ok =
-        node.is_ok_and(|s| s.success()) && idp_dir().join("node_modules/oidc-provider").is_dir();
-    if !ok {
-        eprintln!(
-            "\n!!!!! SKIPPED: the test IdP needs `node` and `npm ci --prefix tests/idp`; \
-             token tests against the real OpenID providers did NOT run !!!!!\n"
-        );
-    }
-    ok
-}
-
-impl Idp {
-    fn start(extra_args: &str) -> Idp {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "paraply-auth-idp-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = format!(
-            "node '{idp}' --issuers citizen:0,region:0,kommun:0 --fhir-base '{FHIR_BASE}' \
-             --keys '{keys}' {extra_args} & pid=$!; cat >/dev/null; kill $pid; wait $pid; rm -rf '{dir}'",
-            idp = idp_dir().join("idp.mjs").display(),
-            keys = dir.join("keys.json").display(),
-            dir = dir.display(),
-        );
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(issuer) = line
-                    .strip_prefix("issuer ")
-                    .and_then(|l| l.strip_suffix(" ready"))
-                {
-                    let _ = tx.send(issuer.to_owned());
-                }
-            }
-        });
-        let mut ready = Vec::new();
-        for _ in 0..3 {
-            ready.push(
-                rx.recv_timeout(Duration::from_secs(60))
-                    .expect("the test IdP did not start"),
-            );
-        }
-        Idp {
-            citizen: ready[0].clone(),
-            region: ready[1].clone(),
-            kommun: ready[2].clone(),
-            stdin: child.stdin.take(),
-            child,
-        }
-    }
-
+impl LocalIdp for Idp {
     /// One IdP shared by the tests that do not rotate keys.
     fn shared() -> Option<&'static Idp> {
         static IDP: OnceLock<Option<Idp>> = OnceLock::new();
-        IDP.get_or_init(|| idp_available().then(|| Idp::start("")))
+        IDP.get_or_init(|| idp_available().then(|| Idp::start(FHIR_BASE, "")))
             .as_ref()
     }
 
     /// A private IdP for tests that rotate keys.
     fn private() -> Option<Idp> {
-        idp_available().then(|| Idp::start(""))
+        idp_available().then(|| Idp::start(FHIR_BASE, ""))
     }
 
     fn trusted(&self) -> Vec<TrustedIssuer> {
@@ -148,11 +61,40 @@ impl Idp {
     }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+async fn client_credentials(issuer: &str, scope: &str) -> String {
+    harness::client_credentials(issuer, scope, FHIR_BASE).await
+}
+
+async fn login(issuer: &str, login_hint: &str, scope: &str) -> Tokens {
+    harness::login(issuer, login_hint, scope, FHIR_BASE).await
+}
+
+/// What this suite trusts of the in-process issuer, and its usual token.
+trait LocalIssuer {
+    fn trusted(&self) -> Vec<TrustedIssuer>;
+    fn sign(&self, kid: &str, typ: Option<&str>, exp: i64, nbf: Option<i64>) -> String;
+}
+
+impl LocalIssuer for TestIssuer {
+    fn trusted(&self) -> Vec<TrustedIssuer> {
+        vec![TrustedIssuer::new(
+            &self.issuer,
+            FHIR_BASE,
+            IssuerKind::Citizen,
+        )]
+    }
+
+    fn sign(&self, kid: &str, typ: Option<&str>, exp: i64, nbf: Option<i64>) -> String {
+        let mut claims = json!({
+            "aud": FHIR_BASE, "sub": "tolvan", "exp": exp, "iat": now(),
+            "client_id": "paraply-tests", "scope": "patient/CarePlan.rs",
+            "https://id.oidc.se/claim/personalIdentityNumber": "191212121212",
+        });
+        if let Some(nbf) = nbf {
+            claims["nbf"] = json!(nbf);
+        }
+        self.sign_claims(kid, typ, claims)
+    }
 }
 
 fn authenticator(issuers: Vec<TrustedIssuer>) -> Authenticator {
@@ -165,126 +107,6 @@ fn authenticator_with_refetch(issuers: Vec<TrustedIssuer>, interval: Duration) -
         ..AuthenticatorOptions::default()
     };
     Authenticator::with_options(issuers, http(), options).unwrap()
-}
-
-async fn client_credentials(issuer: &str, scope: &str) -> String {
-    let tokens: Value = http()
-        .post(format!("{issuer}/token"))
-        .basic_auth("paraply-tests", Some("paraply-tests-secret"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-            ("resource", FHIR_BASE),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    tokens["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no access token: {tokens}"))
-        .to_owned()
-}
-
-struct Tokens {
-    access: String,
-    id: String,
-}
-
-/// The browserless authorization code + PKCE login of tests/idp/README.md.
-async fn login(issuer: &str, login_hint: &str, scope: &str) -> Tokens {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let verifier = format!("verifier-{nanos}-{login_hint}-0123456789abcdefghijklmnopqrstuvwxyz");
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let mut url = reqwest::Url::parse_with_params(
-        &format!("{issuer}/auth"),
-        &[
-            ("client_id", "paraply-tests"),
-            ("response_type", "code"),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", scope),
-            ("state", "s1"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("login_hint", login_hint),
-            ("resource", FHIR_BASE),
-        ],
-    )
-    .unwrap();
-    let code = loop {
-        let res = http.get(url.clone()).send().await.unwrap();
-        let location = res.headers()["location"].to_str().unwrap().to_owned();
-        url = url.join(&location).unwrap();
-        if url.as_str().starts_with(REDIRECT_URI) {
-            let param = |name: &str| {
-                url.query_pairs()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.into_owned())
-            };
-            assert_eq!(param("state").as_deref(), Some("s1"));
-            assert_eq!(param("iss").as_deref(), Some(issuer));
-            break param("code").unwrap_or_else(|| panic!("login failed: {url}"));
-        }
-    };
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth("paraply-tests", Some("paraply-tests-secret"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Tokens {
-        access: tokens["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{tokens}"))
-            .to_owned(),
-        id: tokens["id_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{tokens}"))
-            .to_owned(),
-    }
-}
-
-async fn rotate(issuer: &str, keep: u32) -> String {
-    let res: Value = http()
-        .post(format!("{issuer}/admin/rotate?keep={keep}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["kid"].as_str().unwrap().to_owned()
-}
-
-fn unverified_part(token: &str, index: usize) -> Value {
-    let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,84 +493,6 @@ async fn unknown_kid_is_refused_without_a_second_refetch_within_the_rate_limit()
 
 // ---------------------------------------------------------------------------------------------
 // A private issuer signing with a throw-away key: time claims and exact refetch counting
-
-/// Serves `/.well-known/openid-configuration` and `/jwks` for a throw-away EC key on loopback
-/// and counts JWKS requests.
-struct TestIssuer {
-    issuer: String,
-    jwks_hits: Arc<AtomicUsize>,
-}
-
-impl TestIssuer {
-    fn start() -> TestIssuer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let jwks_hits = Arc::new(AtomicUsize::new(0));
-        let (hits, iss) = (Arc::clone(&jwks_hits), issuer.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let request = String::from_utf8_lossy(&request);
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let body = match path {
-                    "/.well-known/openid-configuration" => {
-                        json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks")})
-                    }
-                    "/jwks" => {
-                        hits.fetch_add(1, Ordering::SeqCst);
-                        json!({"keys": [{"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
-                                         "kid": "test-ec", "x": TEST_EC_X, "y": TEST_EC_Y}]})
-                    }
-                    _ => json!({}),
-                }
-                .to_string();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        TestIssuer { issuer, jwks_hits }
-    }
-
-    fn trusted(&self) -> Vec<TrustedIssuer> {
-        vec![TrustedIssuer::new(
-            &self.issuer,
-            FHIR_BASE,
-            IssuerKind::Citizen,
-        )]
-    }
-
-    fn sign(&self, kid: &str, typ: Option<&str>, exp: i64, nbf: Option<i64>) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(kid.to_owned());
-        header.typ = typ.map(str::to_owned);
-        let mut claims = json!({
-            "iss": self.issuer, "aud": FHIR_BASE, "sub": "tolvan", "exp": exp, "iat": now(),
-            "client_id": "paraply-tests", "scope": "patient/CarePlan.rs",
-            "https://id.oidc.se/claim/personalIdentityNumber": "191212121212",
-        });
-        if let Some(nbf) = nbf {
-            claims["nbf"] = json!(nbf);
-        }
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_ec_pem(TEST_EC_PEM.as_bytes()).unwrap(),
-        )
-        .unwrap()
-    }
-}
 
 #[tokio::test]
 async fn test_issuer_token_is_accepted_so_the_time_tests_mean_something() {
