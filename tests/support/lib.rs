@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use paraply_server::config::FileConfig;
+use paraply_server::config::{AuthMode, FileConfig};
 use paraply_server::{Config, open_store, run};
 use paraply_store::Store;
 use serde_json::Value;
@@ -142,16 +142,26 @@ impl TestBed {
 }
 
 impl TestServer {
-    /// Starts a server (a "node") on an existing database.
+    /// Starts a server (a "node") on an existing database, with `--auth none`.
     pub async fn start(database_url: &str, file: FileConfig) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
+        TestServer::start_on(listener, database_url, file, AuthMode::None).await
+    }
+
+    /// Starts a server on a bound listener with the given settings.
+    pub async fn start_on(
+        listener: TcpListener,
+        database_url: &str,
+        file: FileConfig,
+        auth: AuthMode,
+    ) -> TestServer {
         let address = listener.local_addr().expect("local address");
         let config = Config {
             listen: address,
             database_url: database_url.to_owned(),
-            auth: paraply_server::config::AuthMode::None,
+            auth,
             file,
         };
         let store = open_store(&config).await.expect("open the test database");

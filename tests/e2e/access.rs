@@ -1,0 +1,633 @@
+//! Logins and access rules end to end (DOMAIN.md I11–I15): tokens from the real OpenID
+//! providers of `tests/idp`, a server that trusts them, and the attack suite of issue 4 —
+//! every case refused, on SQLite and PostgreSQL.
+//!
+//! One provider process serves the whole test binary: every server trusts the same issuers
+//! with the same audience (`AUDIENCE`, which need not be the server's own URL), so tokens
+//! are fetched once per person and reused.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use paraply_auth::{IssuerKind, TrustedIssuer};
+use paraply_core::{Fhir, FhirRequest, Method};
+use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
+use paraply_idp_harness::{
+    Idp, TEST_RSA_PEM, TestIssuer, client_credentials, http, idp_available, login, now,
+    unverified_part,
+};
+use paraply_server::config::{AuthMode, FileConfig};
+use tokio::net::TcpListener;
+
+use super::*;
+
+const AUDIENCE: &str = "http://paraply.test/fhir";
+const PNR: &str = "http://electronichealth.se/identifier/personnummer";
+const HSA: &str = "urn:oid:1.2.752.29.4.19";
+const REGION_HSA: &str = "SE2321000016-0001";
+
+fn idp() -> Option<&'static Idp> {
+    static IDP: OnceLock<Option<Idp>> = OnceLock::new();
+    IDP.get_or_init(|| idp_available().then(|| Idp::start(AUDIENCE, "")))
+        .as_ref()
+}
+
+/// An issuer the servers trust whose key the tests hold: for tokens the real provider will
+/// not mint (expired, not yet valid, unknown key id).
+fn own_issuer() -> &'static TestIssuer {
+    static ISSUER: OnceLock<TestIssuer> = OnceLock::new();
+    ISSUER.get_or_init(TestIssuer::start)
+}
+
+/// A well-behaved issuer nobody configured.
+fn untrusted_issuer() -> &'static TestIssuer {
+    static ISSUER: OnceLock<TestIssuer> = OnceLock::new();
+    ISSUER.get_or_init(TestIssuer::start)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Who {
+    /// Patient Tolvan Tolvansson.
+    Tolvan,
+    /// Patient Karin Svensson.
+    Karin,
+    /// Lisa, Tolvan's relative (närstående) with his consent.
+    Lisa,
+    /// Anna Berg, physician at Vårdcentralen Solna: Tolvan's and Karin's fast läkarkontakt.
+    Anna,
+    /// Erik Lund, nurse at Geriatriska mottagningen: Karin's contact, blocked by her spärr.
+    Erik,
+    /// Maria Nilsson, home-care nurse of Solna stad: in Tolvan's SIP team.
+    Maria,
+    /// A system client (client credentials, `system/*.cruds`).
+    System,
+}
+
+/// A genuine access token for `who`, from the real provider (cached per test binary).
+async fn token(who: Who) -> String {
+    static TOKENS: OnceLock<Mutex<HashMap<Who, String>>> = OnceLock::new();
+    let cache = TOKENS.get_or_init(Mutex::default);
+    if let Some(token) = cache.lock().expect("token cache").get(&who) {
+        return token.clone();
+    }
+    let idp = idp().expect("the IdP runs when a World exists");
+    let citizen = "openid patient/*.cruds";
+    let staff = "openid user/*.cruds";
+    let token = match who {
+        Who::Tolvan => login(&idp.citizen, "tolvan", citizen, AUDIENCE).await.access,
+        Who::Karin => login(&idp.citizen, "karin", citizen, AUDIENCE).await.access,
+        Who::Lisa => login(&idp.citizen, "lisa", citizen, AUDIENCE).await.access,
+        Who::Anna => login(&idp.region, "anna", staff, AUDIENCE).await.access,
+        Who::Erik => login(&idp.region, "erik", staff, AUDIENCE).await.access,
+        Who::Maria => login(&idp.kommun, "maria", staff, AUDIENCE).await.access,
+        Who::System => client_credentials(&idp.region, "system/*.cruds", AUDIENCE).await,
+    };
+    cache
+        .lock()
+        .expect("token cache")
+        .insert(who, token.clone());
+    token
+}
+
+/// A server trusting the test issuers, over a fresh database holding [`world_bundle`].
+struct World {
+    server: TestServer,
+    database: TestDatabase,
+    /// The engine over the same store, unrestricted: for setting the scene.
+    fhir: Fhir,
+}
+
+impl World {
+    async fn start(backend: Backend) -> Option<World> {
+        let idp = idp()?;
+        let database = TestDatabase::create(backend).await?;
+        let issuers = vec![
+            TrustedIssuer::new(&idp.citizen, AUDIENCE, IssuerKind::Citizen),
+            TrustedIssuer::new(&idp.region, AUDIENCE, IssuerKind::Staff)
+                .with_huvudman("Organization/region"),
+            TrustedIssuer::new(&idp.kommun, AUDIENCE, IssuerKind::Staff)
+                .with_huvudman("Organization/solna-stad"),
+            TrustedIssuer::new(&own_issuer().issuer, AUDIENCE, IssuerKind::Citizen),
+        ];
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let file = FileConfig {
+            issuer: issuers,
+            ..FileConfig::default()
+        };
+        let server = TestServer::start_on(listener, &database.url, file, AuthMode::Oidc).await;
+        let fhir = Fhir::new(server.store.clone());
+        let mut load = FhirRequest::new(Method::Post, "");
+        load.body = Some(world_bundle());
+        fhir.handle(load).await.expect("the scene loads");
+        Some(World {
+            server,
+            database,
+            fhir,
+        })
+    }
+
+    async fn finish(self) {
+        self.server.stop().await;
+        self.database.remove().await;
+    }
+
+    async fn send(
+        &self,
+        who: Who,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut request = self
+            .server
+            .request(method, path)
+            .bearer_auth(token(who).await);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+        }
+        Reply::send(request).await
+    }
+
+    async fn get(&self, who: Who, path: &str) -> Reply {
+        self.send(who, reqwest::Method::GET, path, None).await
+    }
+
+    async fn post(&self, who: Who, path: &str, body: &Value) -> Reply {
+        self.send(who, reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn with_token(&self, token: &str, path: &str) -> Reply {
+        Reply::send(self.server.request(reqwest::Method::GET, path).bearer_auth(token)).await
+    }
+
+    /// Changes the scene as the server itself.
+    async fn put_unrestricted(&self, resource: Value) {
+        let path = format!("{}/{}", resource["resourceType"].as_str().unwrap_or(""), resource["id"].as_str().unwrap_or(""));
+        let mut request = FhirRequest::new(Method::Put, path);
+        request.body = Some(resource);
+        self.fhir.handle(request).await.expect("the scene changes");
+    }
+}
+
+async fn run_case(backend: Backend, body: impl AsyncFnOnce(&World)) {
+    let Some(world) = World::start(backend).await else {
+        return;
+    };
+    body(&world).await;
+    world.finish().await;
+}
+
+macro_rules! access_case {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run_case(Backend::Sqlite, $body).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run_case(Backend::Postgres, $body).await;
+            }
+        }
+    };
+}
+
+fn reference(target: &str) -> Value {
+    json!({ "reference": target })
+}
+
+fn region_owned() -> Value {
+    json!({"tag": [{"system": CARE_PROVIDER_TAG_SYSTEM, "code": REGION_HSA}]})
+}
+
+fn consent(id: &str, patient: &str, kind: &str, actor: &str) -> Value {
+    json!({"resourceType": "Consent", "id": id, "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": reference(patient),
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": if kind == "deny" { "OPTOUT" } else { "OPTIN" }}]},
+        "provision": {"type": kind, "actor": [{
+            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+            "reference": reference(actor)}]}})
+}
+
+fn organization(id: &str, hsa: &str, name: &str, part_of: Option<&str>) -> Value {
+    let mut org = json!({"resourceType": "Organization", "id": id, "active": true, "name": name,
+        "identifier": [{"system": HSA, "value": hsa}]});
+    if let Some(parent) = part_of {
+        org["partOf"] = reference(parent);
+    }
+    org
+}
+
+fn practitioner(id: &str, hsa: &str) -> Value {
+    json!({"resourceType": "Practitioner", "id": id, "active": true,
+        "identifier": [{"system": HSA, "value": hsa}]})
+}
+
+fn role(id: &str, practitioner: &str, unit: &str) -> Value {
+    json!({"resourceType": "PractitionerRole", "id": id, "active": true,
+        "practitioner": reference(practitioner), "organization": reference(unit)})
+}
+
+fn patient(id: &str, pnr: &str, family: &str) -> Value {
+    json!({"resourceType": "Patient", "id": id,
+        "identifier": [{"system": PNR, "value": pnr}], "name": [{"family": family}]})
+}
+
+fn care_team(id: &str, patient: &str, category: &str, member: &str, unit: &str) -> Value {
+    json!({"resourceType": "CareTeam", "id": id, "status": "active",
+        "category": [{"coding": [{"system": "https://paraply.se/fhir/CodeSystem/care-team-category", "code": category}]}],
+        "subject": reference(patient),
+        "participant": [{"member": reference(member), "onBehalfOf": reference(unit)}]})
+}
+
+fn care_plan(id: &str, patient: &str, title: &str) -> Value {
+    json!({"resourceType": "CarePlan", "id": id, "status": "active", "intent": "plan",
+        "title": title, "subject": reference(patient)})
+}
+
+/// The scene: a region (two units) and a municipality, their staff, two patients, a relative.
+fn world_bundle() -> Value {
+    let mut ct_tolvan = care_team("ct-tolvan-anna", "Patient/tolvan", "fast-kontakt", "PractitionerRole/anna-vc", "Organization/vc-solna");
+    ct_tolvan["note"] = json!([
+        {"text": "Ring på förmiddagen"},
+        {"text": "Intern anteckning: svårt att nå per telefon",
+         "extension": [{"url": NOTE_VISIBILITY_URL, "valueCode": "internal"}]}
+    ]);
+    let mut region_plan = care_plan("plan-region-tolvan", "Patient/tolvan", "Min vårdplan");
+    region_plan["meta"] = region_owned();
+    let mut sip = care_plan("sip-tolvan", "Patient/tolvan", "SIP");
+    sip["meta"] = region_owned();
+    sip["author"] = reference("Organization/region");
+    sip["contributor"] = json!([reference("Organization/solna-stad")]);
+    let mut karin_plan = care_plan("plan-karin", "Patient/karin", "Rehabplan");
+    karin_plan["meta"] = region_owned();
+    let resources = vec![
+        organization("region", REGION_HSA, "Region Stockholm", None),
+        organization("vc-solna", "SE2321000016-15CQ", "Vårdcentralen Solna", Some("Organization/region")),
+        organization("geriatrik", "SE2321000016-7GER", "Geriatriska mottagningen Solna", Some("Organization/region")),
+        organization("solna-stad", "SE2120001314-0001", "Solna stad", None),
+        organization("hemsjukvard", "SE2120001314-HS01", "Hemsjukvården Solna", Some("Organization/solna-stad")),
+        practitioner("anna", "SE2321000016-1003"),
+        practitioner("erik", "SE2321000016-2004"),
+        practitioner("maria", "SE2120001314-3001"),
+        role("anna-vc", "Practitioner/anna", "Organization/vc-solna"),
+        role("erik-ger", "Practitioner/erik", "Organization/geriatrik"),
+        role("maria-hs", "Practitioner/maria", "Organization/hemsjukvard"),
+        patient("tolvan", "191212121212", "Tolvansson"),
+        patient("karin", "197001011233", "Svensson"),
+        json!({"resourceType": "RelatedPerson", "id": "lisa", "active": true,
+            "patient": reference("Patient/tolvan"),
+            "identifier": [{"system": PNR, "value": "198505052384"}]}),
+        consent("lisa-consent", "Patient/tolvan", "permit", "RelatedPerson/lisa"),
+        ct_tolvan,
+        care_team("sip-team-tolvan", "Patient/tolvan", "sip-team", "PractitionerRole/maria-hs", "Organization/hemsjukvard"),
+        care_plan("umbrella-tolvan", "Patient/tolvan", "Patientkontrakt"),
+        region_plan,
+        sip,
+        json!({"resourceType": "Goal", "id": "goal-tolvan", "lifecycleStatus": "active",
+            "description": {"text": "Kunna gå till affären själv"}, "subject": reference("Patient/tolvan")}),
+        json!({"resourceType": "Appointment", "id": "appt-tolvan", "status": "booked",
+            "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:30:00+01:00",
+            "participant": [
+                {"actor": reference("Patient/tolvan"), "status": "accepted"},
+                {"actor": reference("Patient/karin"), "status": "accepted"},
+                {"actor": reference("PractitionerRole/anna-vc"), "status": "accepted"}]}),
+        care_team("ct-karin-anna", "Patient/karin", "fast-kontakt", "PractitionerRole/anna-vc", "Organization/vc-solna"),
+        care_team("ct-karin-erik", "Patient/karin", "fast-kontakt", "PractitionerRole/erik-ger", "Organization/geriatrik"),
+        karin_plan,
+        consent("sparr-karin", "Patient/karin", "deny", "Organization/geriatrik"),
+    ];
+    let entries: Vec<Value> = resources
+        .into_iter()
+        .map(|resource| {
+            let url = format!(
+                "{}/{}",
+                resource["resourceType"].as_str().unwrap_or(""),
+                resource["id"].as_str().unwrap_or("")
+            );
+            json!({"resource": resource, "request": {"method": "PUT", "url": url}})
+        })
+        .collect();
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+fn ids(reply: &Reply) -> Vec<String> {
+    reply.body["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| {
+                    let r = &e["resource"];
+                    Some(format!("{}/{}", r["resourceType"].as_str()?, r["id"].as_str()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_forbidden(reply: &Reply) {
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    assert_eq!(reply.outcome_issue()["code"], "forbidden", "{}", reply.text);
+}
+
+fn assert_unauthorized(reply: &Reply) {
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert!(
+        reply
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer")),
+        "401 needs WWW-Authenticate: {:?}",
+        reply.headers
+    );
+    reply.outcome_issue();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Patients
+
+access_case!(patient_reads_own_data, async |w: &World| {
+    for path in ["Patient/tolvan", "CarePlan/umbrella-tolvan", "CarePlan/plan-region-tolvan", "Goal/goal-tolvan"] {
+        let reply = w.get(Who::Tolvan, path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    }
+    let plans = w.get(Who::Tolvan, "CarePlan").await;
+    assert_eq!(plans.body["total"], 4, "{}", plans.text);
+});
+
+access_case!(patient_cannot_read_another_patient_by_id, async |w: &World| {
+    assert_forbidden(&w.get(Who::Tolvan, "Patient/karin").await);
+    assert_forbidden(&w.get(Who::Tolvan, "CarePlan/plan-karin").await);
+    assert_forbidden(&w.get(Who::Tolvan, "CarePlan/plan-karin/_history/1").await);
+    assert_forbidden(&w.get(Who::Tolvan, "CarePlan/plan-karin/_history").await);
+});
+
+access_case!(patient_cannot_find_another_patient_by_search, async |w: &World| {
+    let reply = w.get(Who::Tolvan, "CarePlan?patient=Patient/karin").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["total"], 0, "{}", reply.text);
+    let patients = w.get(Who::Tolvan, "Patient").await;
+    assert_eq!(ids(&patients), vec!["Patient/tolvan"]);
+    let everything = w.get(Who::Tolvan, "CareTeam").await;
+    assert!(ids(&everything).iter().all(|id| !id.contains("karin")), "{}", everything.text);
+});
+
+access_case!(patient_cannot_reach_another_patient_by_include, async |w: &World| {
+    let reply = w
+        .get(Who::Tolvan, "Appointment?patient=Patient/tolvan&_include=Appointment:actor")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let found = ids(&reply);
+    assert!(found.contains(&"Appointment/appt-tolvan".to_owned()), "{found:?}");
+    assert!(found.contains(&"PractitionerRole/anna-vc".to_owned()), "{found:?}");
+    assert!(!found.contains(&"Patient/karin".to_owned()), "{found:?}");
+    let reverse = w
+        .get(Who::Tolvan, "Patient?_revinclude=CarePlan:subject")
+        .await;
+    assert!(!ids(&reverse).contains(&"CarePlan/plan-karin".to_owned()), "{}", reverse.text);
+});
+
+access_case!(patient_cannot_probe_another_patient_by_chain_or_has, async |w: &World| {
+    let chained = w
+        .get(Who::Tolvan, &format!("CareTeam?patient.identifier={PNR}|197001011233"))
+        .await;
+    assert_eq!(chained.status, 200, "{}", chained.text);
+    assert_eq!(chained.body["total"], 0, "{}", chained.text);
+    let has = w
+        .get(Who::Tolvan, "Patient?_has:CarePlan:subject:_id=plan-karin")
+        .await;
+    assert_eq!(has.body["total"], 0, "{}", has.text);
+});
+
+access_case!(patient_cannot_read_another_patient_inside_a_bundle, async |w: &World| {
+    let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": "Patient/karin"}}]});
+    assert_forbidden(&w.post(Who::Tolvan, "", &transaction).await);
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/tolvan"}},
+        {"request": {"method": "GET", "url": "Patient/karin"}}]});
+    let reply = w.post(Who::Tolvan, "", &batch).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.body["entry"][0]["response"]["status"].as_str().is_some_and(|s| s.starts_with("200")));
+    assert!(reply.body["entry"][1]["response"]["status"].as_str().is_some_and(|s| s.starts_with("403")), "{}", reply.text);
+});
+
+access_case!(patient_writes_only_own_portal_data, async |w: &World| {
+    let own_goal = json!({"resourceType": "Goal", "lifecycleStatus": "proposed",
+        "description": {"text": "Sova bättre"}, "subject": reference("Patient/tolvan"),
+        "expressedBy": reference("Patient/tolvan")});
+    let created = w.post(Who::Tolvan, "Goal", &own_goal).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let mut foreign_goal = own_goal.clone();
+    foreign_goal["subject"] = reference("Patient/karin");
+    assert_forbidden(&w.post(Who::Tolvan, "Goal", &foreign_goal).await);
+    assert_forbidden(&w.post(Who::Tolvan, "CarePlan", &care_plan("x", "Patient/tolvan", "Egen plan")).await);
+    // Nothing of the refused writes was stored.
+    let goals = w.get(Who::Anna, "Goal?patient=Patient/karin").await;
+    assert_eq!(goals.body["total"], 0, "{}", goals.text);
+});
+
+access_case!(internal_notes_never_reach_the_patient, async |w: &World| {
+    let patient_view = w.get(Who::Tolvan, "CareTeam/ct-tolvan-anna").await;
+    assert_eq!(patient_view.status, 200, "{}", patient_view.text);
+    assert!(patient_view.text.contains("Ring på förmiddagen"));
+    assert!(!patient_view.text.contains("Intern anteckning"), "{}", patient_view.text);
+    let staff_view = w.get(Who::Anna, "CareTeam/ct-tolvan-anna").await;
+    assert!(staff_view.text.contains("Intern anteckning"), "{}", staff_view.text);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Relatives
+
+access_case!(relative_reads_with_consent_and_not_after_it_is_revoked, async |w: &World| {
+    assert_eq!(w.get(Who::Lisa, "Goal/goal-tolvan").await.status, 200);
+    assert_forbidden(&w.get(Who::Lisa, "CarePlan/plan-karin").await);
+    let mut revoked = consent("lisa-consent", "Patient/tolvan", "permit", "RelatedPerson/lisa");
+    revoked["status"] = json!("inactive");
+    w.put_unrestricted(revoked).await;
+    assert_forbidden(&w.get(Who::Lisa, "Goal/goal-tolvan").await);
+    let search = w.get(Who::Lisa, "Goal").await;
+    assert_eq!(search.body["total"], 0, "{}", search.text);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Staff
+
+access_case!(clinician_with_care_relationship_reads_and_writes, async |w: &World| {
+    assert_eq!(w.get(Who::Anna, "CarePlan/plan-region-tolvan").await.status, 200);
+    let plans = w.get(Who::Anna, "CarePlan?patient=Patient/tolvan").await;
+    assert_eq!(plans.body["total"], 3 + 1, "{}", plans.text);
+    let created = w
+        .post(Who::Anna, "CarePlan", &care_plan("ignored", "Patient/tolvan", "Rehabplan"))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(created.body["meta"]["tag"][0]["code"], REGION_HSA, "the writer's care provider owns it");
+    let registered = w.post(Who::Anna, "Patient", &patient("ignored", "201703152387", "Svensson")).await;
+    assert_eq!(registered.status, 201, "{}", registered.text);
+});
+
+access_case!(clinician_without_care_relationship_is_refused, async |w: &World| {
+    assert_forbidden(&w.get(Who::Erik, "CarePlan/plan-region-tolvan").await);
+    assert_forbidden(&w.get(Who::Erik, "Patient/tolvan").await);
+    let search = w.get(Who::Erik, "CarePlan?patient=Patient/tolvan").await;
+    assert_eq!(search.body["total"], 0, "{}", search.text);
+    let write = w
+        .post(Who::Erik, "CarePlan", &care_plan("ignored", "Patient/tolvan", "Plan"))
+        .await;
+    assert_forbidden(&write);
+});
+
+access_case!(municipal_staff_see_the_sip_but_not_a_region_only_plan, async |w: &World| {
+    assert_eq!(w.get(Who::Maria, "CarePlan/sip-tolvan").await.status, 200);
+    assert_eq!(w.get(Who::Maria, "CarePlan/umbrella-tolvan").await.status, 200);
+    assert_forbidden(&w.get(Who::Maria, "CarePlan/plan-region-tolvan").await);
+    let plans = w.get(Who::Maria, "CarePlan?patient=Patient/tolvan").await;
+    let found = ids(&plans);
+    assert!(!found.contains(&"CarePlan/plan-region-tolvan".to_owned()), "{found:?}");
+    assert!(found.contains(&"CarePlan/sip-tolvan".to_owned()), "{found:?}");
+});
+
+access_case!(sparr_blocks_the_named_unit_only, async |w: &World| {
+    assert_forbidden(&w.get(Who::Erik, "CarePlan/plan-karin").await);
+    let search = w.get(Who::Erik, "CarePlan?patient=Patient/karin").await;
+    assert_eq!(search.body["total"], 0, "{}", search.text);
+    assert_eq!(w.get(Who::Anna, "CarePlan/plan-karin").await.status, 200);
+});
+
+access_case!(emergency_access_passes_a_sparr_with_a_reason, async |w: &World| {
+    let reply = Reply::send(
+        w.server
+            .request(reqwest::Method::GET, "CarePlan/plan-karin")
+            .bearer_auth(token(Who::Erik).await)
+            .header("x-purpose-of-use", "ETREAT")
+            .header("x-purpose-of-use-reason", "Medvetslös patient på akuten"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+});
+
+access_case!(the_access_log_cannot_be_written, async |w: &World| {
+    let event = json!({"resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "recorded": "2026-11-22T10:00:00Z",
+        "agent": [{"requestor": true, "who": {"display": "forger"}}],
+        "source": {"observer": {"display": "forger"}}});
+    for who in [Who::System, Who::Anna, Who::Tolvan] {
+        assert_forbidden(&w.post(who, "AuditEvent", &event).await);
+    }
+    let mut with_id = event.clone();
+    with_id["id"] = json!("forged");
+    assert_forbidden(&w.send(Who::System, reqwest::Method::PUT, "AuditEvent/forged", Some(&with_id)).await);
+    assert_forbidden(&w.send(Who::System, reqwest::Method::DELETE, "AuditEvent/forged", None).await);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+access_case!(a_request_without_a_token_is_refused, async |w: &World| {
+    assert_unauthorized(&w.server.get("Patient/tolvan").await);
+    let metadata = w.server.get("metadata").await;
+    assert_eq!(metadata.status, 200, "the CapabilityStatement stays public");
+});
+
+access_case!(a_token_signed_by_another_key_is_refused, async |w: &World| {
+    let real = token(Who::Tolvan).await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = unverified_part(&real, 0)["kid"].as_str().map(str::to_owned);
+    let forged = jsonwebtoken::encode(
+        &header,
+        &unverified_part(&real, 1),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(TEST_RSA_PEM.as_bytes()).expect("key"),
+    )
+    .expect("sign");
+    assert_unauthorized(&w.with_token(&forged, "Patient/tolvan").await);
+});
+
+access_case!(an_unsigned_token_is_refused, async |w: &World| {
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let real = token(Who::Tolvan).await;
+    let mut header = unverified_part(&real, 0);
+    header["alg"] = json!("none");
+    let unsigned = format!("{}.{}.", b64(&header), b64(&unverified_part(&real, 1)));
+    assert_unauthorized(&w.with_token(&unsigned, "Patient/tolvan").await);
+});
+
+access_case!(hs256_signed_with_the_public_key_is_refused, async |w: &World| {
+    let idp = idp().expect("idp");
+    let jwks = http()
+        .get(format!("{}/jwks", idp.citizen))
+        .send()
+        .await
+        .expect("jwks")
+        .bytes()
+        .await
+        .expect("jwks body");
+    let real = token(Who::Tolvan).await;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = unverified_part(&real, 0)["kid"].as_str().map(str::to_owned);
+    let forged = jsonwebtoken::encode(
+        &header,
+        &unverified_part(&real, 1),
+        &jsonwebtoken::EncodingKey::from_secret(&jwks),
+    )
+    .expect("sign");
+    assert_unauthorized(&w.with_token(&forged, "Patient/tolvan").await);
+});
+
+fn citizen_claims(aud: &str, exp: i64) -> Value {
+    json!({"aud": aud, "sub": "tolvan", "exp": exp, "iat": now(), "client_id": "paraply-tests",
+        "scope": "patient/*.rs",
+        "https://id.oidc.se/claim/personalIdentityNumber": "191212121212"})
+}
+
+access_case!(own_issuer_tokens_work_so_the_time_cases_mean_something, async |w: &World| {
+    let good = own_issuer().sign_claims("test-ec", Some("at+jwt"), citizen_claims(AUDIENCE, now() + 300));
+    assert_eq!(w.with_token(&good, "Patient/tolvan").await.status, 200);
+});
+
+access_case!(a_token_from_an_untrusted_issuer_is_refused, async |w: &World| {
+    let token = untrusted_issuer().sign_claims("test-ec", Some("at+jwt"), citizen_claims(AUDIENCE, now() + 300));
+    assert_unauthorized(&w.with_token(&token, "Patient/tolvan").await);
+});
+
+access_case!(a_token_for_another_audience_is_refused, async |w: &World| {
+    let token = own_issuer().sign_claims("test-ec", Some("at+jwt"), citizen_claims("http://elsewhere.test/fhir", now() + 300));
+    assert_unauthorized(&w.with_token(&token, "Patient/tolvan").await);
+});
+
+access_case!(an_expired_token_is_refused, async |w: &World| {
+    let token = own_issuer().sign_claims("test-ec", Some("at+jwt"), citizen_claims(AUDIENCE, now() - 120));
+    assert_unauthorized(&w.with_token(&token, "Patient/tolvan").await);
+});
+
+access_case!(a_token_not_yet_valid_is_refused, async |w: &World| {
+    let mut claims = citizen_claims(AUDIENCE, now() + 600);
+    claims["nbf"] = json!(now() + 300);
+    let token = own_issuer().sign_claims("test-ec", Some("at+jwt"), claims);
+    assert_unauthorized(&w.with_token(&token, "Patient/tolvan").await);
+});
+
+access_case!(a_token_with_an_unknown_key_id_is_refused, async |w: &World| {
+    let token = own_issuer().sign_claims("no-such-kid", Some("at+jwt"), citizen_claims(AUDIENCE, now() + 300));
+    assert_unauthorized(&w.with_token(&token, "Patient/tolvan").await);
+});
+
+access_case!(scopes_limit_what_a_token_may_do, async |w: &World| {
+    let idp = idp().expect("idp");
+    let narrow = login(&idp.citizen, "tolvan", "openid patient/Goal.rs", AUDIENCE).await.access;
+    assert_eq!(w.with_token(&narrow, "Goal/goal-tolvan").await.status, 200);
+    assert_forbidden(&w.with_token(&narrow, "CarePlan/umbrella-tolvan").await);
+});
