@@ -275,6 +275,7 @@ pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
         Interaction::ConditionalDelete { .. } => "conditional delete",
         Interaction::Search { .. } => "search",
         Interaction::History(_) => "history",
+        Interaction::AccessLog { .. } => "$access-log",
         Interaction::Bundle { .. } => "batch/transaction",
     }
 }
