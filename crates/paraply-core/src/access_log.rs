@@ -212,3 +212,153 @@ fn entity_for_patient(entity: &Value, patient_reference: &str) -> Option<Value> 
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::audit::tests::{id, record};
+    use crate::audit::{AuditAction, AuditAgent, AuditOutcome};
+    use crate::audit_log::stage_audit_event;
+    use crate::audit_log::tests::sqlite;
+    use crate::context::Purpose;
+
+    fn resources(bundle: &Value) -> Vec<Value> {
+        bundle["entry"]
+            .as_array()
+            .map(|entries| entries.iter().map(|e| e["resource"].clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_patient_sees_only_their_events_newest_first_by_unit_without_staff_ids() {
+        let db = sqlite().await;
+        let start = OffsetDateTime::now_utc() - Duration::hours(1);
+        let mut tx = db.store.begin().await.unwrap();
+        // p1: a read, an emergency search over p1 and p2, a denied read; p2 and p3: other reads.
+        let read = record("p1", start);
+        let mut search = record("p1", start + Duration::minutes(2));
+        search.action = AuditAction::Query;
+        search.patients = vec![id("p1"), id("p2")];
+        search.entity = None;
+        search.query = Some("CarePlan?patient.identifier=x|191212121212".into());
+        search.purpose = Purpose::Emergency {
+            reason: "Dr Andersson, akut".into(),
+        };
+        let mut denied = record("p1", start + Duration::minutes(1));
+        denied.outcome = AuditOutcome::Denied {
+            reason: "no care relationship".into(),
+        };
+        let mut own = record("p1", start + Duration::minutes(3));
+        own.agent = AuditAgent::Citizen {
+            reference: Some("Patient/p1".into()),
+        };
+        for r in [
+            read,
+            search,
+            denied,
+            own,
+            record("p2", start),
+            record("p3", start),
+        ] {
+            stage_audit_event(tx.as_mut(), &r).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let bundle = access_log(db.store.as_ref(), &id("p1"), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(bundle["type"], "searchset");
+        let events = resources(&bundle);
+        assert_eq!(events.len(), 4);
+        let recorded: Vec<&str> = events
+            .iter()
+            .map(|e| e["recorded"].as_str().unwrap())
+            .collect();
+        let mut newest_first = recorded.clone();
+        newest_first.sort_by(|a, b| b.cmp(a));
+        assert_eq!(recorded, newest_first);
+
+        let text = bundle.to_string();
+        for hidden in [
+            "SE2321000016-1234",
+            "PractitionerRole",
+            "Patient/p2",
+            "191212121212",
+            "Andersson",
+            "req-1",
+            "127.0.0.1",
+            "no care relationship",
+        ] {
+            assert!(
+                !text.contains(hidden),
+                "{hidden} shown to the patient: {text}"
+            );
+        }
+        for event in &events {
+            paraply_fhir::validate(event).unwrap_or_else(|e| panic!("{e:?}: {event}"));
+        }
+
+        let [own, search, denied, read] = events.as_slice() else {
+            unreachable!()
+        };
+        assert_eq!(own["agent"][0]["who"]["reference"], "Patient/p1");
+        assert_eq!(search["meta"]["security"][0]["code"], "ETREAT");
+        assert_eq!(search["purposeOfEvent"][0]["coding"][0]["code"], "ETREAT");
+        assert_eq!(search["entity"][1]["what"]["type"], "CarePlan");
+        assert_eq!(denied["outcome"], "4");
+        assert_eq!(read["action"], "R");
+        assert_eq!(
+            read["agent"][1]["who"]["identifier"]["value"],
+            "SE2321000016-UNIT"
+        );
+        assert_eq!(
+            read["agent"][2]["who"]["identifier"]["value"],
+            "SE2321000016-PROV"
+        );
+        assert!(read["agent"][0].get("who").is_none());
+        assert_eq!(read["entity"][0]["what"]["reference"], "Patient/p1");
+        assert_eq!(read["entity"][1]["what"]["type"], "CarePlan");
+    }
+
+    #[tokio::test]
+    async fn pages_continue_with_the_next_link_until_the_log_ends() {
+        let db = sqlite().await;
+        let start = OffsetDateTime::now_utc() - Duration::hours(1);
+        let mut tx = db.store.begin().await.unwrap();
+        for minute in 0..5 {
+            stage_audit_event(
+                tx.as_mut(),
+                &record("p1", start + Duration::minutes(minute)),
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        let mut seen = Vec::new();
+        let mut page = None;
+        loop {
+            let bundle = access_log(db.store.as_ref(), &id("p1"), 2, page)
+                .await
+                .unwrap();
+            seen.extend(resources(&bundle).iter().map(|e| e["recorded"].clone()));
+            let next = bundle["link"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .map(|l| l["url"].as_str().unwrap().to_owned());
+            let Some(next) = next else { break };
+            assert!(next.starts_with("Patient/p1/$access-log?_count=2&_page="));
+            let cursor = next.rsplit("_page=").next().unwrap();
+            page = Some(PageCursor::decode(cursor).unwrap());
+        }
+        assert_eq!(seen.len(), 5);
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.as_str().cmp(&a.as_str()));
+        sorted.dedup();
+        assert_eq!(seen, sorted);
+    }
+}
