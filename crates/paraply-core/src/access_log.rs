@@ -361,4 +361,94 @@ mod tests {
         sorted.dedup();
         assert_eq!(seen, sorted);
     }
+
+    /// The AuditEvents, Provenances and the `$access-log` Bundle are valid R4 according to
+    /// the independent validator (`../shared/tools/fhir-validate`), run when
+    /// `PARAPLY_FHIR_VALIDATOR_PYTHON` names a Python with `fhir.resources` (as in e2e).
+    #[tokio::test]
+    async fn emitted_resources_pass_the_independent_r4_validator() {
+        let Ok(python) = std::env::var("PARAPLY_FHIR_VALIDATOR_PYTHON") else {
+            eprintln!("SKIPPED: PARAPLY_FHIR_VALIDATOR_PYTHON is not set");
+            return;
+        };
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/tools/fhir-validate/validate_r4.py"
+        );
+        if !std::path::Path::new(script).exists() {
+            eprintln!("SKIPPED: {script} is absent");
+            return;
+        }
+        let db = sqlite().await;
+        let now = OffsetDateTime::now_utc();
+        let mut samples = Vec::new();
+        let agents = [
+            crate::audit::tests::staff(),
+            AuditAgent::Citizen {
+                reference: Some("Patient/p1".into()),
+            },
+            AuditAgent::Citizen { reference: None },
+            AuditAgent::System {
+                client_id: "batch".into(),
+            },
+            AuditAgent::Unauthenticated,
+        ];
+        let mut tx = db.store.begin().await.unwrap();
+        for (i, agent) in agents.iter().enumerate() {
+            let mut r = record("p1", now);
+            r.agent = agent.clone();
+            r.action = AuditAction::Query;
+            r.query = Some("CarePlan?patient=Patient/p1".into());
+            r.purpose = Purpose::Emergency {
+                reason: "akut".into(),
+            };
+            r.outcome = AuditOutcome::Denied {
+                reason: "spärr".into(),
+            };
+            samples.push(crate::audit::audit_event(&r, &id(&format!("ae-{i}"))));
+            samples.push(crate::provenance::provenance(
+                (
+                    ResourceType::CarePlan,
+                    &id("plan-1"),
+                    paraply_fhir::VersionId::FIRST,
+                ),
+                crate::provenance::ProvenanceActivity::Update,
+                agent,
+                now,
+                &id(&format!("prov-{i}")),
+            ));
+            stage_audit_event(tx.as_mut(), &r).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        samples.push(
+            access_log(db.store.as_ref(), &id("p1"), 3, None)
+                .await
+                .unwrap(),
+        );
+
+        let dir =
+            std::env::temp_dir().join(format!("paraply-audit-emitted-{}", ResourceId::generate()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<_> = samples
+            .iter()
+            .enumerate()
+            .map(|(i, sample)| {
+                let file = dir.join(format!("{i}.json"));
+                std::fs::write(&file, sample.to_string()).unwrap();
+                file
+            })
+            .collect();
+        let output = std::process::Command::new(&python)
+            .arg(script)
+            .args(&files)
+            .output()
+            .expect("run the validator");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            output.status.success(),
+            "the independent validator refused:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
