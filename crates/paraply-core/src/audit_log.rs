@@ -32,7 +32,7 @@ pub const MAX_BATCH: usize = 256;
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 struct Pending {
-    record: AuditRecord,
+    version: NewVersion,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -54,9 +54,12 @@ impl AuditLog {
     /// Writes the AuditEvent for `record` and returns once it is committed. An error means
     /// the event is not stored: the caller must not answer as if the access succeeded.
     pub async fn record(&self, record: AuditRecord) -> Result<(), CoreError> {
+        // Built here, on the request's task, so that requests build in parallel and the one
+        // writer task only writes.
+        let version = new_version(&record)?;
         let (done, committed) = oneshot::channel();
         self.queue
-            .send(Pending { record, done })
+            .send(Pending { version, done })
             .await
             .map_err(|_| stopped())?;
         committed
@@ -75,25 +78,22 @@ fn stopped() -> CoreError {
 async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = write_batch(store.as_ref(), &batch).await;
+        let (versions, waiters): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.version, p.done)).unzip();
+        let events = versions.len();
+        let result = write_batch(store.as_ref(), versions).await;
         if let Err(message) = &result {
             // Only the count and the storage error: records hold patient ids.
-            tracing::error!(events = batch.len(), error = %message, "audit log write failed");
+            tracing::error!(events, error = %message, "audit log write failed");
         }
-        for pending in batch.drain(..) {
+        for done in waiters {
             // A waiter that gave up (its request was cancelled) needs no answer.
-            let _ = pending.done.send(result.clone());
+            let _ = done.send(result.clone());
         }
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: &[Pending]) -> Result<(), String> {
-    // Built before the transaction opens, so the single writer is held only for the writes.
-    let versions = batch
-        .iter()
-        .map(|pending| new_version(&pending.record))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+async fn write_batch(store: &dyn Store, versions: Vec<NewVersion>) -> Result<(), String> {
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;
     for version in versions {
         tx.write(version).await.map_err(|e| e.to_string())?;
