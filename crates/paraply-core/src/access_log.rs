@@ -266,6 +266,20 @@ mod tests {
         }
         tx.commit().await.unwrap();
 
+        // Emergency accesses are one search away for the people who review them.
+        let emergencies = SearchQuery::parse(
+            ResourceType::AuditEvent,
+            [(
+                "_security",
+                "http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            db.store.search(&emergencies).await.unwrap().matches.len(),
+            1
+        );
+
         let bundle = access_log(db.store.as_ref(), &id("p1"), 10, None)
             .await
             .unwrap();
