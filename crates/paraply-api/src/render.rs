@@ -105,6 +105,20 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
         Outcome::Capabilities(statement) => {
             Rendered::new(StatusCode::OK, Some(statement.to_string()))
         }
+        Outcome::OperationBundle(mut bundle) => {
+            // The engine knows no base URL: its links are relative to the base.
+            if let Some(links) = bundle.get_mut("link").and_then(Value::as_array_mut) {
+                for link in links {
+                    if let Some(url) = link.get("url").and_then(Value::as_str)
+                        && !url.contains("://")
+                    {
+                        let absolute = format!("{}/{url}", ctx.base);
+                        link["url"] = Value::String(absolute);
+                    }
+                }
+            }
+            Rendered::new(StatusCode::OK, Some(bundle.to_string()))
+        }
         Outcome::Resource { created, resource } => {
             let status = if created {
                 StatusCode::CREATED

@@ -7,8 +7,8 @@
 //! because the real IdP cannot mint a not-yet-valid token and waiting out a 1 s token plus the
 //! 30 s leeway would slow the suite.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;

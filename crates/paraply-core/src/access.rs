@@ -17,14 +17,14 @@ use paraply_search::{
     Condition, Filter, IndexValue, PatientLink, ReferenceTarget, Restriction, SearchQuery,
     StaffScope, TokenSystem, Total, index_rows, patient_link,
 };
-use paraply_store::{NewVersion, StoreTx};
+use paraply_store::{HistoryScope, NewVersion, StoreTx};
 use serde_json::{Map, Value, json};
 
-use crate::audit::AuditAgent;
+use crate::audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
 use crate::context::{Purpose, RequestContext};
 use crate::engine::Reader;
 use crate::error::CoreError;
-use crate::request::Interaction;
+use crate::request::{FhirRequest, Interaction};
 use crate::stamp::now;
 
 const HSA_SYSTEM: &str = "urn:oid:1.2.752.29.4.19";
@@ -82,6 +82,8 @@ pub(crate) struct Access {
     pub subject: Subject,
     pub purpose: Purpose,
     pub request_id: String,
+    /// The request's query string (`CarePlan?patient=…`), for the access log of a search.
+    pub query: Option<String>,
 }
 
 /// Resolved identities, shared by all requests.
@@ -116,6 +118,7 @@ pub(crate) async fn resolve(
     settings: &AccessSettings,
     context: &RequestContext,
     principal: &Principal,
+    query: Option<String>,
 ) -> Result<Access, CoreError> {
     let key = match principal {
         Principal::Citizen {
@@ -148,6 +151,7 @@ pub(crate) async fn resolve(
         subject,
         purpose: context.purpose.clone(),
         request_id: context.request_id.clone(),
+        query,
     })
 }
 
@@ -384,6 +388,7 @@ pub(crate) fn required_permission(interaction: &Interaction) -> Option<(Resource
             }
             paraply_store::HistoryScope::System => return None,
         },
+        Interaction::AccessLog { .. } => (ResourceType::AuditEvent, Permission::Read),
         Interaction::Capabilities
         | Interaction::ReadSearchParameter { .. }
         | Interaction::Bundle { .. } => return None,
@@ -581,9 +586,72 @@ impl Access {
         set_owner(body, owner);
     }
 
-    /// The agent of the access log for this caller.
-    pub fn audit_agent(&self) -> AuditAgent {
-        match (&self.principal, &self.subject) {
+    /// The AuditEvent of one access by this caller.
+    pub fn record(
+        &self,
+        summary: &AccessSummary,
+        error: Option<&CoreError>,
+        patients: Vec<ResourceId>,
+    ) -> AuditRecord {
+        AuditRecord {
+            recorded: now(),
+            action: summary.action,
+            agent: agent_of(&self.principal, Some(&self.subject)),
+            issuer: self.principal.issuer().to_owned(),
+            purpose: self.purpose.clone(),
+            outcome: audit_outcome(error),
+            patients,
+            entity: summary.entity.clone(),
+            query: if summary.search {
+                self.query.clone()
+            } else {
+                None
+            },
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+fn audit_outcome(error: Option<&CoreError>) -> AuditOutcome {
+    match error {
+        None => AuditOutcome::Success,
+        Some(CoreError::Forbidden { reason }) => AuditOutcome::Denied {
+            reason: reason.clone(),
+        },
+        Some(other) => AuditOutcome::Failed {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The AuditEvent of a caller whose token is valid but whom no record matches.
+pub(crate) fn unresolved_record(
+    context: &RequestContext,
+    principal: &Principal,
+    interaction: &Interaction,
+    error: &CoreError,
+) -> AuditRecord {
+    let summary = AccessSummary::of(interaction);
+    AuditRecord {
+        recorded: now(),
+        action: summary
+            .as_ref()
+            .map_or(AuditAction::Operation, |s| s.action),
+        agent: agent_of(principal, None),
+        issuer: principal.issuer().to_owned(),
+        purpose: context.purpose.clone(),
+        outcome: audit_outcome(Some(error)),
+        patients: summary.map(|s| s.patients).unwrap_or_default(),
+        entity: None,
+        query: None,
+        request_id: context.request_id.clone(),
+    }
+}
+
+/// The agent of the access log.
+fn agent_of(principal: &Principal, subject: Option<&Subject>) -> AuditAgent {
+    {
+        match (principal, subject) {
             (
                 Principal::Staff {
                     hsa_id,
@@ -597,14 +665,16 @@ impl Access {
                 unit_hsa_id: unit_hsa_id.clone(),
                 care_provider_hsa_id: care_provider_hsa_id.clone(),
                 practitioner_role: match subject {
-                    Subject::Staff(staff) => Some(staff.role.clone()),
+                    Some(Subject::Staff(staff)) => Some(staff.role.clone()),
                     _ => None,
                 },
             },
-            (Principal::Citizen { .. }, Subject::Patient { patient }) => AuditAgent::Citizen {
-                reference: Some(format!("Patient/{patient}")),
-            },
-            (Principal::Citizen { .. }, Subject::Relative { related_persons }) => {
+            (Principal::Citizen { .. }, Some(Subject::Patient { patient })) => {
+                AuditAgent::Citizen {
+                    reference: Some(format!("Patient/{patient}")),
+                }
+            }
+            (Principal::Citizen { .. }, Some(Subject::Relative { related_persons })) => {
                 AuditAgent::Citizen {
                     reference: related_persons
                         .first()
@@ -617,11 +687,135 @@ impl Access {
             },
         }
     }
+}
 
+impl Access {
     /// Whether output must drop internal notes (I14).
     pub fn is_citizen(&self) -> bool {
         matches!(self.principal, Principal::Citizen { .. })
     }
+}
+
+/// What the access log needs to know of an interaction before it runs.
+pub(crate) struct AccessSummary {
+    pub action: AuditAction,
+    pub entity: Option<(ResourceType, ResourceId)>,
+    /// Patients known from the request itself: a written body's, `$access-log`'s.
+    pub patients: Vec<ResourceId>,
+    /// Whether the request's query string belongs in the log (a search).
+    pub search: bool,
+}
+
+impl AccessSummary {
+    /// `None` for interactions that touch no patient data (capabilities, directories).
+    pub fn of(interaction: &Interaction) -> Option<AccessSummary> {
+        let patient_data = |t: ResourceType| patient_link(t) != PatientLink::None;
+        let summary = |action, entity: Option<(ResourceType, ResourceId)>| AccessSummary {
+            action,
+            entity,
+            patients: Vec::new(),
+            search: false,
+        };
+        let with_body =
+            |action, resource_type: ResourceType, id: Option<&ResourceId>, body: &Value| {
+                let placeholder = ResourceId::generate();
+                AccessSummary {
+                    action,
+                    entity: id.map(|id| (resource_type, id.clone())),
+                    patients: patients_of_value(resource_type, id.unwrap_or(&placeholder), body),
+                    search: false,
+                }
+            };
+        Some(match interaction {
+            Interaction::Read { resource_type, id } if patient_data(*resource_type) => {
+                summary(AuditAction::Read, Some((*resource_type, id.clone())))
+            }
+            Interaction::VRead {
+                resource_type, id, ..
+            } if patient_data(*resource_type) => {
+                summary(AuditAction::VRead, Some((*resource_type, id.clone())))
+            }
+            Interaction::Search { query } if patient_data(query.resource_type) => AccessSummary {
+                search: true,
+                ..summary(AuditAction::Query, None)
+            },
+            Interaction::History(params) => match &params.scope {
+                HistoryScope::Instance(resource_type, id) if patient_data(*resource_type) => {
+                    summary(AuditAction::History, Some((*resource_type, id.clone())))
+                }
+                HistoryScope::Type(resource_type) if !patient_data(*resource_type) => return None,
+                _ => summary(AuditAction::History, None),
+            },
+            Interaction::AccessLog { patient, .. } => AccessSummary {
+                patients: vec![patient.clone()],
+                ..summary(
+                    AuditAction::Operation,
+                    Some((ResourceType::Patient, patient.clone())),
+                )
+            },
+            Interaction::Create {
+                resource_type,
+                body,
+                ..
+            } if patient_data(*resource_type) => {
+                with_body(AuditAction::Create, *resource_type, None, body)
+            }
+            Interaction::Update {
+                resource_type,
+                id,
+                body,
+                ..
+            } if patient_data(*resource_type) => {
+                with_body(AuditAction::Update, *resource_type, Some(id), body)
+            }
+            Interaction::ConditionalUpdate { query, body } if patient_data(query.resource_type) => {
+                with_body(AuditAction::Update, query.resource_type, None, body)
+            }
+            Interaction::Patch {
+                resource_type, id, ..
+            } if patient_data(*resource_type) => {
+                summary(AuditAction::Patch, Some((*resource_type, id.clone())))
+            }
+            Interaction::Delete {
+                resource_type, id, ..
+            } if patient_data(*resource_type) => {
+                summary(AuditAction::Delete, Some((*resource_type, id.clone())))
+            }
+            Interaction::ConditionalDelete { query } if patient_data(query.resource_type) => {
+                summary(AuditAction::Delete, None)
+            }
+            _ => return None,
+        })
+    }
+
+    /// For a refused access: whose data the target resource is (nothing is shown).
+    pub async fn patients_of_target(&self, store: &dyn paraply_store::Store) -> Vec<ResourceId> {
+        if !self.patients.is_empty() {
+            return self.patients.clone();
+        }
+        let Some((resource_type, id)) = &self.entity else {
+            return Vec::new();
+        };
+        match store.read(*resource_type, id).await {
+            Ok(Some(resource)) => resource
+                .body
+                .as_deref()
+                .map(|body| patients_of(*resource_type, id, body))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `Type?query` of a request, as the access log keeps it.
+pub(crate) fn query_text(request: &FhirRequest) -> Option<String> {
+    if request.query.is_empty() {
+        return None;
+    }
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(request.query.iter())
+        .finish();
+    Some(format!("{}?{encoded}", request.path))
 }
 
 fn permission_word(permission: Permission) -> &'static str {
@@ -690,26 +884,35 @@ pub(crate) fn patients_of(
     id: &ResourceId,
     body: &str,
 ) -> Vec<ResourceId> {
+    if patient_link(resource_type) == PatientLink::None {
+        return Vec::new();
+    }
+    match serde_json::from_str::<Value>(body) {
+        Ok(value) => patients_of_value(resource_type, id, &value),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn patients_of_value(
+    resource_type: ResourceType,
+    id: &ResourceId,
+    value: &Value,
+) -> Vec<ResourceId> {
     match patient_link(resource_type) {
         PatientLink::Itself => vec![id.clone()],
         PatientLink::None => Vec::new(),
-        PatientLink::Param(param) => {
-            let Ok(value) = serde_json::from_str::<Value>(body) else {
-                return Vec::new();
-            };
-            index_rows(resource_type, &value)
-                .into_iter()
-                .filter(|row| row.param == param)
-                .filter_map(|row| match row.value {
-                    IndexValue::Reference {
-                        target_type: Some(ResourceType::Patient),
-                        target_id: Some(id),
-                        ..
-                    } => id.parse().ok(),
-                    _ => None,
-                })
-                .collect()
-        }
+        PatientLink::Param(param) => index_rows(resource_type, value)
+            .into_iter()
+            .filter(|row| row.param == param)
+            .filter_map(|row| match row.value {
+                IndexValue::Reference {
+                    target_type: Some(ResourceType::Patient),
+                    target_id: Some(id),
+                    ..
+                } => id.parse().ok(),
+                _ => None,
+            })
+            .collect(),
     }
 }
 

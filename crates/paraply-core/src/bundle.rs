@@ -12,7 +12,10 @@ use paraply_search::SearchQuery;
 use serde_json::Value;
 
 use crate::access::Access;
-use crate::engine::{Fhir, Outcome, Reader, is_write, restricted, verify_written, write_checked};
+use crate::engine::{
+    Fhir, Outcome, Reader, is_write, log_read_in, log_write, restricted, verify_written,
+    write_checked,
+};
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction, conditional, parse_query};
 
@@ -211,13 +214,23 @@ impl Fhir {
                     "a Bundle entry cannot be another batch or transaction",
                 ))
             } else {
-                self.read(&mut Reader::Tx(tx.as_mut()), interaction, access)
+                match self
+                    .read(&mut Reader::Tx(tx.as_mut()), interaction, access)
                     .await
+                {
+                    Ok(outcome) => log_read_in(tx.as_mut(), access, &interactions[index], &outcome)
+                        .await
+                        .map(|()| outcome),
+                    Err(error) => Err(error),
+                }
             };
             results[index] = Some(outcome.map_err(|e| fail(index, label, e))?);
         }
         for (index, resource) in &written {
             verify_written(tx.as_mut(), access, Some(resource))
+                .await
+                .map_err(|e| fail(*index, &labels[*index], e))?;
+            log_write(tx.as_mut(), access, &interactions[*index], Some(resource))
                 .await
                 .map_err(|e| fail(*index, &labels[*index], e))?;
         }

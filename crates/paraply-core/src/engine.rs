@@ -1,6 +1,6 @@
 //! Executes interactions against the store.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use paraply_auth::Permission;
 use paraply_fhir::{ResourceId, ResourceType, VersionId, validate};
@@ -11,11 +11,14 @@ use paraply_store::{
 use serde_json::Value;
 
 use crate::access::{
-    self, Access, AccessSettings, IdentityCache, Subject, owner_of, required_permission,
-    server_written, without_internal_notes,
+    self, Access, AccessSettings, AccessSummary, IdentityCache, Subject, owner_of, patients_of,
+    query_text, required_permission, server_written, without_internal_notes,
 };
+use crate::audit::AuditAction;
+use crate::audit_log::{AuditLog, stage_audit_event};
 use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
+use crate::provenance::{ProvenanceActivity, stage_provenance};
 use crate::request::{FhirRequest, HistoryParams, Interaction};
 use crate::stamp::{now, stamp};
 
@@ -27,6 +30,8 @@ const WRITE_ATTEMPTS: usize = 5;
 #[derive(Debug)]
 pub enum Outcome {
     Capabilities(Value),
+    /// A Bundle an operation built (`$access-log`), with links relative to the base.
+    OperationBundle(Value),
     /// A resource version: read, vread, or the result of a write.
     Resource {
         /// `true` when the write created the resource (201), `false` otherwise (200).
@@ -56,6 +61,8 @@ pub struct Fhir {
     store: Arc<dyn Store>,
     access: Arc<AccessSettings>,
     identities: IdentityCache,
+    /// Started on the first authenticated request, on the runtime serving it.
+    audit: Arc<OnceLock<AuditLog>>,
 }
 
 /// Where reads of one interaction go: straight to the store, or into an open transaction
@@ -95,6 +102,7 @@ impl Fhir {
             store,
             access: Arc::new(access),
             identities: IdentityCache::default(),
+            audit: Arc::new(OnceLock::new()),
         }
     }
 
@@ -116,6 +124,7 @@ impl Fhir {
         context: &RequestContext,
         request: FhirRequest,
     ) -> Result<Outcome, CoreError> {
+        let query_text = query_text(&request);
         let interaction = Interaction::parse(request)?;
         let principal = match &context.caller {
             Caller::Unrestricted => {
@@ -132,14 +141,24 @@ impl Fhir {
             }
             Caller::Authenticated(principal) => principal,
         };
-        let access = access::resolve(
+        let access = match access::resolve(
             self.store.as_ref(),
             &self.identities,
             &self.access,
             context,
             principal,
+            query_text,
         )
-        .await?;
+        .await
+        {
+            Ok(access) => access,
+            Err(error) => {
+                // Somebody with a valid token whom no record matches: logged, then refused.
+                let record = access::unresolved_record(context, principal, &interaction, &error);
+                self.audit_log().record(record).await?;
+                return Err(error);
+            }
+        };
         let result = self.execute(interaction, Some(&access)).await;
         match result {
             Ok(outcome) if access.is_citizen() => Ok(without_internal_notes_in(outcome)),
@@ -147,7 +166,44 @@ impl Fhir {
         }
     }
 
+    /// The access log writer (group commit), started on first use.
+    fn audit_log(&self) -> &AuditLog {
+        self.audit
+            .get_or_init(|| AuditLog::start(self.store.clone()))
+    }
+
     pub(crate) async fn execute(
+        &self,
+        interaction: Interaction,
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
+        let Some(access) = access else {
+            return self.execute_checked(interaction, None).await;
+        };
+        if matches!(interaction, Interaction::Bundle { .. }) || is_write(&interaction) {
+            // Writes log inside their own transaction; Bundles entry by entry.
+            let logged = AccessSummary::of(&interaction);
+            let result = self.execute_checked(interaction, Some(access)).await;
+            if let (Err(error), Some(logged)) = (&result, logged) {
+                let record = access.record(&logged, Some(error), logged.patients.clone());
+                self.audit_log().record(record).await?;
+            }
+            return result;
+        }
+        let logged = AccessSummary::of(&interaction);
+        let result = self.execute_checked(interaction, Some(access)).await;
+        if let Some(logged) = logged {
+            let patients = match &result {
+                Ok(outcome) => patients_in(outcome),
+                Err(_) => logged.patients_of_target(self.store.as_ref()).await,
+            };
+            let record = access.record(&logged, result.as_ref().err(), patients);
+            self.audit_log().record(record).await?;
+        }
+        result
+    }
+
+    async fn execute_checked(
         &self,
         interaction: Interaction,
         access: Option<&Access>,
@@ -184,7 +240,9 @@ impl Fhir {
             {
                 Ok((outcome, written)) => {
                     match verify_written(tx.as_mut(), access, written.as_ref()).await {
-                        Ok(()) => Ok(outcome),
+                        Ok(()) => log_write(tx.as_mut(), access, &interaction, written.as_ref())
+                            .await
+                            .map(|()| outcome),
                         Err(error) => Err(error),
                     }
                 }
@@ -301,6 +359,20 @@ impl Fhir {
                 }
                 Ok(Outcome::Searchset { query, page })
             }
+            Interaction::AccessLog {
+                patient,
+                count,
+                page,
+            } => {
+                if let Some(access) = access {
+                    access
+                        .require_visible(reader, ResourceType::Patient, &patient)
+                        .await?;
+                }
+                crate::access_log::access_log(self.store.as_ref(), &patient, count, page)
+                    .await
+                    .map(Outcome::OperationBundle)
+            }
             Interaction::History(params) => {
                 if let (Some(access), HistoryScope::Instance(resource_type, id)) =
                     (access, &params.scope)
@@ -362,6 +434,7 @@ pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
         Interaction::ConditionalDelete { .. } => "conditional delete",
         Interaction::Search { .. } => "search",
         Interaction::History(_) => "history",
+        Interaction::AccessLog { .. } => "$access-log",
         Interaction::Bundle { .. } => "batch/transaction",
     }
 }
@@ -392,6 +465,8 @@ pub(crate) struct Written {
     /// The care-provider owner the new version must carry.
     owner: Option<String>,
     deleted: bool,
+    /// Whose data it is (before a delete, after any other write), for the access log.
+    patients: Vec<ResourceId>,
 }
 
 /// Runs one write for `access` inside `tx`: the version it replaces must be visible to the
@@ -420,14 +495,16 @@ pub(crate) async fn write_checked(
         _ => None,
     };
     let mut current_owner = None;
+    let mut previous_patients = Vec::new();
     if let Some((resource_type, id)) = &target
         && let Some(current) = tx.read(*resource_type, id).await?
-        && !current.is_deleted()
+        && let Some(body) = current.body.as_deref()
     {
         access
             .require_visible(&mut Reader::Tx(&mut *tx), *resource_type, id)
             .await?;
-        current_owner = Some(current.body.as_deref().and_then(owner_of));
+        current_owner = Some(owner_of(body));
+        previous_patients = patients_of(*resource_type, id, body);
     }
     if let Interaction::Create { body, .. }
     | Interaction::Update { body, .. }
@@ -447,12 +524,18 @@ pub(crate) async fn write_checked(
             id: resource.id.clone(),
             owner: expected_owner,
             deleted: false,
+            patients: resource
+                .body
+                .as_deref()
+                .map(|body| patients_of(resource.resource_type, &resource.id, body))
+                .unwrap_or_default(),
         }),
         Outcome::Deleted => target.map(|(resource_type, id)| Written {
             resource_type,
             id,
             owner: None,
             deleted: true,
+            patients: previous_patients,
         }),
         _ => None,
     };
@@ -493,6 +576,81 @@ pub(crate) async fn verify_written(
             .await?;
     }
     Ok(())
+}
+
+/// The access log of one successful write, in its transaction: an AuditEvent and the
+/// Provenance of the version written (I15).
+pub(crate) async fn log_write(
+    tx: &mut dyn StoreTx,
+    access: Option<&Access>,
+    interaction: &Interaction,
+    written: Option<&Written>,
+) -> Result<(), CoreError> {
+    let (Some(access), Some(written)) = (access, written) else {
+        return Ok(());
+    };
+    let Some(mut logged) = AccessSummary::of(interaction) else {
+        return Ok(());
+    };
+    logged.entity = Some((written.resource_type, written.id.clone()));
+    let record = access.record(&logged, None, written.patients.clone());
+    stage_audit_event(tx, &record).await?;
+    let version = tx
+        .read(written.resource_type, &written.id)
+        .await?
+        .map(|current| current.version_id)
+        .unwrap_or(VersionId::FIRST);
+    let activity = match logged.action {
+        AuditAction::Create => ProvenanceActivity::Create,
+        AuditAction::Delete => ProvenanceActivity::Delete,
+        _ => ProvenanceActivity::Update,
+    };
+    stage_provenance(
+        tx,
+        (written.resource_type, &written.id, version),
+        activity,
+        &record.agent,
+        record.recorded,
+    )
+    .await
+}
+
+/// The access log of a read inside a transaction Bundle, committed with it.
+pub(crate) async fn log_read_in(
+    tx: &mut dyn StoreTx,
+    access: Option<&Access>,
+    interaction: &Interaction,
+    outcome: &Outcome,
+) -> Result<(), CoreError> {
+    let (Some(access), Some(logged)) = (access, AccessSummary::of(interaction)) else {
+        return Ok(());
+    };
+    let record = access.record(&logged, None, patients_in(outcome));
+    stage_audit_event(tx, &record).await
+}
+
+/// The patients whose data an outcome shows.
+fn patients_in(outcome: &Outcome) -> Vec<ResourceId> {
+    let mut patients = Vec::new();
+    let mut add = |resource: &StoredResource| {
+        if let Some(body) = resource.body.as_deref() {
+            for patient in patients_of(resource.resource_type, &resource.id, body) {
+                if !patients.contains(&patient) {
+                    patients.push(patient);
+                }
+            }
+        }
+    };
+    match outcome {
+        Outcome::Resource { resource, .. } => add(resource),
+        Outcome::Searchset { page, .. } => {
+            page.matches.iter().for_each(|m| add(&m.resource));
+            page.included.iter().for_each(&mut add);
+        }
+        Outcome::History { page, .. } => page.entries.iter().for_each(add),
+        _ => {}
+    }
+    patients
 }
 
 /// Drops internal notes (I14) from everything an outcome shows a patient or relative.

@@ -6,20 +6,29 @@
 //! `meta`; reads hand back the stored JSON text untouched.
 
 mod access;
+mod access_log;
 mod audit;
+mod audit_log;
 mod bundle;
 mod capabilities;
 mod context;
 mod engine;
 mod error;
+mod provenance;
 mod request;
 mod stamp;
 
 pub use access::AccessSettings;
-pub use audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
+pub use access_log::access_log;
+pub use audit::{
+    AuditAction, AuditAgent, AuditOutcome, AuditRecord, CLIENT_ID_SYSTEM, REQUEST_ID_SYSTEM,
+    audit_event,
+};
+pub use audit_log::{AuditLog, MAX_BATCH, stage_audit_event};
 pub use capabilities::{capability_statement, search_parameter};
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
+pub use provenance::{ProvenanceActivity, provenance, stage_provenance};
 pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};
 pub use stamp::format_instant;

@@ -4,7 +4,7 @@
 //! [`Interaction::parse`], so a Bundle entry and the same request sent alone take one path.
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{DEFAULT_COUNT, Handling, MAX_COUNT, SearchQuery};
+use paraply_search::{DEFAULT_COUNT, Handling, MAX_COUNT, PageCursor, SearchQuery};
 use paraply_store::{HistoryCursor, HistoryScope};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -115,6 +115,13 @@ pub enum Interaction {
         query: SearchQuery,
     },
     History(HistoryParams),
+    /// `GET Patient/{id}/$access-log`: who accessed the patient's data (for the patient).
+    AccessLog {
+        patient: ResourceId,
+        count: u32,
+        /// Continue after this cursor (from a `next` link).
+        page: Option<PageCursor>,
+    },
     /// A batch or transaction Bundle posted to the base.
     Bundle {
         bundle: Value,
@@ -153,6 +160,14 @@ impl Interaction {
             body.clone()
                 .ok_or_else(|| CoreError::bad_request("this interaction needs a JSON body"))
         };
+
+        if let ["Patient", id, "$access-log"] = segments.as_slice() {
+            let patient = resource_id(id)?;
+            return match method {
+                Method::Get => access_log(patient, &query),
+                _ => Err(not_allowed()),
+            };
+        }
 
         if let Some(operation) = segments.iter().find_map(|s| s.strip_prefix('$')) {
             if let Some(first) = segments.first()
@@ -363,6 +378,43 @@ fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interactio
     Ok(Interaction::History(params))
 }
 
+fn access_log(patient: ResourceId, pairs: &[(String, String)]) -> Result<Interaction, CoreError> {
+    let mut count = DEFAULT_COUNT;
+    let mut page = None;
+    for (name, value) in pairs {
+        let invalid = |reason: &str| CoreError::BadRequest {
+            message: format!("invalid value '{value}' for '{name}': {reason}"),
+            expression: Some(name.clone()),
+        };
+        match name.as_str() {
+            "_count" => {
+                let n = value
+                    .parse::<u32>()
+                    .map_err(|_| invalid("expected a whole number"))?;
+                count = n.clamp(1, MAX_COUNT);
+            }
+            "_page" => {
+                page = Some(
+                    PageCursor::decode(value)
+                        .ok_or_else(|| invalid("expected a page cursor from a next link"))?,
+                );
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(CoreError::BadRequest {
+                    message: format!("unknown $access-log parameter '{other}'"),
+                    expression: Some(other.to_owned()),
+                });
+            }
+        }
+    }
+    Ok(Interaction::AccessLog {
+        patient,
+        count,
+        page,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +458,47 @@ mod tests {
         assert!(matches!(
             parse(Method::Get, "metadata"),
             Ok(Interaction::Capabilities)
+        ));
+    }
+
+    #[test]
+    fn access_log_takes_count_and_page_and_nothing_else() {
+        match parse(Method::Get, "Patient/p1/$access-log?_count=5") {
+            Ok(Interaction::AccessLog {
+                patient,
+                count,
+                page,
+            }) => {
+                assert_eq!(patient.as_str(), "p1");
+                assert_eq!(count, 5);
+                assert!(page.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let cursor = PageCursor {
+            values: Vec::new(),
+            id: "ae-1".into(),
+            backwards: false,
+        };
+        assert!(matches!(
+            parse(Method::Get, &format!("Patient/p1/$access-log?_page={}", cursor.encode())),
+            Ok(Interaction::AccessLog { page: Some(p), count: DEFAULT_COUNT, .. }) if p == cursor
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/p1/$access-log?_page=garbage"),
+            Err(CoreError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/p1/$access-log?date=2026"),
+            Err(CoreError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Post, "Patient/p1/$access-log"),
+            Err(CoreError::MethodNotAllowed { .. })
+        ));
+        assert!(matches!(
+            parse(Method::Get, "CarePlan/p1/$access-log"),
+            Err(CoreError::UnsupportedOperation(_))
         ));
     }
 

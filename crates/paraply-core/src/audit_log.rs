@@ -1,0 +1,359 @@
+//! The access-log writer: AuditEvents are durable before the response leaves, yet an audited
+//! read does not cost a database transaction of its own.
+//!
+//! [`AuditLog`] is a group commit. Requests hand their record to one writer task and wait;
+//! the task takes everything queued (up to [`MAX_BATCH`]), writes it in one store
+//! transaction, commits, and only then answers every waiter — with success, or with the
+//! same error for all of them, so that no request whose access was not logged answers 200.
+//! While one batch commits, the next one queues up, so under load a transaction carries
+//! many events and with no load an event waits for nobody.
+//!
+//! A write is logged inside the write's own transaction instead ([`stage_audit_event`]):
+//! the data and its log then commit or roll back together.
+
+use std::sync::Arc;
+
+use paraply_fhir::{ResourceId, ResourceType, VersionId};
+use paraply_search::index_rows;
+use paraply_store::{NewVersion, Store, StoreError, StoreTx};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::audit::{AuditRecord, audit_event};
+use crate::error::CoreError;
+use crate::stamp::{now, stamp};
+
+/// Most events in one transaction: large enough to absorb a burst of reads, small enough
+/// that one transaction stays short for the single SQLite writer.
+pub const MAX_BATCH: usize = 256;
+
+/// Records waiting for the writer; beyond this, `record` waits for room (back-pressure on
+/// the requests rather than unbounded memory).
+const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
+
+struct Pending {
+    version: NewVersion,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The group-committing AuditEvent writer; cheap to clone, shared by all requests.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl AuditLog {
+    /// Starts the writer task on the current tokio runtime. It ends when the last clone of
+    /// the returned `AuditLog` is dropped, after writing what is queued.
+    pub fn start(store: Arc<dyn Store>) -> AuditLog {
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(write_batches(store, receiver));
+        AuditLog { queue }
+    }
+
+    /// Writes the AuditEvent for `record` and returns once it is committed. An error means
+    /// the event is not stored: the caller must not answer as if the access succeeded.
+    pub async fn record(&self, record: AuditRecord) -> Result<(), CoreError> {
+        // Built here, on the request's task, so that requests build in parallel and the one
+        // writer task only writes.
+        let version = new_version(&record)?;
+        let (done, committed) = oneshot::channel();
+        self.queue
+            .send(Pending { version, done })
+            .await
+            .map_err(|_| stopped())?;
+        committed
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|message| CoreError::Store(StoreError::Database(message)))
+    }
+}
+
+fn stopped() -> CoreError {
+    CoreError::Store(StoreError::Database(
+        "the audit log writer has stopped".into(),
+    ))
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (versions, waiters): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.version, p.done)).unzip();
+        let events = versions.len();
+        let result = write_batch(store.as_ref(), versions).await;
+        if let Err(message) = &result {
+            // Only the count and the storage error: records hold patient ids.
+            tracing::error!(events, error = %message, "audit log write failed");
+        }
+        for done in waiters {
+            // A waiter that gave up (its request was cancelled) needs no answer.
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+async fn write_batch(store: &dyn Store, versions: Vec<NewVersion>) -> Result<(), String> {
+    let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+    for version in versions {
+        tx.write(version).await.map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// Writes the AuditEvent for `record` inside the caller's transaction (a write and its log
+/// commit together).
+pub async fn stage_audit_event(
+    tx: &mut dyn StoreTx,
+    record: &AuditRecord,
+) -> Result<(), CoreError> {
+    tx.write(new_version(record)?).await?;
+    Ok(())
+}
+
+fn new_version(record: &AuditRecord) -> Result<NewVersion, CoreError> {
+    let id = ResourceId::generate();
+    let event = audit_event(record, &id);
+    first_version(ResourceType::AuditEvent, id, event)
+}
+
+/// Stamps a server-built resource as version 1 under `id`, with its index rows. Not
+/// validated at run time: the builders' output is fixed in shape and validated by their
+/// tests, and a parse per audited read would cost more than the read itself.
+pub(crate) fn first_version(
+    resource_type: ResourceType,
+    id: ResourceId,
+    resource: Value,
+) -> Result<NewVersion, CoreError> {
+    let Value::Object(map) = resource else {
+        return Err(CoreError::bad_request(
+            "a built resource must be a JSON object",
+        ));
+    };
+    let last_updated = now();
+    let stamped = stamp(map, &id, VersionId::FIRST, last_updated);
+    let index = index_rows(resource_type, &stamped);
+    let body = serde_json::to_string(&stamped)
+        .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok(NewVersion {
+        resource_type,
+        id,
+        version_id: VersionId::FIRST,
+        last_updated,
+        body: Some(body),
+        index,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use paraply_search::SearchQuery;
+    use paraply_store::{HistoryPage, HistoryQuery, PoolStatus, SearchPage, StoredResource};
+    use paraply_store_sql::{SqliteOptions, SqliteStore};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::audit::tests::record;
+
+    /// A fresh SQLite database in a folder of its own; the folder is removed on drop.
+    pub(crate) struct TempDb {
+        pub(crate) store: Arc<dyn Store>,
+        dir: PathBuf,
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    pub(crate) async fn sqlite() -> TempDb {
+        let dir =
+            std::env::temp_dir().join(format!("paraply-core-audit-{}", ResourceId::generate()));
+        let url = format!("sqlite://{}", dir.join("paraply.db").display());
+        let store = SqliteStore::open(&url, SqliteOptions::default())
+            .await
+            .unwrap();
+        TempDb {
+            store: Arc::new(store),
+            dir,
+        }
+    }
+
+    /// Counts transactions; begins slowly (like a busy disk) so concurrent records queue
+    /// up, or fails every transaction.
+    struct Probe {
+        inner: Arc<dyn Store>,
+        transactions: AtomicUsize,
+        fail: bool,
+    }
+
+    #[async_trait]
+    impl Store for Probe {
+        async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+            self.transactions.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(StoreError::Database("disk full".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.inner.begin().await
+        }
+        async fn read(
+            &self,
+            resource_type: ResourceType,
+            id: &ResourceId,
+        ) -> Result<Option<StoredResource>, StoreError> {
+            self.inner.read(resource_type, id).await
+        }
+        async fn vread(
+            &self,
+            resource_type: ResourceType,
+            id: &ResourceId,
+            version_id: VersionId,
+        ) -> Result<Option<StoredResource>, StoreError> {
+            self.inner.vread(resource_type, id, version_id).await
+        }
+        async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+            self.inner.history(query).await
+        }
+        async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+            self.inner.search(query).await
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            self.inner.ping().await
+        }
+        fn pool_status(&self) -> Vec<PoolStatus> {
+            self.inner.pool_status()
+        }
+    }
+
+    async fn events_of(store: &dyn Store, patient: &str) -> Vec<Value> {
+        let reference = format!("Patient/{patient}");
+        let mut query = SearchQuery::parse(
+            ResourceType::AuditEvent,
+            [("patient", reference.as_str()), ("date", "ge2020-01-01")],
+        )
+        .unwrap();
+        query.count = 1000;
+        let page = store.search(&query).await.unwrap();
+        page.matches
+            .iter()
+            .map(|m| serde_json::from_str(m.resource.body.as_deref().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_records_share_transactions_and_are_all_findable_once_answered() {
+        let db = sqlite().await;
+        let probe = Arc::new(Probe {
+            inner: db.store.clone(),
+            transactions: AtomicUsize::new(0),
+            fail: false,
+        });
+        let log = AuditLog::start(probe.clone());
+        const N: usize = 100;
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut r = record(&format!("p{}", i % 10), OffsetDateTime::now_utc());
+                    r.request_id = format!("req-{i}");
+                    log.record(r).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let transactions = probe.transactions.load(Ordering::SeqCst);
+        assert!(
+            transactions < N / 4,
+            "{transactions} transactions for {N} events"
+        );
+        // Answered means committed: every event is found by AuditEvent?patient=&date=.
+        let mut request_ids = Vec::new();
+        for p in 0..10 {
+            let events = events_of(db.store.as_ref(), &format!("p{p}")).await;
+            assert_eq!(events.len(), N / 10);
+            for event in events {
+                paraply_fhir::validate(&event).unwrap();
+                assert_eq!(event["meta"]["versionId"], "1");
+                request_ids.push(event["entity"][2]["what"]["identifier"]["value"].clone());
+            }
+        }
+        request_ids.sort_by_key(|v| v.to_string());
+        request_ids.dedup();
+        assert_eq!(request_ids.len(), N);
+    }
+
+    #[tokio::test]
+    async fn when_the_store_fails_every_waiter_gets_an_error() {
+        let db = sqlite().await;
+        let probe = Arc::new(Probe {
+            inner: db.store.clone(),
+            transactions: AtomicUsize::new(0),
+            fail: true,
+        });
+        let log = AuditLog::start(probe);
+        let results = futures_join(&log, 5).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(CoreError::Store(_))))
+        );
+        assert!(events_of(db.store.as_ref(), "p1").await.is_empty());
+    }
+
+    async fn futures_join(log: &AuditLog, n: usize) -> Vec<Result<(), CoreError>> {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let log = log.clone();
+                tokio::spawn(
+                    async move { log.record(record("p1", OffsetDateTime::now_utc())).await },
+                )
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    }
+
+    #[tokio::test]
+    async fn staged_events_and_provenance_commit_or_roll_back_with_the_write() {
+        let db = sqlite().await;
+        let r = record("p7", OffsetDateTime::now_utc());
+        let mut tx = db.store.begin().await.unwrap();
+        stage_audit_event(tx.as_mut(), &r).await.unwrap();
+        drop(tx);
+        assert!(events_of(db.store.as_ref(), "p7").await.is_empty());
+
+        let mut tx = db.store.begin().await.unwrap();
+        stage_audit_event(tx.as_mut(), &r).await.unwrap();
+        crate::provenance::stage_provenance(
+            tx.as_mut(),
+            (
+                ResourceType::CarePlan,
+                &"plan-1".parse().unwrap(),
+                VersionId::FIRST,
+            ),
+            crate::provenance::ProvenanceActivity::Create,
+            &r.agent,
+            r.recorded,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(events_of(db.store.as_ref(), "p7").await.len(), 1);
+        let query =
+            SearchQuery::parse(ResourceType::Provenance, [("target", "CarePlan/plan-1")]).unwrap();
+        let provenances = db.store.search(&query).await.unwrap();
+        assert_eq!(provenances.matches.len(), 1);
+    }
+}
