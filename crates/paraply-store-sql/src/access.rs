@@ -41,9 +41,8 @@ impl Builder<'_> {
                 },
             }
         }
-        let groups = usize::from(!open.is_empty())
-            + usize::from(!itself.is_empty())
-            + by_param.len();
+        let groups =
+            usize::from(!open.is_empty()) + usize::from(!itself.is_empty()) + by_param.len();
         if itself.is_empty() && by_param.is_empty() {
             return None;
         }
@@ -51,7 +50,10 @@ impl Builder<'_> {
         let typed = groups > 1;
         let mut any = Vec::with_capacity(groups);
         if !open.is_empty() {
-            any.push(format!("{alias}.resource_type IN ({})", self.type_list(&open)));
+            any.push(format!(
+                "{alias}.resource_type IN ({})",
+                self.type_list(&open)
+            ));
         }
         if !itself.is_empty() {
             let test = self.patient_allowed(restriction, &format!("{alias}.id"), None);
@@ -97,7 +99,13 @@ impl Builder<'_> {
         ))
     }
 
-    fn of_types(&mut self, alias: &str, types: &[ResourceType], typed: bool, test: String) -> String {
+    fn of_types(
+        &mut self,
+        alias: &str,
+        types: &[ResourceType],
+        typed: bool,
+        test: String,
+    ) -> String {
         if typed {
             let list = self.type_list(types);
             format!("({alias}.resource_type IN ({list}) AND {test})")
@@ -187,9 +195,8 @@ impl Builder<'_> {
         }
         let mut rules = vec![self.care_relationship(scope, pid)];
         if !scope.blocked_if_actor.is_empty() {
-            let blocked = self.active_consent(pid, DENY, |b, a| {
-                b.names_one_of(a, &scope.blocked_if_actor)
-            });
+            let blocked =
+                self.active_consent(pid, DENY, |b, a| b.names_one_of(a, &scope.blocked_if_actor));
             rules.push(format!("NOT {blocked}"));
         }
         if let Some(resource) = resource {
@@ -265,9 +272,9 @@ impl Builder<'_> {
             ));
         }
         if !scope.organizations.is_empty() {
-            any.push(self.active_consent(pid, PERMIT, |b, a| {
-                b.names_one_of(a, &scope.organizations)
-            }));
+            any.push(
+                self.active_consent(pid, PERMIT, |b, a| b.names_one_of(a, &scope.organizations)),
+            );
         }
         format!("({})", any.join(" OR "))
     }

@@ -20,8 +20,8 @@
 use paraply_fhir::ResourceType;
 use paraply_search::{
     Condition, DateRange, Filter, Include, PageCursor, ParamKind, Prefix, ReferenceTarget,
-    Restriction, SearchQuery, SortField, SortKey, SortValue, StringMatch, TokenSystem, Total, UriMatch, find,
-    normalize,
+    Restriction, SearchQuery, SortField, SortKey, SortValue, StringMatch, TokenSystem, Total,
+    UriMatch, find, normalize,
 };
 
 use crate::sql::{Bind, Statement};
@@ -80,9 +80,7 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
     } else {
         None
     };
-    let driver = best
-        .filter(|_| restriction_set.is_none())
-        .map(|(_, i)| i);
+    let driver = best.filter(|_| restriction_set.is_none()).map(|(_, i)| i);
     let mut conditions = vec!["r.is_current".to_owned(), "r.body IS NOT NULL".to_owned()];
     // A driving set of version rows (`r.seq IN (…)`) holds only rows of the type already.
     // Repeating the type here would tempt SQLite to walk the type's id index in page order
