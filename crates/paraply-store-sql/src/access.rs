@@ -220,15 +220,17 @@ impl Builder<'_> {
             who.push(self.names_one_of(&cp, &scope.members));
         }
         if !scope.units.is_empty() {
+            // The unit's roles as a set found from the unit (few), rather than a test of
+            // every role participant against its organization.
             let (pr, po) = (self.alias("pr"), self.alias("po"));
             let role = self.stmt.text(ResourceType::PractitionerRole.as_str());
             let organization = self.stmt.text("organization");
-            let at_unit = self.names_one_of(&po, &scope.units);
+            let units = self.names_one_of(&po, &scope.units);
             who.push(format!(
-                "({cp}.target_type = {role} AND EXISTS (SELECT 1 FROM resource_version {pr} \
-                 JOIN index_reference {po} ON {po}.rid = {pr}.seq \
-                 WHERE {pr}.resource_type = {role} AND {pr}.id = {cp}.target_id \
-                 AND {pr}.is_current AND {po}.param = {organization} AND {at_unit}))"
+                "({cp}.target_type = {role} AND {cp}.target_id IN (SELECT {pr}.id \
+                 FROM index_reference {po} JOIN resource_version {pr} ON {pr}.seq = {po}.rid \
+                 WHERE {units} AND {po}.resource_type = {role} \
+                 AND {po}.param = {organization}))"
             ));
         }
         if who.is_empty() {

@@ -92,14 +92,18 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
                 .iter()
                 .all(|c| matches!(c, Condition::Id(_)))
         });
-    if !by_seq {
+    let restricted = match restriction_set {
+        Some(set) => Some(format!("r.seq IN ({set})")),
+        None => b.restricted("r", &types),
+    };
+    // A staff restriction may lead PostgreSQL to start from the caller's patients and look
+    // each up by id: without the type, the (type, id) index cannot serve that lookup.
+    let staff = matches!(query.restriction, Some(Restriction::Staff(_))) && restricted.is_some();
+    if !by_seq || staff {
         let resource_type = b.stmt.text(query.resource_type.as_str());
         conditions.insert(0, format!("r.resource_type = {resource_type}"));
     }
-    match restriction_set {
-        Some(set) => conditions.push(format!("r.seq IN ({set})")),
-        None => conditions.extend(b.restricted("r", &types)),
-    }
+    conditions.extend(restricted);
     for (i, filter) in query.filters.iter().enumerate() {
         conditions.push(b.filter(&subject, filter, driver == Some(i)));
     }
@@ -865,6 +869,66 @@ mod tests {
             !sql.contains("EXISTS (SELECT 1 FROM index_reference"),
             "{sql}"
         );
+    }
+
+    fn patient_restriction() -> Restriction {
+        Restriction::Patients(vec!["p1".parse().unwrap()])
+    }
+
+    #[test]
+    fn a_patient_restriction_drives_unless_a_filter_is_as_selective() {
+        let mut q = query(ResourceType::CareTeam, &[("status", "active")]);
+        q.restriction = Some(patient_restriction());
+        let sql = search(&q, 0);
+        assert!(
+            sql.page.sql.contains("r.seq IN (SELECT k"),
+            "{}",
+            sql.page.sql
+        );
+        assert!(sql.page.binds.contains(&Bind::Text("p1".into())));
+        // The total counts under the same restriction.
+        assert!(sql.total.unwrap().sql.contains("r.seq IN (SELECT k"));
+
+        let mut q = query(ResourceType::CareTeam, &[("patient", "Patient/p1")]);
+        q.restriction = Some(patient_restriction());
+        let sql = search(&q, 0).page.sql;
+        assert!(sql.contains("r.seq IN (SELECT a"), "{sql}");
+        assert!(
+            sql.contains("EXISTS (SELECT 1 FROM index_reference k"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn directories_are_not_restricted_and_includes_check_each_target_type() {
+        let mut q = query(ResourceType::Organization, &[]);
+        q.restriction = Some(patient_restriction());
+        assert!(!search(&q, 0).page.sql.contains("index_reference"));
+
+        let spec = Include {
+            source_type: ResourceType::CarePlan,
+            param: "care-team",
+            target_type: None,
+            iterate: false,
+        };
+        let restriction = patient_restriction();
+        assert_eq!(include(&spec, &[1], None).binds.len(), 2);
+        let stmt = include(&spec, &[1], Some(&restriction));
+        assert!(
+            stmt.sql.contains("EXISTS (SELECT 1 FROM index_reference k"),
+            "{}",
+            stmt.sql
+        );
+        let spec = Include {
+            source_type: ResourceType::CareTeam,
+            param: "participant",
+            target_type: None,
+            iterate: false,
+        };
+        // Patients, related persons and directories: each group tested by its type.
+        let stmt = include(&spec, &[1], Some(&restriction));
+        assert!(stmt.sql.contains("t.resource_type IN ("), "{}", stmt.sql);
+        assert!(stmt.sql.contains("t.id IN ("), "{}", stmt.sql);
     }
 
     #[test]
