@@ -227,9 +227,9 @@ where
                     .collect();
                 for chunk in seqs.chunks(INCLUDE_CHUNK) {
                     let stmt = if reverse {
-                        search::revinclude(spec, chunk)
+                        search::revinclude(spec, chunk, query.restriction.as_ref())
                     } else {
-                        search::include(spec, chunk)
+                        search::include(spec, chunk, query.restriction.as_ref())
                     };
                     let rows: Vec<HistoryRow> = Self::bind_as(stmt)?
                         .fetch_all(&mut *conn)

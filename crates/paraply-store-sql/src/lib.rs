@@ -10,6 +10,7 @@
 //! **Invariant:** a version conflict is decided by the database (a compare-and-swap `UPDATE`
 //! plus unique indexes), never by a read followed by a write in Rust.
 
+mod access;
 mod common;
 mod error;
 #[cfg(test)]

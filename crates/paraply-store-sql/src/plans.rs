@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use paraply_fhir::ResourceType;
-use paraply_search::{SearchQuery, index_rows};
+use paraply_search::{Restriction, SearchQuery, StaffScope, index_rows};
 use paraply_store::{NewVersion, Store};
 use serde_json::{Value, json};
 use sqlx::{Arguments, AssertSqlSafe, Row};
@@ -137,6 +137,7 @@ fn searches(patients: usize) -> Vec<(&'static str, SearchQuery)> {
     let n = patients / 2;
     let patient = format!("Patient/{}", uuid(1, n));
     let org = format!("Organization/{}", uuid(9, 7));
+    let patient_org = format!("Organization/{}", uuid(9, n % ORGANIZATIONS));
     let pnr = pnr(n);
     let q = |t, pairs: Vec<(&str, &str)>| SearchQuery::parse(t, pairs).expect("query");
     vec![
@@ -207,7 +208,62 @@ fn searches(patients: usize) -> Vec<(&'static str, SearchQuery)> {
             ),
         ),
         ("Patient? (no filter)", q(Patient, vec![])),
+        (
+            "CareTeam?patient&status as the patient",
+            restricted(
+                q(CareTeam, vec![("patient", &patient), ("status", "active")]),
+                Restriction::Patients(vec![patient[8..].parse().expect("id")]),
+            ),
+        ),
+        (
+            "CareTeam?status as the patient (the restriction drives)",
+            restricted(
+                q(CareTeam, vec![("status", "active")]),
+                Restriction::Patients(vec![patient[8..].parse().expect("id")]),
+            ),
+        ),
+        (
+            "CarePlan?patient&_include=care-team as staff",
+            restricted(
+                q(
+                    CarePlan,
+                    vec![("patient", &patient), ("_include", "CarePlan:care-team")],
+                ),
+                staff(&patient_org),
+            ),
+        ),
+        (
+            "Appointment?patient&date=ge as staff",
+            restricted(
+                q(
+                    Appointment,
+                    vec![("patient", &patient), ("date", "ge2026-10-22")],
+                ),
+                staff(&patient_org),
+            ),
+        ),
+        (
+            "Patient?identifier as staff",
+            restricted(q(Patient, vec![("identifier", &pnr)]), staff(&patient_org)),
+        ),
     ]
+}
+
+fn restricted(mut query: SearchQuery, restriction: Restriction) -> SearchQuery {
+    query.restriction = Some(restriction);
+    query
+}
+
+/// Staff of `org`, which takes part in the patient's active care team.
+fn staff(org: &str) -> Restriction {
+    Restriction::Staff(Box::new(StaffScope {
+        members: vec![org.to_owned()],
+        units: vec![org.to_owned()],
+        organizations: vec![org.to_owned()],
+        care_provider: "SE-X".to_owned(),
+        blocked_if_actor: vec![org.to_owned()],
+        emergency: false,
+    }))
 }
 
 fn arguments<DB: sqlx::Database>(binds: Vec<Bind>) -> DB::Arguments

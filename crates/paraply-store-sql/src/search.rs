@@ -10,14 +10,18 @@
 //! otherwise happily materialise `status=active` for the whole table to test a handful of
 //! candidates. PostgreSQL turns both forms into semi-joins and picks by its statistics.
 //!
+//! A [`Restriction`] (what the caller may see, [`crate::access`]) is one more predicate on
+//! the matches, on chain targets, on `_has` sources and on every included resource; for a
+//! patient or a relative it may instead be the set the query starts from.
+//!
 //! Sort values are correlated `MIN`/`MAX` subqueries in an inner select; the keyset condition
 //! and `ORDER BY` apply to the outer one (`q`), so both use the same computed values.
 
 use paraply_fhir::ResourceType;
 use paraply_search::{
     Condition, DateRange, Filter, Include, PageCursor, ParamKind, Prefix, ReferenceTarget,
-    SearchQuery, SortField, SortKey, SortValue, StringMatch, TokenSystem, Total, UriMatch, find,
-    normalize,
+    Restriction, SearchQuery, SortField, SortKey, SortValue, StringMatch, TokenSystem, Total,
+    UriMatch, find, normalize,
 };
 
 use crate::sql::{Bind, Statement};
@@ -46,42 +50,60 @@ pub(crate) struct SearchSql {
 /// type's resources in id order and stopping after a page is cheaper.
 const DRIVER_RANK_LIMIT: u8 = 3;
 
+/// A restriction to the rows of a few named patients is as selective as a reference filter
+/// (see [`rank`]).
+const RESTRICTION_RANK: u8 = 1;
+
 const DAY_US: i64 = 86_400_000_000;
 
 /// The page and count statements of `query`; `now_us` anchors `ap` (approximately).
 pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
-    let mut b = Builder {
-        stmt: Statement::default(),
-        aliases: 0,
-        now_us,
-    };
+    let mut b = Builder::new(now_us, query.restriction.as_ref());
     let types = [query.resource_type];
     let subject = Subject {
         alias: "r",
         types: &types,
     };
-    let driver = query
+    let best = query
         .filters
         .iter()
         .enumerate()
         .filter_map(|(i, f)| filter_rank(f).map(|rank| (rank, i)))
         .filter(|(rank, _)| *rank <= DRIVER_RANK_LIMIT)
-        .min()
-        .map(|(_, i)| i);
+        .min();
+    // The patients a patient or relative may see are few: when no filter is as selective,
+    // their rows drive the query (`CareTeam?status=active` of one patient reads that
+    // patient's rows, not every active team).
+    let restriction_drives = best.is_none_or(|(rank, _)| rank > RESTRICTION_RANK);
+    let restriction_set = if restriction_drives {
+        b.restriction_set(query.resource_type)
+    } else {
+        None
+    };
+    let driver = best.filter(|_| restriction_set.is_none()).map(|(_, i)| i);
     let mut conditions = vec!["r.is_current".to_owned(), "r.body IS NOT NULL".to_owned()];
     // A driving set of version rows (`r.seq IN (…)`) holds only rows of the type already.
     // Repeating the type here would tempt SQLite to walk the type's id index in page order
     // and test every resource against the set, instead of looking up the few rows in it.
-    let by_seq = driver.is_some_and(|i| {
-        !query.filters[i]
-            .any_of
-            .iter()
-            .all(|c| matches!(c, Condition::Id(_)))
-    });
-    if !by_seq {
+    let by_seq = restriction_set.is_some()
+        || driver.is_some_and(|i| {
+            !query.filters[i]
+                .any_of
+                .iter()
+                .all(|c| matches!(c, Condition::Id(_)))
+        });
+    let restricted = match restriction_set {
+        Some(set) => Some(format!("r.seq IN ({set})")),
+        None => b.restricted("r", &types),
+    };
+    // A staff restriction may lead PostgreSQL to start from the caller's patients and look
+    // each up by id: without the type, the (type, id) index cannot serve that lookup.
+    let staff = matches!(query.restriction, Some(Restriction::Staff(_))) && restricted.is_some();
+    if !by_seq || staff {
         let resource_type = b.stmt.text(query.resource_type.as_str());
         conditions.insert(0, format!("r.resource_type = {resource_type}"));
     }
+    conditions.extend(restricted);
     for (i, filter) in query.filters.iter().enumerate() {
         conditions.push(b.filter(&subject, filter, driver == Some(i)));
     }
@@ -124,41 +146,59 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
 }
 
 /// `_include`: the current targets of `spec.param` references held by the version rows
-/// `seqs` (all of type `spec.source_type`).
-pub(crate) fn include(spec: &Include, seqs: &[i64]) -> Statement {
-    let mut stmt = Statement::default();
-    let list = int_list(&mut stmt, seqs);
-    let param = stmt.text(spec.param);
+/// `seqs` (all of type `spec.source_type`) that `restriction` lets the caller see.
+pub(crate) fn include(
+    spec: &Include,
+    seqs: &[i64],
+    restriction: Option<&Restriction>,
+) -> Statement {
+    let mut b = Builder::new(0, restriction);
+    let list = int_list(&mut b.stmt, seqs);
+    let param = b.stmt.text(spec.param);
     let target = match spec.target_type {
-        Some(t) => format!(" AND x.target_type = {}", stmt.text(t.as_str())),
+        Some(t) => format!(" AND x.target_type = {}", b.stmt.text(t.as_str())),
         None => String::new(),
     };
-    stmt.sql = format!(
+    // Each target is checked for its own type: the reference may name several.
+    let targets = match spec.target_type {
+        Some(t) => vec![t],
+        None => match find(spec.source_type, spec.param) {
+            Some(def) if !def.targets.is_empty() => def.targets.to_vec(),
+            _ => ResourceType::ALL.to_vec(),
+        },
+    };
+    let allowed = b.and_restricted("t", &targets);
+    b.stmt.sql = format!(
         "SELECT t.seq, t.resource_type, t.id, t.version_id, t.last_updated, t.body \
          FROM index_reference x JOIN resource_version t \
          ON t.resource_type = x.target_type AND t.id = x.target_id \
          WHERE x.rid IN ({list}) AND x.param = {param}{target} \
-         AND t.is_current AND t.body IS NOT NULL"
+         AND t.is_current AND t.body IS NOT NULL{allowed}"
     );
-    stmt
+    b.stmt
 }
 
 /// `_revinclude`: current `spec.source_type` resources whose `spec.param` points at one of
-/// the version rows `seqs`.
-pub(crate) fn revinclude(spec: &Include, seqs: &[i64]) -> Statement {
-    let mut stmt = Statement::default();
-    let list = int_list(&mut stmt, seqs);
-    let source = stmt.text(spec.source_type.as_str());
-    let param = stmt.text(spec.param);
-    stmt.sql = format!(
+/// the version rows `seqs`, and that `restriction` lets the caller see.
+pub(crate) fn revinclude(
+    spec: &Include,
+    seqs: &[i64],
+    restriction: Option<&Restriction>,
+) -> Statement {
+    let mut b = Builder::new(0, restriction);
+    let list = int_list(&mut b.stmt, seqs);
+    let source = b.stmt.text(spec.source_type.as_str());
+    let param = b.stmt.text(spec.param);
+    let allowed = b.and_restricted("s", &[spec.source_type]);
+    b.stmt.sql = format!(
         "SELECT s.seq, s.resource_type, s.id, s.version_id, s.last_updated, s.body \
          FROM resource_version t \
          JOIN index_reference x ON x.target_id = t.id AND x.target_type = t.resource_type \
          JOIN resource_version s ON s.seq = x.rid \
          WHERE t.seq IN ({list}) AND x.resource_type = {source} AND x.param = {param} \
-         AND s.is_current AND s.body IS NOT NULL"
+         AND s.is_current AND s.body IS NOT NULL{allowed}"
     );
-    stmt
+    b.stmt
 }
 
 fn int_list(stmt: &mut Statement, values: &[i64]) -> String {
@@ -254,20 +294,33 @@ struct Subject<'a> {
     types: &'a [ResourceType],
 }
 
-struct Builder {
-    stmt: Statement,
+/// Builds one statement; the access rules on it live in [`crate::access`].
+pub(crate) struct Builder<'q> {
+    pub(crate) stmt: Statement,
     /// Counter for unique aliases of nested subqueries.
     aliases: usize,
     now_us: i64,
+    /// What the caller may see: applies to matches, chain targets, `_has` sources and
+    /// included resources alike.
+    pub(crate) restriction: Option<&'q Restriction>,
 }
 
-impl Builder {
-    fn alias(&mut self, prefix: &str) -> String {
+impl<'q> Builder<'q> {
+    fn new(now_us: i64, restriction: Option<&'q Restriction>) -> Self {
+        Builder {
+            stmt: Statement::default(),
+            aliases: 0,
+            now_us,
+            restriction,
+        }
+    }
+
+    pub(crate) fn alias(&mut self, prefix: &str) -> String {
         self.aliases += 1;
         format!("{prefix}{}", self.aliases)
     }
 
-    fn type_list(&mut self, types: &[ResourceType]) -> String {
+    pub(crate) fn type_list(&mut self, types: &[ResourceType]) -> String {
         let list: Vec<String> = types.iter().map(|t| self.stmt.text(t.as_str())).collect();
         if list.is_empty() {
             // No type can match; `IN ()` is not valid SQL.
@@ -335,12 +388,13 @@ impl Builder {
                 let param = self.stmt.text(param);
                 let targets = self.type_list(target_types);
                 let inner = self.rid_set(target_types, condition);
+                let allowed = self.and_restricted(&t, target_types);
                 format!(
                     "SELECT {x}.rid FROM index_reference {x} JOIN resource_version {t} \
                      ON {t}.resource_type = {x}.target_type AND {t}.id = {x}.target_id \
                      WHERE {x}.resource_type IN ({type_list}) AND {x}.param = {param} \
                      AND {x}.target_type IN ({targets}) AND {t}.is_current \
-                     AND {t}.body IS NOT NULL AND {t}.seq IN ({inner})"
+                     AND {t}.body IS NOT NULL AND {t}.seq IN ({inner}){allowed}"
                 )
             }
             Condition::Has {
@@ -353,12 +407,23 @@ impl Builder {
                 let param = self.stmt.text(param);
                 let type_list = self.type_list(types);
                 let inner = self.rid_set(&[*source_type], condition);
+                // Sources the caller may not see must not reveal their targets.
+                let (sources, allowed) = if self.restriction.is_some() {
+                    let h = self.alias("h");
+                    let allowed = self.and_restricted(&h, &[*source_type]);
+                    (
+                        format!(" JOIN resource_version {h} ON {h}.seq = {x}.rid"),
+                        allowed,
+                    )
+                } else {
+                    (String::new(), String::new())
+                };
                 format!(
                     "SELECT {v}.seq FROM index_reference {x} JOIN resource_version {v} \
-                     ON {v}.resource_type = {x}.target_type AND {v}.id = {x}.target_id \
-                     WHERE {x}.resource_type = {source} AND {x}.param = {param} \
+                     ON {v}.resource_type = {x}.target_type AND {v}.id = {x}.target_id\
+                     {sources} WHERE {x}.resource_type = {source} AND {x}.param = {param} \
                      AND {x}.target_type IN ({type_list}) AND {v}.is_current \
-                     AND {v}.body IS NOT NULL AND {x}.rid IN ({inner})"
+                     AND {v}.body IS NOT NULL AND {x}.rid IN ({inner}){allowed}"
                 )
             }
             // Id, _lastUpdated, :missing: the versions of the types that pass the test.
@@ -427,12 +492,13 @@ impl Builder {
                     },
                     condition,
                 );
+                let allowed = self.and_restricted(&t, target_types);
                 format!(
                     "EXISTS (SELECT 1 FROM index_reference {x} JOIN resource_version {t} \
                      ON {t}.resource_type = {x}.target_type AND {t}.id = {x}.target_id \
                      WHERE {x}.rid = {alias}.seq AND {x}.param = {param} \
                      AND {x}.target_type IN ({targets}) AND {t}.is_current \
-                     AND {t}.body IS NOT NULL AND {inner})"
+                     AND {t}.body IS NOT NULL AND {inner}{allowed})"
                 )
             }
             Condition::Has {
@@ -452,11 +518,13 @@ impl Builder {
                     },
                     condition,
                 );
+                let allowed = self.and_restricted(&h, &[*source_type]);
                 format!(
                     "EXISTS (SELECT 1 FROM index_reference {x} JOIN resource_version {h} \
                      ON {h}.seq = {x}.rid WHERE {x}.target_id = {alias}.id \
                      AND {x}.target_type = {alias}.resource_type \
-                     AND {x}.resource_type = {source} AND {x}.param = {param} AND {inner})"
+                     AND {x}.resource_type = {source} AND {x}.param = {param} AND {inner}\
+                     {allowed})"
                 )
             }
             // Index conditions were handled above.
@@ -801,6 +869,66 @@ mod tests {
             !sql.contains("EXISTS (SELECT 1 FROM index_reference"),
             "{sql}"
         );
+    }
+
+    fn patient_restriction() -> Restriction {
+        Restriction::Patients(vec!["p1".parse().unwrap()])
+    }
+
+    #[test]
+    fn a_patient_restriction_drives_unless_a_filter_is_as_selective() {
+        let mut q = query(ResourceType::CareTeam, &[("status", "active")]);
+        q.restriction = Some(patient_restriction());
+        let sql = search(&q, 0);
+        assert!(
+            sql.page.sql.contains("r.seq IN (SELECT k"),
+            "{}",
+            sql.page.sql
+        );
+        assert!(sql.page.binds.contains(&Bind::Text("p1".into())));
+        // The total counts under the same restriction.
+        assert!(sql.total.unwrap().sql.contains("r.seq IN (SELECT k"));
+
+        let mut q = query(ResourceType::CareTeam, &[("patient", "Patient/p1")]);
+        q.restriction = Some(patient_restriction());
+        let sql = search(&q, 0).page.sql;
+        assert!(sql.contains("r.seq IN (SELECT a"), "{sql}");
+        assert!(
+            sql.contains("EXISTS (SELECT 1 FROM index_reference k"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn directories_are_not_restricted_and_includes_check_each_target_type() {
+        let mut q = query(ResourceType::Organization, &[]);
+        q.restriction = Some(patient_restriction());
+        assert!(!search(&q, 0).page.sql.contains("index_reference"));
+
+        let spec = Include {
+            source_type: ResourceType::CarePlan,
+            param: "care-team",
+            target_type: None,
+            iterate: false,
+        };
+        let restriction = patient_restriction();
+        assert_eq!(include(&spec, &[1], None).binds.len(), 2);
+        let stmt = include(&spec, &[1], Some(&restriction));
+        assert!(
+            stmt.sql.contains("EXISTS (SELECT 1 FROM index_reference k"),
+            "{}",
+            stmt.sql
+        );
+        let spec = Include {
+            source_type: ResourceType::CareTeam,
+            param: "participant",
+            target_type: None,
+            iterate: false,
+        };
+        // Patients, related persons and directories: each group tested by its type.
+        let stmt = include(&spec, &[1], Some(&restriction));
+        assert!(stmt.sql.contains("t.resource_type IN ("), "{}", stmt.sql);
+        assert!(stmt.sql.contains("t.id IN ("), "{}", stmt.sql);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{SearchQuery, SortValue, index_rows};
+use paraply_search::{Restriction, SearchQuery, SortValue, StaffScope, index_rows};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -66,6 +66,12 @@ macro_rules! store_conformance_tests {
             search_iterate_follows_included_resources,
             search_total_none_and_count_zero,
             search_in_a_transaction_sees_its_writes_and_not_replaced_rows,
+            consent_provision_type_is_searchable,
+            restricted_patient_sees_only_own_data,
+            restricted_relative_needs_an_active_permit_consent_naming_them,
+            restricted_staff_needs_a_care_relationship_and_respects_a_sparr,
+            restricted_staff_keep_to_their_care_provider_unless_named_or_consented,
+            restricted_staff_in_an_emergency_see_every_patient,
             history_lists_versions_newest_first_for_instance_type_and_system,
             history_since_keeps_versions_written_at_or_after_the_instant,
             history_pages_by_cursor_with_count_and_total,
@@ -2034,4 +2040,519 @@ pub async fn race_updates(stores: Vec<Arc<dyn Store>>, tasks_per_store: usize, u
 
 pub async fn ping_succeeds(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Access restrictions (DOMAIN.md §4, I11–I13)
+
+const OWNER: &str = paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
+
+fn reference(to: &str) -> Value {
+    json!({"reference": to})
+}
+
+fn care_team(patient: &str, status: &str, members: &[&str]) -> Value {
+    let participants: Vec<Value> = members
+        .iter()
+        .map(|m| json!({"member": reference(m)}))
+        .collect();
+    json!({"status": status, "subject": reference(patient), "participant": participants})
+}
+
+fn consent(patient: &str, status: &str, provision: &str, actor: &str) -> Value {
+    json!({"status": status, "patient": reference(patient),
+        "provision": {"type": provision, "actor": [{"reference": reference(actor)}]}})
+}
+
+/// An encounter of `patient`, owned by care provider `owner` (no owner tag: `None`).
+fn encounter(patient: &str, owner: Option<&str>, provider: Option<&str>) -> Value {
+    let mut e = json!({"status": "finished", "subject": reference(patient)});
+    if let Some(owner) = owner {
+        e["meta"] = json!({"tag": [{"system": OWNER, "code": owner}]});
+    }
+    if let Some(provider) = provider {
+        e["serviceProvider"] = reference(provider);
+    }
+    e
+}
+
+/// Two care providers: vgA with unit uA (roles `me` and colleague `col`), vgB with unit uB
+/// (role `oth`). Patients: p1 in `me`'s active team; p2 in `col`'s team (and tagged by vgB);
+/// p3 only in `oth`'s team and in an inactive team of `me`; p4 in a team of `me` and `oth`
+/// with a spärr against uA. Encounters e1–e4 of p1 without owner, owned by vgB, owned by vgB
+/// naming uA, owned by vgA; e5 of p2 owned by vgB with p2's permit consent for vgA; e6 of p2
+/// at uB; e7 of p3; e8 of p4; e-none of nobody. Relatives: rp1 of p1 with an active permit,
+/// rp2 of p2 without consent, rp3 of p3 with an inactive permit, rp4 of p4 with a deny.
+async fn access_fixture(store: &dyn Store) {
+    use ResourceType::{Consent, PractitionerRole, RelatedPerson};
+    let mut p2 = json!({"active": true});
+    p2["meta"] = json!({"tag": [{"system": OWNER, "code": "SE-B"}]});
+    put_all(
+        store,
+        vec![
+            resource(Organization, "vgA", json!({})),
+            resource(
+                Organization,
+                "uA",
+                json!({"partOf": reference("Organization/vgA")}),
+            ),
+            resource(Organization, "vgB", json!({})),
+            resource(
+                Organization,
+                "uB",
+                json!({"partOf": reference("Organization/vgB")}),
+            ),
+            resource(
+                PractitionerRole,
+                "me",
+                json!({"organization": reference("Organization/uA")}),
+            ),
+            resource(
+                PractitionerRole,
+                "col",
+                json!({"organization": reference("Organization/uA")}),
+            ),
+            resource(
+                PractitionerRole,
+                "oth",
+                json!({"organization": reference("Organization/uB")}),
+            ),
+            resource(Patient, "p1", json!({"active": true})),
+            resource(Patient, "p2", p2),
+            resource(Patient, "p3", json!({"active": true})),
+            resource(Patient, "p4", json!({"active": true})),
+            resource(
+                CareTeam,
+                "ct1",
+                care_team("Patient/p1", "active", &["PractitionerRole/me"]),
+            ),
+            resource(
+                CareTeam,
+                "ct2",
+                care_team("Patient/p2", "active", &["PractitionerRole/col"]),
+            ),
+            resource(
+                CareTeam,
+                "ct3",
+                care_team("Patient/p3", "active", &["PractitionerRole/oth"]),
+            ),
+            resource(
+                CareTeam,
+                "ct3-old",
+                care_team("Patient/p3", "inactive", &["PractitionerRole/me"]),
+            ),
+            resource(
+                CareTeam,
+                "ct4",
+                care_team(
+                    "Patient/p4",
+                    "active",
+                    &["PractitionerRole/me", "PractitionerRole/oth"],
+                ),
+            ),
+            resource(
+                Consent,
+                "sparr4",
+                consent("Patient/p4", "active", "deny", "Organization/uA"),
+            ),
+            resource(
+                Consent,
+                "permit2",
+                consent("Patient/p2", "active", "permit", "Organization/vgA"),
+            ),
+            resource(
+                CarePlan,
+                "cp1",
+                json!({"subject": reference("Patient/p1"),
+                    "careTeam": [reference("CareTeam/ct1"), reference("CareTeam/ct2")]}),
+            ),
+            resource(Encounter, "e1", encounter("Patient/p1", None, None)),
+            resource(Encounter, "e2", encounter("Patient/p1", Some("SE-B"), None)),
+            resource(
+                Encounter,
+                "e3",
+                encounter("Patient/p1", Some("SE-B"), Some("Organization/uA")),
+            ),
+            resource(Encounter, "e4", encounter("Patient/p1", Some("SE-A"), None)),
+            resource(Encounter, "e5", encounter("Patient/p2", Some("SE-B"), None)),
+            resource(
+                Encounter,
+                "e6",
+                encounter("Patient/p2", None, Some("Organization/uB")),
+            ),
+            resource(Encounter, "e7", encounter("Patient/p3", None, None)),
+            resource(Encounter, "e8", encounter("Patient/p4", None, None)),
+            resource(Encounter, "e-none", json!({"status": "finished"})),
+            resource(
+                RelatedPerson,
+                "rp1",
+                json!({"patient": reference("Patient/p1")}),
+            ),
+            resource(
+                RelatedPerson,
+                "rp2",
+                json!({"patient": reference("Patient/p2")}),
+            ),
+            resource(
+                RelatedPerson,
+                "rp3",
+                json!({"patient": reference("Patient/p3")}),
+            ),
+            resource(
+                RelatedPerson,
+                "rp4",
+                json!({"patient": reference("Patient/p4")}),
+            ),
+            resource(
+                Consent,
+                "rel1",
+                consent("Patient/p1", "active", "permit", "RelatedPerson/rp1"),
+            ),
+            resource(
+                Consent,
+                "rel3",
+                consent("Patient/p3", "inactive", "permit", "RelatedPerson/rp3"),
+            ),
+            resource(
+                Consent,
+                "rel4",
+                consent("Patient/p4", "active", "deny", "RelatedPerson/rp4"),
+            ),
+        ],
+    )
+    .await;
+}
+
+/// The page of `resource_type?pairs` as a caller restricted by `restriction` sees it.
+async fn page_as(
+    store: &dyn Store,
+    restriction: &Restriction,
+    resource_type: ResourceType,
+    pairs: &[(&str, &str)],
+) -> SearchPage {
+    let mut query = query_of(resource_type, pairs);
+    query.restriction = Some(restriction.clone());
+    store
+        .search(&query)
+        .await
+        .unwrap_or_else(|e| panic!("{resource_type}?{pairs:?} as {restriction:?}: {e}"))
+}
+
+/// [`find`] as a restricted caller: the sorted ids, with the total checked.
+async fn find_as(
+    store: &dyn Store,
+    restriction: &Restriction,
+    resource_type: ResourceType,
+    pairs: &[(&str, &str)],
+) -> Vec<String> {
+    let mut with_count = pairs.to_vec();
+    with_count.push(("_count", "100"));
+    let page = page_as(store, restriction, resource_type, &with_count).await;
+    assert_eq!(
+        page.total,
+        Some(page.matches.len() as u64),
+        "total of {resource_type}?{pairs:?} as {restriction:?}"
+    );
+    ids_of(&page)
+}
+
+fn patients(list: &[&str]) -> Restriction {
+    Restriction::Patients(list.iter().map(|p| id(p)).collect())
+}
+
+fn relative_of(list: &[&str]) -> Restriction {
+    Restriction::RelativeOf(list.iter().map(|p| id(p)).collect())
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Staff at unit `unit` of care provider `provider` (HSA-id `hsa`) in role `role`.
+fn staff(role: &str, unit: &str, provider: &str, hsa: &str) -> Restriction {
+    Restriction::Staff(Box::new(StaffScope {
+        members: strings(&[&format!("PractitionerRole/{role}")]),
+        units: strings(&[&format!("Organization/{unit}")]),
+        organizations: strings(&[&format!("Organization/{provider}")]),
+        care_provider: hsa.to_owned(),
+        blocked_if_actor: strings(&[
+            &format!("Organization/{unit}"),
+            &format!("Organization/{provider}"),
+        ]),
+        emergency: false,
+    }))
+}
+
+fn staff_a() -> Restriction {
+    staff("me", "uA", "vgA", "SE-A")
+}
+
+fn staff_b() -> Restriction {
+    staff("oth", "uB", "vgB", "SE-B")
+}
+
+pub async fn consent_provision_type_is_searchable(store: Arc<dyn Store>) {
+    access_fixture(&*store).await;
+    expect_each(
+        &*store,
+        ResourceType::Consent,
+        "provision-type",
+        &[
+            ("deny", &["rel4", "sparr4"]),
+            ("permit", &["permit2", "rel1", "rel3"]),
+            // A plain `code` element is indexed without a system.
+            ("http://hl7.org/fhir/consent-provision-type|permit", &[]),
+        ],
+    )
+    .await;
+}
+
+pub async fn restricted_patient_sees_only_own_data(store: Arc<dyn Store>) {
+    access_fixture(&*store).await;
+    let s = &*store;
+    let me = patients(&["p1"]);
+    assert_eq!(find_as(s, &me, Patient, &[]).await, ["p1"]);
+    assert_eq!(
+        find_as(s, &me, Encounter, &[]).await,
+        ["e1", "e2", "e3", "e4"]
+    );
+    assert_eq!(
+        find_as(s, &me, CareTeam, &[("status", "active")]).await,
+        ["ct1"]
+    );
+    assert_eq!(
+        find_as(s, &me, CareTeam, &[("patient", "Patient/p2")]).await,
+        Vec::<String>::new()
+    );
+    // Directories are not patient data.
+    assert_eq!(
+        find_as(s, &me, Organization, &[]).await,
+        ["uA", "uB", "vgA", "vgB"]
+    );
+    // Chains and _has only look through resources the patient may see.
+    assert_eq!(
+        find_as(s, &me, Encounter, &[("patient.active", "true")]).await,
+        ["e1", "e2", "e3", "e4"]
+    );
+    assert_eq!(
+        find_as(
+            s,
+            &me,
+            Patient,
+            &[("_has:CareTeam:patient:status", "active")]
+        )
+        .await,
+        ["p1"]
+    );
+    assert_eq!(
+        find(
+            s,
+            Organization,
+            &[("_has:Encounter:service-provider:_id", "e6")]
+        )
+        .await,
+        ["uB"]
+    );
+    assert_eq!(
+        find_as(
+            s,
+            &me,
+            Organization,
+            &[("_has:Encounter:service-provider:_id", "e6")]
+        )
+        .await,
+        Vec::<String>::new(),
+        "another patient's encounter reveals nothing"
+    );
+    assert_eq!(
+        find_as(
+            s,
+            &me,
+            CareTeam,
+            &[("patient.identifier", "x"), ("patient._id", "p2")]
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    // The total counts what the patient may see, and pages walk only that.
+    let page = page_as(s, &me, Encounter, &[("_count", "3")]).await;
+    assert_eq!(
+        (ids_of(&page), page.total, page.more),
+        (strings(&["e1", "e2", "e3"]), Some(4), true)
+    );
+    let mut query = query_of(Encounter, &[("_count", "3")]);
+    query.restriction = Some(me.clone());
+    query.page = Some(cursor_after(&page, false));
+    let next = store.search(&query).await.unwrap();
+    assert_eq!((ids_of(&next), next.more), (strings(&["e4"]), false));
+    // Includes: each included resource is checked for its own type.
+    let page = page_as(s, &me, CarePlan, &[("_include", "CarePlan:care-team")]).await;
+    assert_eq!(ids_of(&page), ["cp1"]);
+    assert_eq!(included_of(&page), ["CareTeam/ct1"]);
+    let page = page_as(s, &me, CareTeam, &[("_include", "CareTeam:participant")]).await;
+    assert_eq!(included_of(&page), ["PractitionerRole/me"]);
+    let page = page_as(
+        s,
+        &me,
+        ResourceType::PractitionerRole,
+        &[("_id", "me"), ("_revinclude", "CareTeam:participant")],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CareTeam/ct1"]);
+    let page = page_as(
+        s,
+        &me,
+        Patient,
+        &[
+            ("_revinclude", "CarePlan:patient"),
+            ("_include:iterate", "CarePlan:care-team"),
+        ],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CarePlan/cp1", "CareTeam/ct1"]);
+    // Unrestricted, the same searches see everything.
+    assert_eq!(find(s, Patient, &[]).await, ["p1", "p2", "p3", "p4"]);
+    let page = search_page(s, CarePlan, &[("_include", "CarePlan:care-team")]).await;
+    assert_eq!(included_of(&page), ["CareTeam/ct1", "CareTeam/ct2"]);
+}
+
+pub async fn restricted_relative_needs_an_active_permit_consent_naming_them(store: Arc<dyn Store>) {
+    access_fixture(&*store).await;
+    let s = &*store;
+    let rp1 = relative_of(&["rp1"]);
+    assert_eq!(find_as(s, &rp1, Patient, &[]).await, ["p1"]);
+    assert_eq!(
+        find_as(s, &rp1, Encounter, &[]).await,
+        ["e1", "e2", "e3", "e4"]
+    );
+    let page = page_as(s, &rp1, CarePlan, &[("_include", "CarePlan:care-team")]).await;
+    assert_eq!(included_of(&page), ["CareTeam/ct1"]);
+    // No consent, an inactive one, a deny: nothing.
+    for r in ["rp2", "rp3", "rp4"] {
+        let relative = relative_of(&[r]);
+        assert_eq!(
+            find_as(s, &relative, Patient, &[]).await,
+            Vec::<String>::new(),
+            "{r}"
+        );
+        assert_eq!(
+            find_as(s, &relative, Encounter, &[]).await,
+            Vec::<String>::new(),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        find_as(s, &relative_of(&["rp1", "rp2"]), Patient, &[]).await,
+        ["p1"]
+    );
+    // A revoked consent takes effect on the next search.
+    let revoked = consent("Patient/p1", "inactive", "permit", "RelatedPerson/rp1");
+    write_ok(
+        s,
+        versioned(ResourceType::Consent, "rel1", 2, at(1), revoked),
+    )
+    .await;
+    assert_eq!(find_as(s, &rp1, Patient, &[]).await, Vec::<String>::new());
+    assert_eq!(find_as(s, &rp1, Encounter, &[]).await, Vec::<String>::new());
+    // Directories stay visible.
+    assert_eq!(
+        find_as(s, &rp1, Organization, &[("_id", "uA")]).await,
+        ["uA"]
+    );
+}
+
+pub async fn restricted_staff_needs_a_care_relationship_and_respects_a_sparr(
+    store: Arc<dyn Store>,
+) {
+    access_fixture(&*store).await;
+    let s = &*store;
+    // p1 through the caller's own role, p2 through a colleague at the unit (the owner tag
+    // of vgB on the Patient itself does not matter); p3 only through an inactive team; p4
+    // has a spärr against uA.
+    assert_eq!(find_as(s, &staff_a(), Patient, &[]).await, ["p1", "p2"]);
+    assert_eq!(find_as(s, &staff_a(), CareTeam, &[]).await, ["ct1", "ct2"]);
+    // The spärr names uA, not uB: staff of uB with a relationship still see p4.
+    assert_eq!(find_as(s, &staff_b(), Patient, &[]).await, ["p3", "p4"]);
+    assert_eq!(find_as(s, &staff_b(), Encounter, &[]).await, ["e7", "e8"]);
+    let page = page_as(
+        s,
+        &staff_a(),
+        ResourceType::PractitionerRole,
+        &[("_id", "me"), ("_revinclude", "CareTeam:participant")],
+    )
+    .await;
+    assert_eq!(included_of(&page), ["CareTeam/ct1"]);
+    // A relationship at unit level only (no role of the caller in the team).
+    let Restriction::Staff(mut unit_only) = staff_a() else {
+        unreachable!()
+    };
+    unit_only.members.clear();
+    let unit_only = Restriction::Staff(unit_only);
+    assert_eq!(find_as(s, &unit_only, Patient, &[]).await, ["p1", "p2"]);
+    // A lifted spärr (inactive) no longer blocks.
+    let lifted = consent("Patient/p4", "inactive", "deny", "Organization/uA");
+    write_ok(
+        s,
+        versioned(ResourceType::Consent, "sparr4", 2, at(1), lifted),
+    )
+    .await;
+    assert_eq!(
+        find_as(s, &staff_a(), Patient, &[]).await,
+        ["p1", "p2", "p4"]
+    );
+}
+
+pub async fn restricted_staff_keep_to_their_care_provider_unless_named_or_consented(
+    store: Arc<dyn Store>,
+) {
+    access_fixture(&*store).await;
+    let s = &*store;
+    // e2 is owned by vgB and names nothing of vgA; e3 names uA; e4 is vgA's own; e5 is
+    // vgB's but p2 consented to vgA; e6 has no owner.
+    assert_eq!(
+        find_as(s, &staff_a(), Encounter, &[]).await,
+        ["e1", "e3", "e4", "e5", "e6"]
+    );
+    let page = page_as(
+        s,
+        &staff_a(),
+        Patient,
+        &[("_id", "p1"), ("_revinclude", "Encounter:patient")],
+    )
+    .await;
+    assert_eq!(
+        included_of(&page),
+        ["Encounter/e1", "Encounter/e3", "Encounter/e4"]
+    );
+    // Without the consent e5 is hidden too.
+    let withdrawn = consent("Patient/p2", "inactive", "permit", "Organization/vgA");
+    write_ok(
+        s,
+        versioned(ResourceType::Consent, "permit2", 2, at(1), withdrawn),
+    )
+    .await;
+    assert_eq!(
+        find_as(s, &staff_a(), Encounter, &[("patient", "Patient/p2")]).await,
+        ["e6"]
+    );
+}
+
+pub async fn restricted_staff_in_an_emergency_see_every_patient(store: Arc<dyn Store>) {
+    access_fixture(&*store).await;
+    let s = &*store;
+    let Restriction::Staff(mut scope) = staff_a() else {
+        unreachable!()
+    };
+    scope.emergency = true;
+    let emergency = Restriction::Staff(scope);
+    assert_eq!(
+        find_as(s, &emergency, Patient, &[]).await,
+        ["p1", "p2", "p3", "p4"]
+    );
+    // Every encounter of a patient; one naming no patient belongs to nobody.
+    assert_eq!(
+        find_as(s, &emergency, Encounter, &[]).await,
+        ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]
+    );
+    assert_eq!(find(s, Encounter, &[("_id", "e-none")]).await, ["e-none"]);
 }

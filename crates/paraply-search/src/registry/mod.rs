@@ -1,5 +1,6 @@
 //! The search parameters Paraply indexes, as typed data: the official R4 definitions of the
-//! served types (generated into [`r4`]) plus Paraply's own (DOMAIN.md §5).
+//! served types (generated into [`r4`]) plus Paraply's own (DOMAIN.md §5, and
+//! `Consent?provision-type`, which the access rules of §4 read).
 
 mod r4;
 
@@ -112,6 +113,17 @@ pub const ORGANIZATION_HUVUDMAN_TYPE: SearchParamDef = SearchParamDef {
     url: "https://paraply.se/fhir/SearchParameter/Organization-huvudman-type",
 };
 
+/// `Consent?provision-type=deny`: whether the consent's base provision permits or denies
+/// (`http://hl7.org/fhir/consent-provision-type`). R4 has no parameter for it, and the access
+/// rules need it to tell a relative's or a care provider's permit from a spärr (a deny).
+pub const CONSENT_PROVISION_TYPE: SearchParamDef = SearchParamDef {
+    name: "provision-type",
+    kind: ParamKind::Token,
+    paths: &[path(&["provision", "type"])],
+    targets: &[],
+    url: "https://paraply.se/fhir/SearchParameter/Consent-provision-type",
+};
+
 /// Paraply's own parameters with what a SearchParameter resource publishes about them:
 /// the type they apply to, their FHIRPath expression and a description.
 pub const PARAPLY_DEFINITIONS: &[(ResourceType, &SearchParamDef, &str, &str)] = &[
@@ -133,6 +145,12 @@ pub const PARAPLY_DEFINITIONS: &[(ResourceType, &SearchParamDef, &str, &str)] = 
         "Organization.type",
         "The kind of huvudman an organization is: region, kommun, privat-utforare or annan",
     ),
+    (
+        ResourceType::Consent,
+        &CONSENT_PROVISION_TYPE,
+        "Consent.provision.type",
+        "Whether the consent's base provision permits or denies (http://hl7.org/fhir/consent-provision-type: deny, permit); a deny naming a unit or care provider is a spärr",
+    ),
 ];
 
 /// Paraply's own parameters of a type.
@@ -141,6 +159,7 @@ pub fn paraply_params(resource_type: ResourceType) -> &'static [SearchParamDef] 
         ResourceType::CareTeam => &[CARE_TEAM_PARTICIPANT_ROLE],
         ResourceType::CarePlan => &[CARE_PLAN_HUVUDMAN],
         ResourceType::Organization => &[ORGANIZATION_HUVUDMAN_TYPE],
+        ResourceType::Consent => &[CONSENT_PROVISION_TYPE],
         _ => &[],
     }
 }
@@ -189,6 +208,7 @@ mod tests {
             (Patient, "identifier", ParamKind::Token),
             (Patient, "family", ParamKind::String),
             (Organization, "huvudman-type", ParamKind::Token),
+            (Consent, "provision-type", ParamKind::Token),
             (Encounter, "length", ParamKind::Quantity),
         ] {
             let def = find(t, name).unwrap_or_else(|| panic!("{t}?{name} is not registered"));
