@@ -15,7 +15,7 @@ mod request;
 mod stamp;
 
 pub use audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
-pub use capabilities::{capability_statement, search_parameter};
+pub use capabilities::{Security, add_security, capability_statement, search_parameter};
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
