@@ -272,20 +272,17 @@ impl Inner {
     }
 }
 
-fn realm_or_404(name: &str) -> Result<Realm, Response> {
-    Realm::parse(name).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            "the demo login service has the issuers 'citizen' and 'staff'",
-        )
-            .into_response()
-    })
+fn no_such_issuer() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "the demo login service has the issuers 'citizen' and 'staff'",
+    )
+        .into_response()
 }
 
 async fn discovery(State(idp): State<Arc<Inner>>, Path(realm): Path<String>) -> Response {
-    let realm = match realm_or_404(&realm) {
-        Ok(realm) => realm,
-        Err(response) => return response,
+    let Some(realm) = Realm::parse(&realm) else {
+        return no_such_issuer();
     };
     let issuer = idp.issuer(realm);
     Json(json!({
@@ -305,9 +302,9 @@ async fn discovery(State(idp): State<Arc<Inner>>, Path(realm): Path<String>) -> 
 }
 
 async fn jwks(State(idp): State<Arc<Inner>>, Path(realm): Path<String>) -> Response {
-    match realm_or_404(&realm) {
-        Ok(_) => Json(idp.jwks.clone()).into_response(),
-        Err(response) => response,
+    match Realm::parse(&realm) {
+        Some(_) => Json(idp.jwks.clone()).into_response(),
+        None => no_such_issuer(),
     }
 }
 
@@ -334,9 +331,8 @@ async fn authorize(
     Query(params): Query<AuthorizeParams>,
     Query(raw): Query<Vec<(String, String)>>,
 ) -> Response {
-    let realm = match realm_or_404(&realm) {
-        Ok(realm) => realm,
-        Err(response) => return response,
+    let Some(realm) = Realm::parse(&realm) else {
+        return no_such_issuer();
     };
     let Some(redirect_uri) = params
         .redirect_uri
@@ -470,9 +466,8 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let realm = match realm_or_404(&realm) {
-        Ok(realm) => realm,
-        Err(response) => return response,
+    let Some(realm) = Realm::parse(&realm) else {
+        return no_such_issuer();
     };
     if form.grant_type.as_deref() != Some("authorization_code") {
         return oauth_error(
