@@ -246,6 +246,37 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_files_settings_trust_both_keycloak_realms() {
+        let text = include_str!("../../../deploy/paraply-keycloak.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let kinds: Vec<_> = file.issuer.iter().map(|i| i.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                paraply_auth::IssuerKind::Citizen,
+                paraply_auth::IssuerKind::Staff
+            ]
+        );
+        for name in ["paraply-citizen-realm.json", "paraply-staff-realm.json"] {
+            let path = format!(
+                "{}/../../deploy/keycloak/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let realm: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let issuer = format!(
+                "http://keycloak:8180/realms/{}",
+                realm["realm"].as_str().unwrap()
+            );
+            assert!(file.issuer.iter().any(|i| i.issuer == issuer), "{issuer}");
+            assert!(
+                realm.to_string().contains("http://localhost:8080/fhir"),
+                "{name}: audience"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_config_keys_are_refused() {
         assert!(toml::from_str::<FileConfig>("max_body_byte = 5").is_err());
         let parsed: FileConfig = toml::from_str("max_body_bytes = 5").unwrap();
