@@ -2,13 +2,16 @@
 //! `/metrics`; request ids, content negotiation, body limits, and the one mapping from
 //! errors to OperationOutcome ([`outcome::outcome`]).
 //!
-//! Handlers are thin: they turn an HTTP request into a [`FhirRequest`], hand it to the
+//! Handlers are thin: they establish the caller ([`EdgeAuth`]: a bearer token, or nobody
+//! with `--auth none`), turn an HTTP request into a [`FhirRequest`], hand both to the
 //! engine and render the result. Every FHIR path goes through one handler and the
 //! engine's own parser, so a Bundle entry and the same request sent alone behave alike.
 
+mod auth;
 mod metrics;
 mod outcome;
 mod render;
+mod smart;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,11 +23,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use paraply_core::{Fhir, FhirRequest, Method, parse_query};
+use paraply_core::{Fhir, FhirRequest, Method, Outcome, add_security, parse_query};
 use paraply_fhir::{Issue, IssueType};
 use paraply_search::Handling;
 use serde_json::Value;
 
+pub use auth::EdgeAuth;
 pub use metrics::Metrics;
 pub use outcome::outcome;
 pub use render::ReturnPreference;
@@ -44,20 +48,30 @@ struct AppState {
     fhir: Fhir,
     settings: Arc<ApiSettings>,
     metrics: Metrics,
+    auth: EdgeAuth,
+    published_issuer: Arc<smart::PublishedIssuer>,
 }
 
 /// A request id, set by the middleware for handlers and logs.
 #[derive(Clone)]
 struct RequestId(Arc<str>);
 
-/// Builds the router. `metrics` is this instance's registry.
-pub fn router(fhir: Fhir, settings: ApiSettings, metrics: Metrics) -> Router {
+/// Builds the router. `metrics` is this instance's registry; `auth` says how callers prove
+/// who they are.
+pub fn router(fhir: Fhir, settings: ApiSettings, metrics: Metrics, auth: EdgeAuth) -> Router {
     let state = AppState {
         fhir,
         settings: Arc::new(settings),
         metrics,
+        auth,
+        published_issuer: Arc::default(),
     };
     Router::new()
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(smart_configuration),
+        )
+        .route("/.well-known/smart-configuration", get(smart_configuration))
         .route("/fhir", any(fhir_handler))
         .route("/fhir/", any(fhir_handler))
         .route("/fhir/{*path}", any(fhir_handler))
@@ -110,6 +124,7 @@ pub fn interaction_label(method: &str, path: &str) -> &'static str {
             "/healthz" => "healthz",
             "/readyz" => "readyz",
             "/metrics" => "metrics",
+            "/.well-known/smart-configuration" => "smart-configuration",
             _ => "unknown",
         };
     };
@@ -118,6 +133,7 @@ pub fn interaction_label(method: &str, path: &str) -> &'static str {
         (_, s) if s.iter().any(|p| p.starts_with('$')) => "operation",
         ("POST", []) => "batch-transaction",
         ("GET", ["metadata"]) => "capabilities",
+        ("GET", [".well-known", "smart-configuration"]) => "smart-configuration",
         ("GET", ["_history"]) => "history-system",
         ("GET", [_]) => "search-type",
         ("POST", [_, "_search"]) => "search-type",
@@ -154,6 +170,41 @@ async fn metrics_handler(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// SMART App Launch discovery: public, like the CapabilityStatement.
+async fn smart_configuration(State(state): State<AppState>) -> Response {
+    if matches!(state.auth, EdgeAuth::Disabled) {
+        let rendered = render_issue(
+            StatusCode::NOT_FOUND,
+            Issue::error(
+                IssueType::NotFound,
+                "this server runs without authentication (--auth none): there is no SMART configuration",
+            ),
+        );
+        return respond(rendered, false);
+    }
+    match state
+        .published_issuer
+        .smart_configuration(&state.auth)
+        .await
+    {
+        Some(document) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            document.to_string(),
+        )
+            .into_response(),
+        None => respond(
+            render_issue(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Issue::error(
+                    IssueType::Transient,
+                    "the login service's discovery document could not be read; try again later",
+                ),
+            ),
+            false,
+        ),
+    }
 }
 
 async fn unknown_route(request: Request) -> Response {
@@ -244,6 +295,25 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         );
         return respond(rendered, format.pretty);
     };
+    // The CapabilityStatement is public: it tells a client how to log in.
+    let public = method == Method::Get && path == "metadata";
+    let context = if public {
+        paraply_core::RequestContext::unrestricted(id.as_ref())
+    } else {
+        match auth::request_context(&state.auth, &parts.headers, &id).await {
+            Ok(context) => context,
+            Err(refusal) => {
+                let (rendered, challenge) = refusal.render();
+                let mut response = respond(rendered, format.pretty);
+                if let Some(challenge) = challenge {
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, challenge);
+                }
+                return response;
+            }
+        }
+    };
     let host = header_text(&parts.headers, header::HOST).unwrap_or_else(|| "localhost".into());
     let base = format!("http://{host}/fhir");
     let self_url = format!("http://{host}{}", parts.uri);
@@ -296,7 +366,11 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
     let prefer_header = parts.headers.get("prefer").and_then(|v| v.to_str().ok());
     let prefer = ReturnPreference::from_header(prefer_header);
     fhir_request.handling = handling(prefer_header);
-    let result = state.fhir.handle(fhir_request).await;
+    let mut result = state.fhir.handle_as(&context, fhir_request).await;
+    if public && let Ok(Outcome::Capabilities(statement)) = &mut result {
+        let security = state.published_issuer.security(&state.auth).await;
+        add_security(statement, &security);
+    }
     let ctx = RenderContext {
         base: &base,
         self_url: &self_url,

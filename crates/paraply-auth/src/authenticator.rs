@@ -27,6 +27,9 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// unknown `kid` (at most once per [`AuthenticatorOptions::min_jwks_refetch_interval`]).
 pub struct Authenticator {
     issuers: HashMap<String, IssuerEntry>,
+    /// Issuer identifiers in configuration order (the SMART configuration names the first
+    /// citizen issuer).
+    order: Vec<String>,
     http: reqwest::Client,
     options: AuthenticatorOptions,
 }
@@ -105,6 +108,18 @@ struct Discovery {
     jwks_uri: String,
 }
 
+/// The OAuth endpoints an issuer publishes in its discovery document, for clients (SMART
+/// configuration, CapabilityStatement).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IssuerEndpoints {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Where a client sends the user to log in.
+    pub authorization_endpoint: String,
+    /// Where a client exchanges a code (or its credentials) for tokens.
+    pub token_endpoint: String,
+}
+
 impl Authenticator {
     /// An authenticator with the default [`AuthenticatorOptions`].
     ///
@@ -121,6 +136,7 @@ impl Authenticator {
         options: AuthenticatorOptions,
     ) -> Result<Self, AuthError> {
         let mut map = HashMap::with_capacity(issuers.len());
+        let mut order = Vec::with_capacity(issuers.len());
         for config in issuers {
             let url = reqwest::Url::parse(&config.issuer).map_err(|_| {
                 AuthError::Config(format!("issuer '{}' is not a URL", config.issuer))
@@ -138,6 +154,7 @@ impl Authenticator {
                 )));
             }
             let key = config.issuer.clone();
+            order.push(key.clone());
             let entry = IssuerEntry {
                 config,
                 cache: RwLock::new(KeyCache::default()),
@@ -150,6 +167,7 @@ impl Authenticator {
         }
         Ok(Authenticator {
             issuers: map,
+            order,
             http,
             options,
         })
@@ -206,6 +224,30 @@ impl Authenticator {
             .claims;
 
         principal(&issuer.config, &claims)
+    }
+
+    /// The trusted issuers, in configuration order.
+    pub fn issuers(&self) -> impl Iterator<Item = &TrustedIssuer> {
+        self.order
+            .iter()
+            .filter_map(|issuer| self.issuers.get(issuer).map(|entry| &entry.config))
+    }
+
+    /// Fetches `issuer`'s discovery document and returns its OAuth endpoints. Not cached here:
+    /// callers publish them and keep the answer.
+    pub async fn endpoints(&self, issuer: &str) -> Result<IssuerEndpoints, AuthError> {
+        let entry = self.issuers.get(issuer).ok_or(AuthError::UntrustedIssuer)?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            entry.config.issuer.trim_end_matches('/')
+        );
+        let endpoints: IssuerEndpoints = self.fetch_json(&url, "discovery document").await?;
+        if endpoints.issuer != entry.config.issuer {
+            return Err(AuthError::Discovery(
+                "the discovery document names a different issuer".to_owned(),
+            ));
+        }
+        Ok(endpoints)
     }
 
     async fn key_for(

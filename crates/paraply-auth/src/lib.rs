@@ -31,7 +31,7 @@ mod error;
 mod principal;
 mod scopes;
 
-pub use authenticator::Authenticator;
+pub use authenticator::{Authenticator, IssuerEndpoints};
 pub use config::{AuthenticatorOptions, ClaimNames, IssuerKind, TrustedIssuer};
 pub use error::AuthError;
 pub use principal::{Personnummer, Principal};

@@ -93,6 +93,69 @@ pub fn capability_statement() -> Value {
     })
 }
 
+/// How clients authenticate, for the CapabilityStatement's `rest.security`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Security {
+    /// `--auth none`: no authentication (development on loopback).
+    None,
+    /// SMART on FHIR with bearer tokens. The endpoints are those of the issuer the SMART
+    /// configuration publishes, when its discovery document could be read.
+    Smart {
+        authorize: Option<String>,
+        token: Option<String>,
+    },
+}
+
+/// Puts `rest.security` into a CapabilityStatement built by [`capability_statement`]. The
+/// engine does not know the deployment's issuers; the HTTP edge does and calls this.
+pub fn add_security(statement: &mut Value, security: &Security) {
+    let section = match security {
+        Security::None => json!({
+            "cors": true,
+            "description": "No authentication: this server runs with --auth none (development only)."
+        }),
+        Security::Smart { authorize, token } => {
+            let mut section = json!({
+                "cors": true,
+                "service": [{
+                    "coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR"
+                    }],
+                    "text": "SMART on FHIR: OAuth 2.0 bearer access tokens"
+                }],
+                "description": "Every request but the CapabilityStatement needs an OAuth 2.0 bearer access token (SMART App Launch v2) from a trusted issuer; see /.well-known/smart-configuration."
+            });
+            let uris: Vec<Value> = [("authorize", authorize), ("token", token)]
+                .into_iter()
+                .filter_map(|(name, uri)| {
+                    uri.as_ref()
+                        .map(|uri| json!({"url": name, "valueUri": uri}))
+                })
+                .collect();
+            if !uris.is_empty()
+                && let Some(map) = section.as_object_mut()
+            {
+                map.insert(
+                    "extension".into(),
+                    json!([{
+                        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                        "extension": uris
+                    }]),
+                );
+            }
+            section
+        }
+    };
+    if let Some(rest) = statement
+        .get_mut("rest")
+        .and_then(|r| r.get_mut(0))
+        .and_then(Value::as_object_mut)
+    {
+        rest.insert("security".into(), section);
+    }
+}
+
 /// Paraply's own SearchParameter resource with this id (`CareTeam-participant-role`).
 pub fn search_parameter(id: &str) -> Option<Value> {
     PARAPLY_DEFINITIONS
@@ -122,4 +185,46 @@ pub fn search_parameter(id: &str) -> Option<Value> {
                 resource
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smart_security_names_the_service_and_the_oauth_uris() {
+        let mut statement = capability_statement();
+        add_security(
+            &mut statement,
+            &Security::Smart {
+                authorize: Some("https://idp/authorize".into()),
+                token: Some("https://idp/token".into()),
+            },
+        );
+        let security = &statement["rest"][0]["security"];
+        assert_eq!(security["cors"], true);
+        assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+        let uris = &security["extension"][0];
+        assert_eq!(
+            uris["url"],
+            "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+        );
+        assert_eq!(uris["extension"][0]["valueUri"], "https://idp/authorize");
+        assert_eq!(uris["extension"][1]["url"], "token");
+    }
+
+    #[test]
+    fn unknown_endpoints_leave_out_the_extension() {
+        let mut statement = capability_statement();
+        add_security(
+            &mut statement,
+            &Security::Smart {
+                authorize: None,
+                token: None,
+            },
+        );
+        assert!(statement["rest"][0]["security"]["extension"].is_null());
+        add_security(&mut statement, &Security::None);
+        assert!(statement["rest"][0]["security"]["service"].is_null());
+    }
 }

@@ -25,7 +25,7 @@ pub use audit::{
     audit_event,
 };
 pub use audit_log::{AuditLog, MAX_BATCH, stage_audit_event};
-pub use capabilities::{capability_statement, search_parameter};
+pub use capabilities::{Security, add_security, capability_statement, search_parameter};
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};

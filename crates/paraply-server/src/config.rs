@@ -100,10 +100,32 @@ pub enum ConfigError {
     ConfigFile { path: String, reason: String },
     #[error("--config / PARAPLY_CONFIG: {path}: {reason}")]
     ConfigValue { path: String, reason: String },
+    #[error(
+        "--auth / PARAPLY_AUTH: 'none' (no logins, no access rules) is only allowed on a loopback address (127.0.0.0/8 or ::1), not on --listen {listen}"
+    )]
+    AuthNoneNotLoopback { listen: SocketAddr },
+    #[error(
+        "--auth / PARAPLY_AUTH: 'oidc' (the default) needs at least one trusted issuer: add an [[issuer]] table to the --config / PARAPLY_CONFIG file (see README), or use --auth none on a loopback address for development"
+    )]
+    NoIssuers,
 }
 
 impl Config {
+    /// The settings of `paraply serve`: with `--auth oidc`, the file must name an issuer.
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        let config = Self::load(settings)?;
+        if config.auth == AuthMode::Oidc && config.file.issuer.is_empty() {
+            return Err(ConfigError::NoIssuers);
+        }
+        Ok(config)
+    }
+
+    /// The settings of `paraply demo`, which trusts its own demo issuer besides any in the file.
+    pub fn for_demo(settings: &Settings) -> Result<Config, ConfigError> {
+        Self::load(settings)
+    }
+
+    fn load(settings: &Settings) -> Result<Config, ConfigError> {
         let listen = settings
             .listen
             .parse::<SocketAddr>()
@@ -141,6 +163,9 @@ impl Config {
                 file
             }
         };
+        if settings.auth == AuthMode::None && !listen.ip().is_loopback() {
+            return Err(ConfigError::AuthNoneNotLoopback { listen });
+        }
         Ok(Config {
             listen,
             database_url: settings.database_url.clone(),
@@ -189,6 +214,66 @@ mod tests {
                 .to_string()
                 .contains("PARAPLY_CONFIG")
         );
+    }
+
+    #[test]
+    fn auth_none_only_on_loopback() {
+        for ok in ["127.0.0.1:8080", "127.8.9.10:1", "[::1]:8080"] {
+            let mut s = settings();
+            s.listen = ok.into();
+            assert!(Config::from_settings(&s).is_ok(), "{ok}");
+        }
+        for refused in ["0.0.0.0:8080", "192.168.1.5:8080", "[::]:8080"] {
+            let mut s = settings();
+            s.listen = refused.into();
+            let message = Config::from_settings(&s).unwrap_err().to_string();
+            assert!(
+                message.contains("PARAPLY_AUTH") && message.contains("loopback"),
+                "{message}"
+            );
+            assert!(Config::for_demo(&s).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn oidc_without_issuers_is_refused_except_in_the_demo() {
+        let mut s = settings();
+        s.auth = AuthMode::Oidc;
+        s.listen = "0.0.0.0:8080".into();
+        let message = Config::from_settings(&s).unwrap_err().to_string();
+        assert!(message.contains("[[issuer]]") && message.contains("PARAPLY_AUTH"));
+        assert!(Config::for_demo(&s).is_ok());
+    }
+
+    #[test]
+    fn the_compose_files_settings_trust_both_keycloak_realms() {
+        let text = include_str!("../../../deploy/paraply-keycloak.toml");
+        let file: FileConfig = toml::from_str(text).unwrap();
+        let kinds: Vec<_> = file.issuer.iter().map(|i| i.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                paraply_auth::IssuerKind::Citizen,
+                paraply_auth::IssuerKind::Staff
+            ]
+        );
+        for name in ["paraply-citizen-realm.json", "paraply-staff-realm.json"] {
+            let path = format!(
+                "{}/../../deploy/keycloak/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let realm: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let issuer = format!(
+                "http://keycloak:8180/realms/{}",
+                realm["realm"].as_str().unwrap()
+            );
+            assert!(file.issuer.iter().any(|i| i.issuer == issuer), "{issuer}");
+            assert!(
+                realm.to_string().contains("http://localhost:8080/fhir"),
+                "{name}: audience"
+            );
+        }
     }
 
     #[test]

@@ -1,20 +1,27 @@
 //! The `paraply` binary's library half: settings, logging, wiring and
 //! [`run`] (serve on a bound listener until a shutdown signal), so tests start the real
 //! server on `127.0.0.1:0`. Only this crate reads the environment and files.
+//!
+//! It also decides how callers authenticate: the trusted issuers of the settings behind one
+//! [`paraply_auth::Authenticator`], or nobody with `--auth none`; and, for `paraply demo`
+//! only, a built-in demo OpenID provider ([`DemoIdp`]).
 
 pub mod config;
 mod demo;
+mod demo_idp;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use paraply_api::{ApiSettings, Metrics, router};
+use paraply_api::{ApiSettings, EdgeAuth, Metrics, router};
+use paraply_auth::{Authenticator, TrustedIssuer};
 use paraply_core::Fhir;
 use paraply_store::Store;
 use tokio::net::TcpListener;
 
-pub use config::{Config, ConfigError};
+pub use config::{AuthMode, Config, ConfigError};
 pub use demo::load_demo_data;
+pub use demo_idp::DemoIdp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -26,6 +33,8 @@ pub enum ServerError {
     Metrics(String),
     #[error("demo data: {0}")]
     Demo(String),
+    #[error("trusted issuers: {0}")]
+    Auth(String),
     #[error("synth: {0}")]
     Synth(String),
     #[error("listen: {0}")]
@@ -63,18 +72,80 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve(listener, store, config, None, shutdown).await
+}
+
+/// [`run`] with the demo OpenID provider mounted under `/demo-idp` and trusted.
+pub async fn run_demo(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let idp = DemoIdp::new(listener.local_addr()?)?;
+    tracing::warn!(
+        issuers = %format!("{0}/citizen, {0}/staff", idp.root()),
+        "DEMO login service enabled: anyone can log in as the demo people and its signing key is public; never use it for real data"
+    );
+    serve(listener, store, config, Some(idp), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: &Config,
+    demo: Option<DemoIdp>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let mut issuers = config.file.issuer.clone();
+    if let Some(idp) = &demo {
+        issuers.extend(idp.trusted_issuers());
+    }
+    let auth = edge_auth(config.auth, issuers)?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
-    let app = router(
+    let mut app = router(
         Fhir::new(store),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
         },
         metrics,
+        auth,
     );
+    if let Some(idp) = demo {
+        app = app.merge(idp.router());
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// How the HTTP edge authenticates callers.
+fn edge_auth(mode: AuthMode, issuers: Vec<TrustedIssuer>) -> Result<EdgeAuth, ServerError> {
+    match mode {
+        AuthMode::None => {
+            tracing::warn!(
+                "AUTHENTICATION IS OFF (--auth none): every request runs unrestricted, with no access rules and no access log; development on this machine only"
+            );
+            Ok(EdgeAuth::Disabled)
+        }
+        AuthMode::Oidc => {
+            if issuers.is_empty() {
+                return Err(ConfigError::NoIssuers.into());
+            }
+            // No redirects: issuer documents are fetched from the exact URLs they publish.
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| ServerError::Auth(e.to_string()))?;
+            for issuer in &issuers {
+                tracing::info!(issuer = %issuer.issuer, kind = ?issuer.kind, "trusting issuer");
+            }
+            let authenticator =
+                Authenticator::new(issuers, http).map_err(|e| ServerError::Auth(e.to_string()))?;
+            Ok(EdgeAuth::Oidc(Arc::new(authenticator)))
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use paraply_server::config::{Cli, Command};
-use paraply_server::{Config, ServerError, load_demo_data, open_store, run, shutdown_signal};
+use paraply_server::{
+    Config, ServerError, load_demo_data, open_store, run, run_demo, shutdown_signal,
+};
 use tokio::net::TcpListener;
 
 fn init_logging() {
@@ -44,7 +46,11 @@ async fn start(command: Command) -> Result<(), ServerError> {
             return Ok(());
         }
     };
-    let config = Config::from_settings(&settings)?;
+    let config = if demo {
+        Config::for_demo(&settings)?
+    } else {
+        Config::from_settings(&settings)?
+    };
     let store = open_store(&config).await?;
     if demo {
         let loaded = load_demo_data(store.clone()).await?;
@@ -56,5 +62,9 @@ async fn start(command: Command) -> Result<(), ServerError> {
         "Paraply is serving FHIR R4 at http://{}/fhir",
         listener.local_addr()?
     );
-    run(listener, store, &config, shutdown_signal()).await
+    if demo {
+        run_demo(listener, store, &config, shutdown_signal()).await
+    } else {
+        run(listener, store, &config, shutdown_signal()).await
+    }
 }

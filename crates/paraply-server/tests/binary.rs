@@ -19,6 +19,7 @@ const PARAPLY_VARS: &[&str] = &[
     "PARAPLY_LISTEN",
     "PARAPLY_DATABASE_URL",
     "PARAPLY_CONFIG",
+    "PARAPLY_AUTH",
     "PARAPLY_LOG",
     "PARAPLY_LOG_FORMAT",
 ];
@@ -106,6 +107,8 @@ struct Server {
 
 impl Server {
     /// Starts `paraply <subcommand>` on a free port and `database`, and waits until ready.
+    /// `serve` runs with `--auth none` (these tests are not about logins); `demo` with its
+    /// own demo issuer.
     async fn start(
         subcommand: &str,
         dir: &Path,
@@ -115,12 +118,11 @@ impl Server {
     ) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let child = spawn(
-            dir,
-            log,
-            &[subcommand, "--listen", &listen, "--database", database],
-            envs,
-        );
+        let mut args = vec![subcommand, "--listen", &listen, "--database", database];
+        if subcommand == "serve" {
+            args.extend(["--auth", "none"]);
+        }
+        let child = spawn(dir, log, &args, envs);
         let mut server = Server {
             child,
             dir: dir.to_owned(),
@@ -220,6 +222,107 @@ async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// Logs `login_hint` in at the demo issuer `issuer` the way an app does: authorization code
+/// with PKCE, no browser. Returns the token response.
+async fn demo_login(client: &reqwest::Client, issuer: &str, login_hint: &str) -> Value {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let redirect_uri = "http://127.0.0.1/demo-app/callback";
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let (_, discovery) = get_json(
+        client,
+        &format!("{issuer}/.well-known/openid-configuration"),
+    )
+    .await;
+    assert_eq!(discovery["issuer"], issuer, "{discovery}");
+    let authorize = discovery["authorization_endpoint"]
+        .as_str()
+        .expect("authorize");
+    // The redirect to the app is read, not followed: nothing listens there.
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let response = browser
+        .get(authorize)
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "demo-app"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid launch/patient patient/*.rs"),
+            ("state", "s1"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", login_hint),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let location =
+        reqwest::Url::parse(response.headers()["location"].to_str().expect("a Location"))
+            .expect("an absolute redirect");
+    assert!(location.as_str().starts_with(redirect_uri), "{location}");
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param("state").as_deref(), Some("s1"));
+    assert_eq!(param("iss").as_deref(), Some(issuer));
+    let code = param("code").expect("a code");
+    let token_endpoint = discovery["token_endpoint"].as_str().expect("token");
+    let exchange = |verifier: String| {
+        client.post(token_endpoint).form(&[
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("redirect_uri", redirect_uri.to_owned()),
+            ("client_id", "demo-app".to_owned()),
+            ("code_verifier", verifier),
+        ])
+    };
+    let tokens: Value = exchange(verifier)
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
+    // A code is good for one exchange only.
+    let again = exchange("x".repeat(43)).send().await.expect("token again");
+    assert_eq!(again.status(), 400);
+    tokens
+}
+
+fn bearer(tokens: &Value) -> String {
+    format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("an access token")
+    )
+}
+
+async fn get_as(client: &reqwest::Client, url: &str, authorization: &str) -> (u16, Value) {
+    let response = client
+        .get(url)
+        .header("authorization", authorization)
+        .send()
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    (status, body)
+}
+
 #[tokio::test]
 async fn demo_serves_the_demo_patient_ready_to_click() {
     let dir = fresh_dir();
@@ -227,7 +330,90 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     let client = client();
 
     let mut first = Server::start("demo", &dir, "first", &database, &[]).await;
-    let (status, patient) = get_json(&client, &first.url("/fhir/Patient/demo-tolvan")).await;
+    assert!(
+        first.stdout().contains("DEMO") || first.stderr().contains("DEMO"),
+        "the demo login service is announced loudly:\n{}",
+        first.logs()
+    );
+    let citizen = first.url("/demo-idp/citizen");
+
+    // Without a token: 401 and a challenge, as an OperationOutcome.
+    let response = client
+        .get(first.url("/fhir/Patient/demo-tolvan"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"paraply\""
+    );
+    let outcome: Value = response.json().await.expect("an OperationOutcome");
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    assert_eq!(outcome["issue"][0]["code"], "login");
+    let response = client
+        .get(first.url("/fhir/Patient/demo-tolvan"))
+        .header("authorization", "Bearer not.a.token")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // The public documents tell an app where to log in.
+    let (status, smart) =
+        get_json(&client, &first.url("/fhir/.well-known/smart-configuration")).await;
+    assert_eq!(status, 200, "{smart}");
+    assert_eq!(smart["issuer"], citizen.as_str());
+    assert_eq!(
+        smart["authorization_endpoint"],
+        format!("{citizen}/authorize")
+    );
+    assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        smart["paraply_trusted_issuers"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let (status, capabilities) = get_json(&client, &first.url("/fhir/metadata")).await;
+    assert_eq!(status, 200, "{capabilities}");
+    assert_eq!(capabilities["resourceType"], "CapabilityStatement");
+    assert_eq!(capabilities["fhirVersion"], "4.0.1");
+    let security = &capabilities["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+    assert_eq!(
+        security["extension"][0]["extension"][1]["valueUri"],
+        format!("{citizen}/token")
+    );
+
+    // Without login_hint the demo login shows whom one may be.
+    let page = client
+        .get(format!("{citizen}/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "demo-app"),
+            ("redirect_uri", "http://127.0.0.1/demo-app/callback"),
+            ("code_challenge", "abc"),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("HTML");
+    assert!(
+        page.contains("Tolvan Tolvansson") && page.contains("DEMO"),
+        "{page}"
+    );
+
+    let tokens = demo_login(&client, &citizen, "tolvan").await;
+    assert_eq!(tokens["patient"], "demo-tolvan", "{tokens}");
+    let tolvan = bearer(&tokens);
+    let (status, patient) = get_as(&client, &first.url("/fhir/Patient/demo-tolvan"), &tolvan).await;
     assert_eq!(status, 200, "{patient}");
     let identifiers = patient["identifier"].as_array().expect("identifiers");
     assert!(
@@ -237,28 +423,54 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
         "{patient}"
     );
     assert_eq!(patient["meta"]["versionId"], "1", "{patient}");
-
-    let (status, capabilities) = get_json(&client, &first.url("/fhir/metadata")).await;
-    assert_eq!(status, 200, "{capabilities}");
-    assert_eq!(capabilities["resourceType"], "CapabilityStatement");
-    assert_eq!(capabilities["fhirVersion"], "4.0.1");
+    // An ID token is not an access token for this server.
+    let id_token = format!(
+        "Bearer {}",
+        tokens["id_token"].as_str().expect("an ID token")
+    );
+    let (status, _) = get_as(&client, &first.url("/fhir/Patient/demo-tolvan"), &id_token).await;
+    assert_eq!(status, 401);
 
     // The demo patientkontrakt answers the searches the portal and clinicians use.
     let search = "/fhir/CareTeam?patient=demo-tolvan&category=fast-kontakt&status=active";
-    let (status, contacts) = get_json(&client, &first.url(search)).await;
+    let (status, contacts) = get_as(&client, &first.url(search), &tolvan).await;
     assert_eq!(status, 200, "{contacts}");
     assert_eq!(contacts["total"], 1, "{contacts}");
     let search =
         "/fhir/CarePlan?patient=demo-tolvan&category=patientkontrakt&_include=CarePlan:care-team";
-    let (status, plans) = get_json(&client, &first.url(search)).await;
+    let (status, plans) = get_as(&client, &first.url(search), &tolvan).await;
     assert_eq!(status, 200, "{plans}");
     assert_eq!(plans["entry"].as_array().map(Vec::len), Some(2), "{plans}");
+
+    // The relative and the physician log in too.
+    let lisa = demo_login(&client, &citizen, "198505052384").await;
+    let (status, relative) = get_as(
+        &client,
+        &first.url("/fhir/RelatedPerson/demo-lisa"),
+        &bearer(&lisa),
+    )
+    .await;
+    assert_eq!(status, 200, "{relative}");
+    let anna = demo_login(&client, &first.url("/demo-idp/staff"), "anna").await;
+    let (status, _) = get_as(
+        &client,
+        &first.url("/fhir/Patient/demo-tolvan"),
+        &bearer(&anna),
+    )
+    .await;
+    assert_eq!(status, 200);
     first.stop().await;
     drop(first);
 
     // The same database again: loading the demo data a second time changes nothing.
     let mut second = Server::start("demo", &dir, "second", &database, &[]).await;
-    let (status, patient) = get_json(&client, &second.url("/fhir/Patient/demo-tolvan")).await;
+    let tokens = demo_login(&client, &second.url("/demo-idp/citizen"), "tolvan").await;
+    let (status, patient) = get_as(
+        &client,
+        &second.url("/fhir/Patient/demo-tolvan"),
+        &bearer(&tokens),
+    )
+    .await;
     assert_eq!(status, 200, "{patient}");
     assert_eq!(patient["meta"]["versionId"], "1", "{patient}");
     second.stop().await;
@@ -308,7 +520,35 @@ async fn bad_settings_stop_startup_naming_the_setting() {
         "--config",
         &unknown_key,
     ];
+    let oidc_without_issuers = ["serve", "--listen", "127.0.0.1:0", "--database", &database];
+    let auth_none_public = [
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--database",
+        &database,
+        "--auth",
+        "none",
+    ];
     let cases = [
+        BadStart {
+            name: "oidc-without-issuers",
+            args: &oidc_without_issuers,
+            envs: &[],
+            mentions: &["PARAPLY_AUTH", "[[issuer]]"],
+        },
+        BadStart {
+            name: "auth-none-on-a-public-address",
+            args: &auth_none_public,
+            envs: &[],
+            mentions: &["PARAPLY_AUTH", "loopback"],
+        },
+        BadStart {
+            name: "auth-none-by-env-on-a-public-address",
+            args: &["serve", "--listen", "0.0.0.0:0", "--database", &database],
+            envs: &[("PARAPLY_AUTH", "none")],
+            mentions: &["PARAPLY_AUTH", "loopback"],
+        },
         BadStart {
             name: "listen-flag",
             args: &listen_flag,
