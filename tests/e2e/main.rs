@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, over HTTP, on SQLite and (when
 //! `PARAPLY_TEST_DATABASE_URL` is set) PostgreSQL.
 
+mod access;
 mod bundles;
 mod crud;
 mod errors;

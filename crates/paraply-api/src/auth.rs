@@ -141,9 +141,10 @@ fn purpose(headers: &HeaderMap) -> Result<Purpose, String> {
         headers
             .get(name)
             .map(|v| {
-                v.to_str()
+                // UTF-8, not just ASCII: a reason is written in Swedish (å, ä, ö).
+                std::str::from_utf8(v.as_bytes())
                     .map(|s| s.trim().to_owned())
-                    .map_err(|_| format!("{name} is not ASCII text"))
+                    .map_err(|_| format!("{name} is not UTF-8 text"))
             })
             .transpose()
     };
