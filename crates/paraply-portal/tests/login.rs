@@ -253,6 +253,28 @@ public_url = "{portal}""#,
         StatusCode::UNAUTHORIZED
     );
 
+    // RFC 9207: an answer naming another issuer is refused, and its state is spent.
+    let mixup = browser();
+    let genuine = login_until_callback(&mixup, &portal, "login_hint=tolvan").await;
+    let mut forged = reqwest::Url::parse(&genuine).unwrap();
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "iss" {
+                "http://127.0.0.1:1".into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let response = mixup.get(forged).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(session_set_cookie(&response).is_none());
+    let response = mixup.get(&genuine).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "state spent");
+
     // Open redirects are refused before anything is sent to the provider.
     for evil in ["https%3A%2F%2Fevil.example", "%2F%2Fevil.example"] {
         let response = browser()
