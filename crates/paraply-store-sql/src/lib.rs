@@ -17,6 +17,7 @@ mod error;
 mod plans;
 mod postgres;
 mod search;
+mod sessions;
 mod sql;
 mod sqlite;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use paraply_store::{Store, StoreError};
 
 pub use postgres::{PostgresOptions, PostgresStore};
+pub use sessions::open_store_with_sessions;
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// Opens the store a database URL names: `sqlite:` (a file, created if missing) or

@@ -42,7 +42,7 @@ impl Default for PostgresOptions {
 /// A [`Store`] on a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PostgresStore {

@@ -5,11 +5,14 @@
 //! given and hands it back untouched, so reads never pay for parsing.
 
 pub mod conformance;
+mod sessions;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{IndexRow, SearchQuery, SortValue};
 use time::OffsetDateTime;
+
+pub use sessions::{PendingLogin, Session, SessionStore};
 
 /// One stored version of a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
