@@ -863,3 +863,113 @@ access_case!(scopes_limit_what_a_token_may_do, async |w: &World| {
     assert_eq!(w.with_token(&narrow, "Goal/goal-tolvan").await.status, 200);
     assert_forbidden(&w.with_token(&narrow, "CarePlan/umbrella-tolvan").await);
 });
+
+// ---------------------------------------------------------------------------------------------
+// The access log
+
+impl World {
+    /// How many AuditEvents match `query`, counted by the server itself.
+    async fn audit_count(&self, query: &str) -> u64 {
+        let mut request = FhirRequest::new(Method::Get, "AuditEvent");
+        request.query = paraply_core::parse_query(&format!("{query}&_summary=count"));
+        match self.fhir.handle(request).await {
+            Ok(paraply_core::Outcome::Searchset { page, .. }) => page.total.unwrap_or_default(),
+            other => panic!("counting AuditEvents: {other:?}"),
+        }
+    }
+}
+
+access_case!(
+    every_access_and_every_refusal_is_logged,
+    async |w: &World| {
+        let tolvan = "patient=Patient/tolvan";
+        let before = w.audit_count(tolvan).await;
+        assert_eq!(
+            w.get(Who::Anna, "CarePlan/plan-region-tolvan").await.status,
+            200
+        );
+        assert_eq!(w.audit_count(tolvan).await, before + 1, "a read");
+        w.get(Who::Anna, "CarePlan?patient=Patient/tolvan").await;
+        assert_eq!(w.audit_count(tolvan).await, before + 2, "a search");
+        assert_forbidden(&w.get(Who::Erik, "CarePlan/plan-region-tolvan").await);
+        assert_eq!(w.audit_count(tolvan).await, before + 3, "a refused read");
+        assert_eq!(
+            w.audit_count("patient=Patient/tolvan&outcome=4").await,
+            1,
+            "logged as refused"
+        );
+
+        let created = w
+            .post(
+                Who::Anna,
+                "Goal",
+                &json!({"resourceType": "Goal", "lifecycleStatus": "active",
+            "description": {"text": "Promenad varje dag"}, "subject": reference("Patient/tolvan")}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert_eq!(w.audit_count(tolvan).await, before + 4, "a write");
+        let goal = created.body["id"].as_str().unwrap_or_default();
+        let mut provenance = FhirRequest::new(Method::Get, "Provenance");
+        provenance.query = vec![("target".into(), format!("Goal/{goal}"))];
+        match w.fhir.handle(provenance).await {
+            Ok(paraply_core::Outcome::Searchset { page, .. }) => {
+                assert_eq!(page.total, Some(1), "every write has a Provenance");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let anonymous = w.audit_count("outcome=4").await;
+        assert_unauthorized(&w.server.get("Patient/tolvan").await);
+        assert_unauthorized(&w.with_token("not-a-jwt", "Patient/tolvan").await);
+        assert_eq!(
+            w.audit_count("outcome=4").await,
+            anonymous + 2,
+            "refused logins are logged"
+        );
+    }
+);
+
+access_case!(emergency_access_is_flagged_in_the_log, async |w: &World| {
+    let flagged = format!("_security=http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT");
+    assert_eq!(w.audit_count(&flagged).await, 0);
+    let reply = Reply::send(
+        w.server
+            .request(reqwest::Method::GET, "CarePlan/plan-karin")
+            .bearer_auth(token(Who::Erik).await)
+            .header("x-purpose-of-use", "ETREAT")
+            .header("x-purpose-of-use-reason", "Patienten medvetslös"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        w.audit_count(&format!("{flagged}&patient=Patient/karin"))
+            .await,
+        1
+    );
+});
+
+access_case!(
+    the_patient_reads_who_accessed_their_data,
+    async |w: &World| {
+        assert_eq!(
+            w.get(Who::Anna, "CarePlan/plan-region-tolvan").await.status,
+            200
+        );
+        let log = w.get(Who::Tolvan, "Patient/tolvan/$access-log").await;
+        assert_eq!(log.status, 200, "{}", log.text);
+        assert_eq!(log.body["resourceType"], "Bundle");
+        assert!(
+            log.text.contains("SE2321000016-15CQ"),
+            "the unit is shown: {}",
+            log.text
+        );
+        assert!(
+            !log.text.contains("SE2321000016-1003"),
+            "the staff member is not: {}",
+            log.text
+        );
+        assert_forbidden(&w.get(Who::Tolvan, "Patient/karin/$access-log").await);
+        assert_forbidden(&w.get(Who::Erik, "Patient/tolvan/$access-log").await);
+    }
+);

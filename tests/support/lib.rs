@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use paraply_server::config::{AuthMode, FileConfig};
-use paraply_server::{Config, open_store, run};
+use paraply_server::{Config, open_stores, run};
 use paraply_store::Store;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -164,14 +164,15 @@ impl TestServer {
             auth,
             file,
         };
-        let store = open_store(&config).await.expect("open the test database");
+        let stores = open_stores(&config).await.expect("open the test database");
+        let store = stores.resources.clone();
         let (tx, rx) = oneshot::channel::<()>();
-        let server_store = store.clone();
+
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = rx.await;
             };
-            run(listener, server_store, &config, shutdown)
+            run(listener, stores, &config, shutdown)
                 .await
                 .expect("server runs");
         });

@@ -33,6 +33,16 @@ pub(crate) enum Refusal {
     IssuerUnavailable(String),
 }
 
+impl Refusal {
+    /// For a failed authentication, what the access log records.
+    pub(crate) fn login_failure(&self) -> Option<&str> {
+        match self {
+            Refusal::Unauthenticated(failure) => Some(failure.reason()),
+            _ => None,
+        }
+    }
+}
+
 /// A failed authentication. The one place its reason lives: logged here, and the access log
 /// (AuditEvent) will take it from here too.
 pub(crate) struct AuthFailure {

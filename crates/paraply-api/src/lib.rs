@@ -303,6 +303,11 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         match auth::request_context(&state.auth, &parts.headers, &id).await {
             Ok(context) => context,
             Err(refusal) => {
+                if let Some(reason) = refusal.login_failure()
+                    && let Err(error) = state.fhir.log_refused_login(&id, reason).await
+                {
+                    tracing::error!(request_id = %id, %error, "cannot log a refused login");
+                }
                 let (rendered, challenge) = refusal.render();
                 let mut response = respond(rendered, format.pretty);
                 if let Some(challenge) = challenge {

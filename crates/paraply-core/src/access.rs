@@ -648,6 +648,24 @@ pub(crate) fn unresolved_record(
     }
 }
 
+/// The AuditEvent of a request refused before anyone was identified.
+pub(crate) fn refused_login_record(request_id: &str, reason: &str) -> AuditRecord {
+    AuditRecord {
+        recorded: now(),
+        action: AuditAction::Operation,
+        agent: AuditAgent::Unauthenticated,
+        issuer: String::new(),
+        purpose: Purpose::Treatment,
+        outcome: AuditOutcome::Denied {
+            reason: reason.to_owned(),
+        },
+        patients: Vec::new(),
+        entity: None,
+        query: None,
+        request_id: request_id.to_owned(),
+    }
+}
+
 /// The agent of the access log.
 fn agent_of(principal: &Principal, subject: Option<&Subject>) -> AuditAgent {
     {

@@ -166,6 +166,13 @@ impl Fhir {
         }
     }
 
+    /// Logs a request refused before anyone was identified (no token, or a rejected one):
+    /// attacks leave a trace too. The event names no patient, and no token content.
+    pub async fn log_refused_login(&self, request_id: &str, reason: &str) -> Result<(), CoreError> {
+        let record = access::refused_login_record(request_id, reason);
+        self.audit_log().record(record).await
+    }
+
     /// The access log writer (group commit), started on first use.
     fn audit_log(&self) -> &AuditLog {
         self.audit

@@ -67,6 +67,9 @@ pub struct FileConfig {
     pub database_pool_size: u32,
     /// Trusted OpenID Connect issuers (`[[issuer]]` tables).
     pub issuer: Vec<paraply_auth::TrustedIssuer>,
+    /// The portal's login (`[portal]`): its OpenID provider and client. Without it the
+    /// `/auth/*` routes are not served (`paraply demo` uses its demo provider).
+    pub portal: Option<paraply_portal::PortalSettings>,
 }
 
 impl Default for FileConfig {
@@ -75,6 +78,7 @@ impl Default for FileConfig {
             max_body_bytes: 8 * 1024 * 1024,
             database_pool_size: 8,
             issuer: Vec::new(),
+            portal: None,
         }
     }
 }

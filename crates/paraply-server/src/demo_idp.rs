@@ -245,6 +245,18 @@ impl DemoIdp {
         ]
     }
 
+    /// The portal of `paraply demo` logs citizens in here.
+    pub fn portal_settings(&self) -> paraply_portal::PortalSettings {
+        paraply_portal::PortalSettings {
+            issuer: self.inner.issuer(Realm::Citizen),
+            client_id: "paraply-portal".to_owned(),
+            client_secret: None,
+            public_url: self.inner.fhir_base.trim_end_matches("/fhir").to_owned(),
+            scopes: "openid patient/*.cruds".to_owned(),
+            session_lifetime_minutes: 60,
+        }
+    }
+
     /// The routes under `/demo-idp/{citizen|staff}/`.
     pub fn router(&self) -> Router {
         Router::new()

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use paraply_api::{ApiSettings, EdgeAuth, Metrics, router};
 use paraply_auth::{Authenticator, TrustedIssuer};
 use paraply_core::Fhir;
-use paraply_store::Store;
+use paraply_store::{SessionStore, Store};
 use tokio::net::TcpListener;
 
 pub use config::{AuthMode, Config, ConfigError};
@@ -41,14 +41,28 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// The database behind one server: FHIR resources, and the portal's sessions (same pools).
+#[derive(Clone)]
+pub struct Stores {
+    pub resources: Arc<dyn Store>,
+    pub sessions: Arc<dyn SessionStore>,
+}
+
 /// Opens (creating and migrating) the configured database.
-pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServerError> {
-    paraply_store_sql::open_store(&config.database_url, config.file.database_pool_size)
-        .await
-        .map_err(|e| ServerError::Database {
-            url: redact(&config.database_url),
-            reason: e.to_string(),
-        })
+pub async fn open_stores(config: &Config) -> Result<Stores, ServerError> {
+    paraply_store_sql::open_store_with_sessions(
+        &config.database_url,
+        config.file.database_pool_size,
+    )
+    .await
+    .map(|(resources, sessions)| Stores {
+        resources,
+        sessions,
+    })
+    .map_err(|e| ServerError::Database {
+        url: redact(&config.database_url),
+        reason: e.to_string(),
+    })
 }
 
 /// A database URL without its password, for messages.
@@ -68,17 +82,18 @@ fn redact(url: &str) -> String {
 /// Serves on `listener` until `shutdown` completes; in-flight requests finish first.
 pub async fn run(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    stores: Stores,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    serve(listener, store, config, None, shutdown).await
+    serve(listener, stores, config, None, shutdown).await
 }
 
-/// [`run`] with the demo OpenID provider mounted under `/demo-idp` and trusted.
+/// [`run`] with the demo OpenID provider mounted under `/demo-idp` and trusted, and the
+/// portal logging in through it unless `[portal]` names another provider.
 pub async fn run_demo(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    stores: Stores,
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
@@ -87,30 +102,47 @@ pub async fn run_demo(
         issuers = %format!("{0}/citizen, {0}/staff", idp.root()),
         "DEMO login service enabled: anyone can log in as the demo people and its signing key is public; never use it for real data"
     );
-    serve(listener, store, config, Some(idp), shutdown).await
+    serve(listener, stores, config, Some(idp), shutdown).await
 }
 
 async fn serve(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    stores: Stores,
     config: &Config,
     demo: Option<DemoIdp>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // No redirects: issuer documents are fetched from the exact URLs they publish, and the
+    // portal reads the provider's answers instead of following them.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ServerError::Auth(e.to_string()))?;
     let mut issuers = config.file.issuer.clone();
     if let Some(idp) = &demo {
         issuers.extend(idp.trusted_issuers());
     }
-    let auth = edge_auth(config.auth, issuers)?;
+    let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let mut app = router(
-        Fhir::new(store),
+        Fhir::new(stores.resources),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
         },
         metrics,
         auth,
     );
+    let portal = config
+        .file
+        .portal
+        .clone()
+        .or_else(|| demo.as_ref().map(DemoIdp::portal_settings));
+    if let Some(settings) = portal {
+        settings
+            .validate()
+            .map_err(|e| ServerError::Auth(format!("[portal]: {e}")))?;
+        app = app.merge(paraply_portal::router(settings, stores.sessions, http));
+    }
     if let Some(idp) = demo {
         app = app.merge(idp.router());
     }
@@ -121,7 +153,11 @@ async fn serve(
 }
 
 /// How the HTTP edge authenticates callers.
-fn edge_auth(mode: AuthMode, issuers: Vec<TrustedIssuer>) -> Result<EdgeAuth, ServerError> {
+fn edge_auth(
+    mode: AuthMode,
+    issuers: Vec<TrustedIssuer>,
+    http: reqwest::Client,
+) -> Result<EdgeAuth, ServerError> {
     match mode {
         AuthMode::None => {
             tracing::warn!(
@@ -133,11 +169,6 @@ fn edge_auth(mode: AuthMode, issuers: Vec<TrustedIssuer>) -> Result<EdgeAuth, Se
             if issuers.is_empty() {
                 return Err(ConfigError::NoIssuers.into());
             }
-            // No redirects: issuer documents are fetched from the exact URLs they publish.
-            let http = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| ServerError::Auth(e.to_string()))?;
             for issuer in &issuers {
                 tracing::info!(issuer = %issuer.issuer, kind = ?issuer.kind, "trusting issuer");
             }

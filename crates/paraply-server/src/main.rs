@@ -3,7 +3,7 @@
 use clap::Parser;
 use paraply_server::config::{Cli, Command};
 use paraply_server::{
-    Config, ServerError, load_demo_data, open_store, run, run_demo, shutdown_signal,
+    Config, ServerError, load_demo_data, open_stores, run, run_demo, shutdown_signal,
 };
 use tokio::net::TcpListener;
 
@@ -51,9 +51,9 @@ async fn start(command: Command) -> Result<(), ServerError> {
     } else {
         Config::from_settings(&settings)?
     };
-    let store = open_store(&config).await?;
+    let stores = open_stores(&config).await?;
     if demo {
-        let loaded = load_demo_data(store.clone()).await?;
+        let loaded = load_demo_data(stores.resources.clone()).await?;
         tracing::info!(resources = loaded, "demo data loaded");
     }
     let listener = TcpListener::bind(config.listen).await?;
@@ -63,8 +63,8 @@ async fn start(command: Command) -> Result<(), ServerError> {
         listener.local_addr()?
     );
     if demo {
-        run_demo(listener, store, &config, shutdown_signal()).await
+        run_demo(listener, stores, &config, shutdown_signal()).await
     } else {
-        run(listener, store, &config, shutdown_signal()).await
+        run(listener, stores, &config, shutdown_signal()).await
     }
 }

@@ -33,27 +33,9 @@ pub use sqlite::{SqliteOptions, SqliteStore};
 /// `postgres:`/`postgresql:`. `pool_size` is the read pool for SQLite (writes always use one
 /// connection) and the whole pool for PostgreSQL. Any other scheme is an error.
 pub async fn open_store(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
-    // Only the scheme goes into the error: the rest of a URL may hold a password.
-    let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-    match scheme {
-        "sqlite" => {
-            let options = SqliteOptions {
-                read_connections: pool_size,
-                ..SqliteOptions::default()
-            };
-            Ok(Arc::new(SqliteStore::open(url, options).await?))
-        }
-        "postgres" | "postgresql" => {
-            let options = PostgresOptions {
-                max_connections: pool_size,
-                ..PostgresOptions::default()
-            };
-            Ok(Arc::new(PostgresStore::connect(url, options).await?))
-        }
-        other => Err(StoreError::Database(format!(
-            "unsupported database URL scheme '{other}:' (expected sqlite:, postgres: or postgresql:)"
-        ))),
-    }
+    open_store_with_sessions(url, pool_size)
+        .await
+        .map(|(store, _)| store)
 }
 
 #[cfg(test)]
