@@ -675,6 +675,23 @@ access_case!(sparr_blocks_the_named_unit_only, async |w: &World| {
     assert_forbidden(&w.get(Who::Erik, "CarePlan/plan-karin").await);
     let search = w.get(Who::Erik, "CarePlan?patient=Patient/karin").await;
     assert_eq!(search.body["total"], 0, "{}", search.text);
+    let said = search.body["entry"][0]["resource"]["issue"][0].clone();
+    assert_eq!(
+        search.body["entry"][0]["search"]["mode"], "outcome",
+        "{}",
+        search.text
+    );
+    assert_eq!(said["severity"], "information");
+    assert!(
+        said["diagnostics"]
+            .as_str()
+            .is_some_and(|d| d.contains("spärr")),
+        "{said}"
+    );
+    assert!(!search.text.contains("geriatrik"), "it does not say where");
+    let anna = w.get(Who::Anna, "CarePlan?patient=Patient/karin").await;
+    assert_eq!(anna.body["total"], 1, "{}", anna.text);
+    assert!(!anna.text.contains("spärr"), "{}", anna.text);
     assert_eq!(w.get(Who::Anna, "CarePlan/plan-karin").await.status, 200);
 });
 

@@ -157,7 +157,11 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
             }
         }
         Outcome::Deleted => Rendered::new(StatusCode::NO_CONTENT, None),
-        Outcome::Searchset { query, page } => searchset(&query, page, ctx),
+        Outcome::Searchset {
+            query,
+            page,
+            blocked,
+        } => searchset(&query, page, blocked, ctx),
         Outcome::History { params, page } => {
             let mut links = vec![link("self", ctx.self_url)];
             if let Some(next) = page.next {
@@ -229,9 +233,15 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
     }
 }
 
-/// A searchset Bundle: matches, then included resources, then (lenient handling) an
-/// OperationOutcome naming what was ignored; keyset `next`/`previous` links.
-fn searchset(query: &SearchQuery, page: SearchPage, ctx: &RenderContext<'_>) -> Rendered {
+/// A searchset Bundle: matches, then included resources, then an OperationOutcome naming
+/// what was ignored (lenient handling) or saying that a spärr hides data; keyset
+/// `next`/`previous` links.
+fn searchset(
+    query: &SearchQuery,
+    page: SearchPage,
+    blocked: bool,
+    ctx: &RenderContext<'_>,
+) -> Rendered {
     let mut links = vec![link("self", ctx.self_url)];
     let cursor_link = |relation: &str, matched: &SearchMatch, backwards: bool| {
         let cursor = PageCursor {
@@ -282,17 +292,25 @@ fn searchset(query: &SearchQuery, page: SearchPage, ctx: &RenderContext<'_>) -> 
         search: Some(json!({"mode": "include"})),
         ..EntryOut::default()
     }));
-    if !query.ignored.is_empty() {
-        let issues: Vec<Issue> = query
-            .ignored
-            .iter()
-            .map(|error| Issue {
-                severity: Severity::Warning,
-                code: IssueType::NotSupported,
-                diagnostics: format!("ignored: {error}"),
-                expression: Some(error.parameter().to_owned()),
-            })
-            .collect();
+    let mut issues: Vec<Issue> = query
+        .ignored
+        .iter()
+        .map(|error| Issue {
+            severity: Severity::Warning,
+            code: IssueType::NotSupported,
+            diagnostics: format!("ignored: {error}"),
+            expression: Some(error.parameter().to_owned()),
+        })
+        .collect();
+    if blocked {
+        issues.push(Issue {
+            severity: Severity::Information,
+            code: IssueType::Informational,
+            diagnostics: "the patient has blocked (spärr) some data from your unit or care provider; it is not shown. Emergency access (X-Purpose-Of-Use: ETREAT with a reason) lifts it and is logged.".into(),
+            expression: None,
+        });
+    }
+    if !issues.is_empty() {
         entries.push(EntryOut {
             resource: raw(&operation_outcome(&issues).to_string()),
             search: Some(json!({"mode": "outcome"})),

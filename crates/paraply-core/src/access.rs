@@ -365,6 +365,16 @@ async fn write_new(
     Ok(())
 }
 
+/// How many resources `query` matches, without fetching any.
+async fn count(reader: &mut Reader<'_>, mut query: SearchQuery) -> Result<u64, CoreError> {
+    query.count = 0;
+    query.page = None;
+    query.include.clear();
+    query.revinclude.clear();
+    query.total = Total::Accurate;
+    Ok(reader.search(&query).await?.total.unwrap_or_default())
+}
+
 /// Which SMART permission an interaction needs on which type.
 pub(crate) fn required_permission(interaction: &Interaction) -> Option<(ResourceType, Permission)> {
     Some(match interaction {
@@ -557,6 +567,58 @@ impl Access {
         } else {
             Err(self.no_access(resource_type))
         }
+    }
+
+    /// Whether a spärr hides some of what `query` (this caller's, restricted) would find.
+    /// Costs one query when no spärr names the caller's unit or provider at all, three when
+    /// one does (the search counted with and without the spärr rule).
+    pub async fn blocked_data_exists(
+        &self,
+        reader: &mut Reader<'_>,
+        query: &SearchQuery,
+    ) -> Result<bool, CoreError> {
+        let Some(Restriction::Staff(scope)) = &query.restriction else {
+            return Ok(false);
+        };
+        if scope.emergency || scope.blocked_if_actor.is_empty() {
+            return Ok(false);
+        }
+        let mut sparrar = SearchQuery::new(ResourceType::Consent);
+        let token = |param: &'static str, code: &str| Filter {
+            negated: false,
+            any_of: vec![Condition::Token {
+                param,
+                system: TokenSystem::Any,
+                code: Some(code.to_owned()),
+            }],
+        };
+        sparrar.filters.push(token("status", "active"));
+        sparrar.filters.push(token("provision-type", "deny"));
+        sparrar.filters.push(Filter {
+            negated: false,
+            any_of: scope
+                .blocked_if_actor
+                .iter()
+                .filter_map(|actor| actor.split_once('/'))
+                .filter_map(|(type_name, id)| {
+                    Some(Condition::Reference {
+                        param: "actor",
+                        target: ReferenceTarget::Local {
+                            target_type: Some(type_name.parse().ok()?),
+                            id: id.to_owned(),
+                        },
+                    })
+                })
+                .collect(),
+        });
+        if count(reader, sparrar).await? == 0 {
+            return Ok(false);
+        }
+        let mut unblocked_scope = scope.as_ref().clone();
+        unblocked_scope.blocked_if_actor.clear();
+        let mut unblocked = query.clone();
+        unblocked.restriction = Some(Restriction::Staff(Box::new(unblocked_scope)));
+        Ok(count(reader, unblocked).await? > count(reader, query.clone()).await?)
     }
 
     pub fn no_access(&self, resource_type: ResourceType) -> CoreError {

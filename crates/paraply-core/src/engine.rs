@@ -43,6 +43,9 @@ pub enum Outcome {
     Searchset {
         query: SearchQuery,
         page: SearchPage,
+        /// A spärr hides some of what the search would otherwise find (I11): the answer may
+        /// say so, not where.
+        blocked: bool,
     },
     History {
         params: HistoryParams,
@@ -364,7 +367,15 @@ impl Fhir {
                             .is_ok()
                     });
                 }
-                Ok(Outcome::Searchset { query, page })
+                let blocked = match access {
+                    Some(access) => access.blocked_data_exists(reader, &query).await?,
+                    None => false,
+                };
+                Ok(Outcome::Searchset {
+                    query,
+                    page,
+                    blocked,
+                })
             }
             Interaction::AccessLog {
                 patient,
@@ -675,10 +686,18 @@ fn without_internal_notes_in(outcome: Outcome) -> Outcome {
             strip(&mut resource);
             Outcome::Resource { created, resource }
         }
-        Outcome::Searchset { query, mut page } => {
+        Outcome::Searchset {
+            query,
+            mut page,
+            blocked,
+        } => {
             page.matches.iter_mut().for_each(|m| strip(&mut m.resource));
             page.included.iter_mut().for_each(strip);
-            Outcome::Searchset { query, page }
+            Outcome::Searchset {
+                query,
+                page,
+                blocked,
+            }
         }
         Outcome::History { params, mut page } => {
             page.entries.iter_mut().for_each(strip);

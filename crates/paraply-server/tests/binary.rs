@@ -256,7 +256,15 @@ async fn demo_login(client: &reqwest::Client, issuer: &str, login_hint: &str) ->
             ("response_type", "code"),
             ("client_id", "demo-app"),
             ("redirect_uri", redirect_uri),
-            ("scope", "openid launch/patient patient/*.rs"),
+            // Staff apps act as their user, patients' apps for their patient (SMART).
+            (
+                "scope",
+                if issuer.ends_with("/staff") {
+                    "openid user/*.rs"
+                } else {
+                    "openid launch/patient patient/*.rs"
+                },
+            ),
             ("state", "s1"),
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
@@ -452,13 +460,13 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     .await;
     assert_eq!(status, 200, "{relative}");
     let anna = demo_login(&client, &first.url("/demo-idp/staff"), "anna").await;
-    let (status, _) = get_as(
+    let (status, patient) = get_as(
         &client,
         &first.url("/fhir/Patient/demo-tolvan"),
         &bearer(&anna),
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{patient}");
     first.stop().await;
     drop(first);
 
