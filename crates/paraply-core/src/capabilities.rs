@@ -3,6 +3,7 @@
 //! Paraply's own SearchParameter definitions.
 
 use paraply_fhir::ResourceType;
+use paraply_fhir::codes::CANONICAL_BASE;
 use paraply_search::{PARAPLY_DEFINITIONS, ParamKind, params_for};
 use serde_json::{Value, json};
 
@@ -44,7 +45,7 @@ fn resource_entry(resource_type: ResourceType) -> Value {
                 .map(move |p| format!("{source}:{}", p.name))
         })
         .collect();
-    json!({
+    let mut entry = json!({
         "type": resource_type.as_str(),
         "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
         "versioning": "versioned-update",
@@ -56,7 +57,15 @@ fn resource_entry(resource_type: ResourceType) -> Value {
         "searchInclude": includes,
         "searchRevInclude": revincludes,
         "searchParam": search_params,
-    })
+    });
+    if resource_type == ResourceType::Patient {
+        entry["operation"] = json!([{
+            "name": "access-log",
+            "definition": format!("{CANONICAL_BASE}/OperationDefinition/Patient-access-log"),
+            "documentation": "Who accessed the patient's data: unit, care provider, when, why (no staff names)"
+        }]);
+    }
+    entry
 }
 
 pub fn capability_statement() -> Value {

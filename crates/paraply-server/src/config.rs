@@ -67,6 +67,8 @@ pub struct FileConfig {
     pub database_pool_size: u32,
     /// Trusted OpenID Connect issuers (`[[issuer]]` tables).
     pub issuer: Vec<paraply_auth::TrustedIssuer>,
+    /// The access rules' settings (`[access]`).
+    pub access: AccessConfig,
     /// The portal's login (`[portal]`): its OpenID provider and client. Without it the
     /// `/auth/*` routes are not served (`paraply demo` uses its demo provider).
     pub portal: Option<paraply_portal::PortalSettings>,
@@ -78,7 +80,36 @@ impl Default for FileConfig {
             max_body_bytes: 8 * 1024 * 1024,
             database_pool_size: 8,
             issuer: Vec::new(),
+            access: AccessConfig::default(),
             portal: None,
+        }
+    }
+}
+
+/// `[access]`: see docs/ACCESS.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// A staff member's first login at a registered unit of the care provider their issuer
+    /// speaks for creates their Practitioner and PractitionerRole; `false` refuses such a
+    /// login until the role is registered.
+    pub create_practitioner_role_on_first_login: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        let defaults = paraply_core::AccessSettings::default();
+        AccessConfig {
+            create_practitioner_role_on_first_login: defaults
+                .create_practitioner_role_on_first_login,
+        }
+    }
+}
+
+impl AccessConfig {
+    pub fn settings(&self) -> paraply_core::AccessSettings {
+        paraply_core::AccessSettings {
+            create_practitioner_role_on_first_login: self.create_practitioner_role_on_first_login,
         }
     }
 }

@@ -125,7 +125,7 @@ async fn serve(
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let mut app = router(
-        Fhir::new(stores.resources),
+        Fhir::with_access(stores.resources, config.file.access.settings()),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
         },
