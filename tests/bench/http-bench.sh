@@ -4,6 +4,12 @@
 #
 # Usage:
 #   bash tests/bench/http-bench.sh [sqlite|postgres|all]      (default: all)
+#   bash tests/bench/http-bench.sh auth                        (the cost of logins + access log)
+#
+# `auth` measures reads of one patient on SQLite three ways: `paraply demo` with a staff token
+# (care relationship checked, AuditEvent committed per read) and with the patient's own token,
+# both from the built-in demo login service (code + PKCE), then `paraply serve --auth none` on
+# the same database (no token, no rules, no log) as the baseline.
 #
 # What it does, per backend:
 #   1. builds the release binary if needed (cargo build --release -p paraply-server) and
@@ -37,9 +43,9 @@ set -euo pipefail
 
 BACKENDS="${1:-all}"
 case "$BACKENDS" in
-  sqlite|postgres) ;;
+  sqlite|postgres|auth) ;;
   all) BACKENDS="sqlite postgres" ;;
-  *) echo "usage: $0 [sqlite|postgres|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [sqlite|postgres|all|auth]" >&2; exit 2 ;;
 esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -123,10 +129,13 @@ pg_pids() {
 # Busy CPU ticks of the whole machine (all cores) so far.
 machine_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
-# Starts the server on $1 (database URL), sets SERVER_PID and BASE.
+# Starts the server on $1 (database URL), sets SERVER_PID and BASE. $2 names the log; the
+# subcommand and its flags follow (default: serve --auth none).
 start_server() {
   local url="$1" logf="$WORK/server-$2.log" addr=""
-  "$BIN" serve --listen 127.0.0.1:0 --database "$url" >"$logf" 2>&1 &
+  shift 2
+  [[ $# -gt 0 ]] || set -- serve --auth none
+  "$BIN" "$@" --listen 127.0.0.1:0 --database "$url" >"$logf" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 300); do
     addr=$(grep -o 'http://127\.0\.0\.1:[0-9]*/fhir' "$logf" | head -n1 || true)
@@ -255,9 +264,47 @@ run_backend() {
   return 0
 }
 
-for backend in $BACKENDS; do
-  run_backend "$backend"
-done
+# An access token from the demo login service: realm $1 (citizen|staff), person $2, scope $3.
+demo_token() {
+  local issuer="$BASE/demo-idp/$1" verifier challenge location code
+  verifier="bench-$(printf %08x%08x%08x%08x $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM)-verifier"
+  challenge=$(printf %s "$verifier" | openssl dgst -binary -sha256 | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+  location=$(curl -fsS --max-time 10 -o /dev/null -w '%{redirect_url}' -G "$issuer/authorize" \
+    --data-urlencode response_type=code --data-urlencode client_id=bench \
+    --data-urlencode redirect_uri=http://127.0.0.1/bench/callback --data-urlencode "scope=$3" \
+    --data-urlencode state=s --data-urlencode "code_challenge=$challenge" \
+    --data-urlencode code_challenge_method=S256 --data-urlencode "login_hint=$2")
+  code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
+  [[ -n "$code" ]] || { echo "demo login of $2 failed: $location" >&2; exit 1; }
+  curl -fsS --max-time 10 -X POST "$issuer/token" --data-urlencode grant_type=authorization_code \
+    --data-urlencode "code=$code" --data-urlencode redirect_uri=http://127.0.0.1/bench/callback \
+    --data-urlencode client_id=bench --data-urlencode "code_verifier=$verifier" \
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
+}
+
+run_auth() {
+  local url="sqlite://$WORK/auth/paraply.db" ids="$WORK/ids-auth.txt"
+  mkdir -p "$WORK/auth"
+  echo demo-tolvan >"$ids"
+  start_server "$url" auth-demo demo
+  BENCH_TOKEN=$(demo_token staff anna "openid user/*.rs") run_op "sqlite, staff token + access log" read "$ids"
+  BENCH_TOKEN=$(demo_token citizen tolvan "openid patient/*.rs") run_op "sqlite, patient token + access log" read "$ids"
+  stop_server
+  local events
+  events=$(sqlite3 "$WORK/auth/paraply.db" "SELECT count(*) FROM resource_version WHERE resource_type = 'AuditEvent'" 2>/dev/null || echo "?")
+  log "AuditEvents written: $events"
+  start_server "$url" auth-none
+  run_op "sqlite, --auth none" read "$ids"
+  stop_server
+}
+
+if [[ "$BACKENDS" == auth ]]; then
+  run_auth
+else
+  for backend in $BACKENDS; do
+    run_backend "$backend"
+  done
+fi
 
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after a $WARMUP warm-up), $(nproc) cores, $(date -u +%Y-%m-%d)"

@@ -5,6 +5,9 @@ local common = dofile(dir .. "common.lua")
 
 local paths, i
 local headers = { ["Accept"] = "application/fhir+json" }
+-- http-bench.sh auth: a bearer token from the demo login service.
+local token = os.getenv("BENCH_TOKEN")
+if token and token ~= "" then headers["Authorization"] = "Bearer " .. token end
 
 function init(args)
    local ids = common.read_ids(args[1])

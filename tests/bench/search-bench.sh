@@ -197,7 +197,7 @@ start_server() {
   local url="$1" logf="$WORK/server-$2.log" port attempt
   for attempt in 1 2 3; do
     port=$(free_port)
-    "$BIN" serve --listen "127.0.0.1:$port" --database "$url" >>"$logf" 2>&1 &
+    "$BIN" serve --auth none --listen "127.0.0.1:$port" --database "$url" >>"$logf" 2>&1 &
     SERVER_PID=$!
     BASE="http://127.0.0.1:$port"
     for _ in $(seq 600); do

@@ -948,8 +948,8 @@ access_case!(
 );
 
 access_case!(emergency_access_is_flagged_in_the_log, async |w: &World| {
-    let flagged = format!("_security=http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT");
-    assert_eq!(w.audit_count(&flagged).await, 0);
+    let flagged = "_security=http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT";
+    assert_eq!(w.audit_count(flagged).await, 0);
     let reply = Reply::send(
         w.server
             .request(reqwest::Method::GET, "CarePlan/plan-karin")

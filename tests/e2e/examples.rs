@@ -76,6 +76,11 @@ on_both_backends!(
         for (path, example) in &examples {
             let resource_type = example["resourceType"].as_str().unwrap();
             let created = s.post(resource_type, example).await;
+            if matches!(resource_type, "AuditEvent" | "Provenance") {
+                // The access log is written by the server only, even without logins.
+                assert_eq!(created.status, 403, "{path}: {}", created.text);
+                continue;
+            }
             assert_eq!(created.status, 201, "{path}: {}", created.text);
             let id = created.body["id"].as_str().unwrap();
             let read = s.get(&format!("{resource_type}/{id}")).await;
