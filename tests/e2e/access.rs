@@ -990,3 +990,27 @@ access_case!(
         assert_forbidden(&w.get(Who::Erik, "Patient/tolvan/$access-log").await);
     }
 );
+
+access_case!(
+    staff_first_login_at_a_known_unit_creates_their_role,
+    async |w: &World| {
+        let mut remove = FhirRequest::new(Method::Delete, "PractitionerRole/maria-hs");
+        remove.if_match = None;
+        w.fhir.handle(remove).await.expect("the role is removed");
+        let roles_at_unit = async || {
+            let mut search = FhirRequest::new(Method::Get, "PractitionerRole");
+            search.query = vec![("organization".into(), "Organization/hemsjukvard".into())];
+            match w.fhir.handle(search).await {
+                Ok(paraply_core::Outcome::Searchset { page, .. }) => page.total.unwrap_or_default(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(roles_at_unit().await, 0);
+        // Her issuer speaks for Solna stad, the care provider of her unit: the role is created.
+        let directory = w.get(Who::Maria, "Organization/hemsjukvard").await;
+        assert_eq!(directory.status, 200, "{}", directory.text);
+        assert_eq!(roles_at_unit().await, 1);
+        // A new role is in no care team yet: no access to the patient she used to see.
+        assert_forbidden(&w.get(Who::Maria, "CarePlan/sip-tolvan").await);
+    }
+);
