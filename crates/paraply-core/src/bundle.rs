@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::access::Access;
 use crate::engine::{
-    Fhir, Outcome, Reader, is_write, log_read_in, log_write, restricted, verify_written,
-    write_checked,
+    Fhir, Outcome, Reader, is_write, log_read_in, log_write, prevalidate, restricted,
+    verify_written, write_checked,
 };
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction, conditional, parse_query};
@@ -106,6 +106,7 @@ impl Fhir {
                 if let Some(access) = access {
                     access.check_interaction(&interaction)?;
                 }
+                prevalidate(&interaction)?;
                 Ok(restricted(interaction, access))
             });
             match checked {

@@ -242,6 +242,7 @@ impl Fhir {
         interaction: Interaction,
         access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
+        prevalidate(&interaction)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -717,7 +718,8 @@ fn without_internal_notes_in(outcome: Outcome) -> Outcome {
     }
 }
 
-/// Executes one write inside `tx`. `assigned_id` is the id a transaction reserved for a
+/// Executes one write inside `tx`; create and update bodies have passed [`prevalidate`].
+/// `assigned_id` is the id a transaction reserved for a
 /// `POST` entry (so references to its `urn:uuid` resolve before it is written).
 pub(crate) async fn write_in(
     tx: &mut dyn StoreTx,
@@ -751,7 +753,16 @@ pub(crate) async fn write_in(
                 }
             }
             let id = assigned_id.unwrap_or_else(ResourceId::generate);
-            put_version(tx, resource_type, id, body, None, WriteKind::Create).await
+            put_version(
+                tx,
+                resource_type,
+                id,
+                body,
+                None,
+                WriteKind::Create,
+                Validation::Done,
+            )
+            .await
         }
         Interaction::Update {
             resource_type,
@@ -768,7 +779,16 @@ pub(crate) async fn write_in(
                     });
                 }
             }
-            put_version(tx, resource_type, id, body, if_match, WriteKind::Update).await
+            put_version(
+                tx,
+                resource_type,
+                id,
+                body,
+                if_match,
+                WriteKind::Update,
+                Validation::Done,
+            )
+            .await
         }
         Interaction::ConditionalUpdate { query, body } => {
             let resource_type = query.resource_type;
@@ -803,7 +823,16 @@ pub(crate) async fn write_in(
                     });
                 }
             };
-            put_version(tx, resource_type, id, body, None, WriteKind::Update).await
+            put_version(
+                tx,
+                resource_type,
+                id,
+                body,
+                None,
+                WriteKind::Update,
+                Validation::Done,
+            )
+            .await
         }
         Interaction::Patch {
             resource_type,
@@ -833,6 +862,7 @@ pub(crate) async fn write_in(
                 body,
                 Some(current.version_id),
                 WriteKind::Update,
+                Validation::Needed,
             )
             .await
         }
@@ -912,7 +942,57 @@ fn check_if_match(
     }
 }
 
-/// Validates, stamps and writes the next version of a resource.
+/// Validates the body a create or update carries, before its write transaction begins: a
+/// database has one writer at a time (SQLite one connection, PostgreSQL one per resource),
+/// and validation is the costliest step of a write, so it runs on the request's own task, in
+/// parallel with other requests, not while holding the writer. What happens to the body
+/// later (the server's `id` and `meta`, an owner tag, `urn:uuid:` references rewritten to
+/// `Type/id`) keeps it valid. A patch's body only exists inside the transaction and is
+/// validated there.
+pub(crate) fn prevalidate(interaction: &Interaction) -> Result<(), CoreError> {
+    let (resource_type, body) = match interaction {
+        Interaction::Create {
+            resource_type,
+            body,
+            ..
+        }
+        | Interaction::Update {
+            resource_type,
+            body,
+            ..
+        } => (*resource_type, body),
+        Interaction::ConditionalUpdate { query, body } => (query.resource_type, body),
+        _ => return Ok(()),
+    };
+    // A body of the wrong shape or type is refused by `put_version`, with its own message.
+    let Value::Object(map) = body else {
+        return Ok(());
+    };
+    if map.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
+        return Ok(());
+    }
+    // Stamped as the server will stamp it, so client-sent `id`/`meta` values that the
+    // server replaces are not held against the body.
+    let stamped = stamp(
+        map.clone(),
+        &ResourceId::generate(),
+        VersionId::FIRST,
+        now(),
+    );
+    validate(&stamped).map_err(CoreError::Invalid)?;
+    Ok(())
+}
+
+/// Whether [`put_version`] still has to validate the body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Validation {
+    /// By [`prevalidate`], before the transaction (creates and updates).
+    Done,
+    /// Here (a patch, whose body is built inside the transaction).
+    Needed,
+}
+
+/// Stamps and writes the next version of a resource (validating it if still needed).
 async fn put_version(
     tx: &mut dyn StoreTx,
     resource_type: ResourceType,
@@ -920,6 +1000,7 @@ async fn put_version(
     body: Value,
     if_match: Option<VersionId>,
     kind: WriteKind,
+    validation: Validation,
 ) -> Result<Outcome, CoreError> {
     let Value::Object(map) = body else {
         return Err(CoreError::bad_request("the body must be a JSON object"));
@@ -944,7 +1025,9 @@ async fn put_version(
     let created = current.as_ref().is_none_or(StoredResource::is_deleted);
     let last_updated = now();
     let stamped = stamp(map, &id, version_id, last_updated);
-    validate(&stamped).map_err(CoreError::Invalid)?;
+    if validation == Validation::Needed {
+        validate(&stamped).map_err(CoreError::Invalid)?;
+    }
     let index = index_rows(resource_type, &stamped);
     let text = serde_json::to_string(&stamped)
         .map_err(|e| CoreError::bad_request(format!("unserializable body: {e}")))?;

@@ -467,6 +467,42 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     )
     .await;
     assert_eq!(status, 200, "{patient}");
+
+    // The portal logs a patient in through the demo login service.
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let mut url = first.url("/auth/login?login_hint=tolvan&return_to=/min-plan");
+    for _ in 0..10 {
+        let response = browser.get(&url).send().await.expect("a login step");
+        let Some(location) = response.headers().get("location") else {
+            break;
+        };
+        let next = location.to_str().expect("an ASCII Location").to_owned();
+        if next == "/min-plan" {
+            break;
+        }
+        url = if next.starts_with('/') {
+            first.url(&next)
+        } else {
+            next
+        };
+    }
+    let session: Value = browser
+        .get(first.url("/auth/session"))
+        .send()
+        .await
+        .expect("the session")
+        .json()
+        .await
+        .expect("session JSON");
+    assert!(
+        session.to_string().contains("191212121212"),
+        "the portal session names Tolvan: {session}"
+    );
     first.stop().await;
     drop(first);
 
