@@ -13,12 +13,11 @@ use paraply_server::config::{AuthMode, FileConfig};
 use paraply_server::{Config, open_stores, run};
 use paraply_store::Store;
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const POSTGRES_URL_VAR: &str = "PARAPLY_TEST_DATABASE_URL";
+pub use paraply_store_sql::testing::{POSTGRES_URL_VAR, PostgresTestDatabase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -34,41 +33,28 @@ pub struct TestDatabase {
 
 enum Cleanup {
     File(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres(PostgresTestDatabase),
 }
 
 impl TestDatabase {
     /// `None`, after saying so on stderr, for PostgreSQL without a server configured.
     pub async fn create(backend: Backend) -> Option<TestDatabase> {
-        let name = format!("paraply_e2e_{}", uuid::Uuid::new_v4().simple());
         match backend {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join("paraply-tests");
-                let path = dir.join(format!("{name}.db"));
+                let name = format!("paraply_e2e_{}", uuid::Uuid::new_v4().simple());
+                let path = std::env::temp_dir()
+                    .join("paraply-tests")
+                    .join(format!("{name}.db"));
                 Some(TestDatabase {
                     url: format!("sqlite://{}", path.display()),
                     cleanup: Cleanup::File(path),
                 })
             }
             Backend::Postgres => {
-                let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "PostgreSQL SKIPPED: {POSTGRES_URL_VAR} is not set"
-                    );
-                    return None;
-                };
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to the PostgreSQL test server");
-                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create a test database");
-                let _ = admin.close().await;
+                let database = PostgresTestDatabase::create().await?;
                 Some(TestDatabase {
-                    url: with_database(&admin_url, &name),
-                    cleanup: Cleanup::Postgres { admin_url, name },
+                    url: database.url.clone(),
+                    cleanup: Cleanup::Postgres(database),
                 })
             }
         }
@@ -82,27 +68,8 @@ impl TestDatabase {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }
-            Cleanup::Postgres { admin_url, name } => {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(AssertSqlSafe(drop)).execute(&mut admin).await;
-                    let _ = admin.close().await;
-                }
-            }
+            Cleanup::Postgres(database) => database.remove().await,
         }
-    }
-}
-
-/// `url` with its database name replaced by `name` (a query string is kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
-    let host = rest.split_once('/').map_or(rest, |(host, _)| host);
-    match query {
-        Some(query) => format!("{scheme}://{host}/{name}?{query}"),
-        None => format!("{scheme}://{host}/{name}"),
     }
 }
 

@@ -1,32 +1,17 @@
 //! The portal login end to end against the real OpenID provider in `tests/idp`, with the
 //! sessions in SQLite (always) and PostgreSQL (when `PARAPLY_TEST_DATABASE_URL` is set).
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use paraply_idp_harness::{Idp, idp_available};
 use paraply_portal::{PortalSettings, current_session};
 use paraply_store::SessionStore;
 use paraply_store_sql::open_store_with_sessions;
+use paraply_store_sql::testing::PostgresTestDatabase;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
-
-/// The IdP process, killed when dropped (also when a test fails).
-struct Idp {
-    child: Child,
-    issuer: String,
-    _keys: TempDir,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct TempDir(PathBuf);
 
@@ -44,46 +29,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The real provider of `tests/idp`, trusting this portal's callback.
 fn start_idp(portal: &str) -> Idp {
-    let idp_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp");
     assert!(
-        idp_dir.join("node_modules").is_dir(),
-        "tests/idp/node_modules is missing: run `npm ci --prefix tests/idp` (needs Node 20+)"
+        idp_available(),
+        "the portal login is tested against the real provider: install Node 20+ and run `npm ci --prefix tests/idp`"
     );
-    let keys = TempDir::new();
-    let child = Command::new("node")
-        .arg(idp_dir.join("idp.mjs"))
-        .args(["--issuers", "citizen:0", "--keys"])
-        .arg(keys.0.join("keys.json"))
-        .args(["--redirect", &format!("{portal}/auth/callback")])
-        .args(["--fhir-base", &format!("{portal}/fhir")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) => {
-            panic!("cannot run `node` ({e}): install Node 20+ and run `npm ci --prefix tests/idp`")
-        }
-    };
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let issuer = loop {
-        let line = lines
-            .next()
-            .expect("the IdP exited before it was ready")
-            .unwrap();
-        if let Some(issuer) = line
-            .strip_prefix("issuer ")
-            .and_then(|rest| rest.strip_suffix(" ready"))
-        {
-            break issuer.to_owned();
-        }
-    };
-    Idp {
-        child,
-        issuer,
-        _keys: keys,
-    }
+    Idp::start(
+        &format!("{portal}/fhir"),
+        &format!("--redirect '{portal}/auth/callback'"),
+    )
 }
 
 fn browser() -> reqwest::Client {
@@ -161,7 +116,7 @@ async fn scenario(sessions: Arc<dyn SessionStore>) {
 client_id = "paraply-portal"
 client_secret = "paraply-portal-secret"
 public_url = "{portal}""#,
-        idp.issuer
+        idp.citizen
     ))
     .unwrap();
     settings.validate().unwrap();
@@ -201,7 +156,7 @@ public_url = "{portal}""#,
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["claims"]["personnummer"], "191212121212");
     assert_eq!(body["claims"]["name"], "Tolvan Tolvansson");
-    assert_eq!(body["issuer"], idp.issuer.as_str());
+    assert_eq!(body["issuer"], idp.citizen.as_str());
     assert!(body["expires"].is_string() && body["accessTokenExpires"].is_string());
     let csrf = body["csrf"].as_str().unwrap().to_owned();
     assert!(
@@ -233,7 +188,7 @@ public_url = "{portal}""#,
     let forged = browser()
         .get(format!(
             "{portal}/auth/callback?code=abc&state=made-up&iss={}",
-            idp.issuer
+            idp.citizen
         ))
         .send()
         .await
@@ -322,7 +277,7 @@ public_url = "{portal}""#,
     let response = logout(Some(csrf), &portal).await.unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let target = location(&response);
-    assert!(target.starts_with(&idp.issuer), "{target}");
+    assert!(target.starts_with(&idp.citizen), "{target}");
     assert!(target.contains("id_token_hint="), "{target}");
     assert!(session_set_cookie(&response).unwrap().contains("Max-Age=0"));
     assert_eq!(
@@ -357,28 +312,12 @@ async fn login_with_sqlite_sessions() {
 
 #[tokio::test]
 async fn login_with_postgres_sessions() {
-    let Ok(admin_url) = std::env::var("PARAPLY_TEST_DATABASE_URL") else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "PostgreSQL SKIPPED: PARAPLY_TEST_DATABASE_URL is not set"
-        );
+    let Some(db) = PostgresTestDatabase::create().await else {
         return;
     };
-    let name = format!("paraply_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(b, _)| b);
-    let (_, sessions) = open_store_with_sessions(&format!("{base}/{name}"), 2)
-        .await
-        .unwrap();
+    let (_, sessions) = open_store_with_sessions(&db.url, 2).await.unwrap();
     let outcome = tokio::spawn(scenario(sessions)).await;
-    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    let _ = sqlx::query(AssertSqlSafe(drop)).execute(&mut admin).await;
+    db.remove().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());
     }

@@ -20,6 +20,7 @@ mod search;
 mod sessions;
 mod sql;
 mod sqlite;
+pub mod testing;
 
 use std::sync::Arc;
 

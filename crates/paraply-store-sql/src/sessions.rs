@@ -280,9 +280,7 @@ pub async fn open_store_with_sessions(
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
 
-    use sqlx::{AssertSqlSafe, Connection, PgConnection};
     use time::Duration;
 
     use super::*;
@@ -377,27 +375,12 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_sessions() {
-        let Ok(admin_url) = std::env::var("PARAPLY_TEST_DATABASE_URL") else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "PostgreSQL SKIPPED: PARAPLY_TEST_DATABASE_URL is not set"
-            );
+        let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
             return;
         };
-        let name = format!("paraply_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        let (_, sessions) = open_store_with_sessions(&url, 2).await.unwrap();
+        let (_, sessions) = open_store_with_sessions(&db.url, 2).await.unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        let _ = sqlx::query(AssertSqlSafe(drop)).execute(&mut admin).await;
+        db.remove().await;
         if let Err(failure) = outcome {
             std::panic::resume_unwind(failure.into_panic());
         }
