@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use paraply_auth::{Context, Permission, Principal, Scopes};
 use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
-use paraply_fhir::{ResourceId, ResourceType, VersionId};
+use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{
     Condition, Filter, IndexValue, PatientLink, ReferenceTarget, Restriction, SearchQuery,
     StaffScope, TokenSystem, Total, index_rows, patient_link,
 };
-use paraply_store::{HistoryScope, NewVersion, StoreTx};
+use paraply_store::{HistoryScope, StoreTx};
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
+use crate::audit_log::first_version;
 use crate::context::{Purpose, RequestContext};
 use crate::engine::Reader;
 use crate::error::CoreError;
@@ -339,29 +340,15 @@ async fn create_role(
     Ok(role)
 }
 
+/// Writes a server-built resource (a first login's Practitioner or PractitionerRole).
 async fn write_new(
     tx: &mut dyn StoreTx,
     resource_type: ResourceType,
     id: &ResourceId,
     body: Value,
 ) -> Result<(), CoreError> {
-    let Value::Object(map) = body else {
-        return Err(CoreError::bad_request("the body must be a JSON object"));
-    };
-    let last_updated = now();
-    let stamped = crate::stamp::stamp(map, id, VersionId::FIRST, last_updated);
-    let index = index_rows(resource_type, &stamped);
-    let text = serde_json::to_string(&stamped)
-        .map_err(|e| CoreError::bad_request(format!("unserializable body: {e}")))?;
-    tx.write(NewVersion {
-        resource_type,
-        id: id.clone(),
-        version_id: VersionId::FIRST,
-        last_updated,
-        body: Some(text),
-        index,
-    })
-    .await?;
+    tx.write(first_version(resource_type, id.clone(), body)?)
+        .await?;
     Ok(())
 }
 

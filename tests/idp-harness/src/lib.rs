@@ -131,24 +131,33 @@ pub fn http() -> reqwest::Client {
 
 /// A system token by the client-credentials grant of the `paraply-tests` client.
 pub async fn client_credentials(issuer: &str, scope: &str, fhir_base: &str) -> String {
-    let tokens: Value = http()
-        .post(format!("{issuer}/token"))
-        .basic_auth("paraply-tests", Some("paraply-tests-secret"))
-        .form(&[
+    let tokens = token_endpoint(
+        issuer,
+        &[
             ("grant_type", "client_credentials"),
             ("scope", scope),
             ("resource", fhir_base),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     tokens["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access token: {tokens}"))
         .to_owned()
+}
+
+/// A request to the issuer's token endpoint as the `paraply-tests` client.
+async fn token_endpoint(issuer: &str, form: &[(&str, &str)]) -> Value {
+    http()
+        .post(format!("{issuer}/token"))
+        .basic_auth("paraply-tests", Some("paraply-tests-secret"))
+        .form(form)
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .json()
+        .await
+        .expect("the token endpoint answers JSON")
 }
 
 /// What a login returns.
@@ -200,21 +209,16 @@ pub async fn login(issuer: &str, login_hint: &str, scope: &str, fhir_base: &str)
             break param("code").unwrap_or_else(|| panic!("login failed: {url}"));
         }
     };
-    let tokens: Value = http
-        .post(format!("{issuer}/token"))
-        .basic_auth("paraply-tests", Some("paraply-tests-secret"))
-        .form(&[
+    let tokens = token_endpoint(
+        issuer,
+        &[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT_URI),
             ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     Tokens {
         access: tokens["access_token"]
             .as_str()
