@@ -32,7 +32,25 @@ pub struct Authenticator {
     order: Vec<String>,
     http: reqwest::Client,
     options: AuthenticatorOptions,
+    /// Tokens whose signature and claims were verified, until they expire: a signature check
+    /// (RSA in particular) costs more than the rest of a read, and a client sends the same
+    /// token with every request.
+    verified: std::sync::Mutex<HashMap<String, Verified>>,
 }
+
+/// A verified token's principal, validity window (seconds since the epoch), and the key
+/// that verified it: when the issuer stops publishing that key, the token is checked again.
+struct Verified {
+    principal: Principal,
+    issuer: String,
+    key: Arc<VerificationKey>,
+    not_before: Option<i64>,
+    expires: i64,
+}
+
+/// At most this many verified tokens are remembered; past it, expired ones are dropped,
+/// and if that is not enough, all (they are only a cache).
+const MAX_VERIFIED_TOKENS: usize = 50_000;
 
 struct IssuerEntry {
     config: TrustedIssuer,
@@ -120,6 +138,12 @@ pub struct IssuerEndpoints {
     pub token_endpoint: String,
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl Authenticator {
     /// An authenticator with the default [`AuthenticatorOptions`].
     ///
@@ -170,12 +194,71 @@ impl Authenticator {
             order,
             http,
             options,
+            verified: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
     /// Validates a bearer access token (the text after `Bearer `) and says who it speaks for.
     pub async fn authenticate(&self, bearer_token: &str) -> Result<Principal, AuthError> {
         let token = bearer_token.trim();
+        if let Some(principal) = self.remembered(token).await {
+            return Ok(principal);
+        }
+        let verified = self.verify(token).await?;
+        let principal = verified.principal.clone();
+        self.remember(token, verified);
+        Ok(principal)
+    }
+
+    /// A token verified before, still inside its validity window (with the leeway), whose
+    /// key the issuer still publishes.
+    async fn remembered(&self, token: &str) -> Option<Principal> {
+        let now = unix_now();
+        let leeway = i64::try_from(self.options.leeway.as_secs()).unwrap_or(i64::MAX);
+        let (principal, issuer, key) = {
+            let verified = self.verified.lock().ok()?;
+            let entry = verified.get(token)?;
+            let valid = now <= entry.expires.saturating_add(leeway)
+                && entry
+                    .not_before
+                    .is_none_or(|nbf| now.saturating_add(leeway) >= nbf);
+            if !valid {
+                return None;
+            }
+            (
+                entry.principal.clone(),
+                entry.issuer.clone(),
+                entry.key.clone(),
+            )
+        };
+        let published = self
+            .issuers
+            .get(&issuer)?
+            .cache
+            .read()
+            .await
+            .keys
+            .iter()
+            .any(|current| Arc::ptr_eq(current, &key));
+        published.then_some(principal)
+    }
+
+    fn remember(&self, token: &str, entry: Verified) {
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        if verified.len() >= MAX_VERIFIED_TOKENS {
+            let now = unix_now();
+            verified.retain(|_, entry| entry.expires >= now);
+            if verified.len() >= MAX_VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), entry);
+    }
+
+    /// Full validation: issuer, key, signature and claims.
+    async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let (header, payload) = split_unverified(token)?;
 
         // Only asymmetric algorithms, named by the header and checked against the key below.
@@ -222,8 +305,23 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map_err(|e| map_jwt_error(e.kind()))?
             .claims;
-
-        principal(&issuer.config, &claims)
+        // NumericDate may carry a fraction (RFC 7519 §2); whole seconds are enough here.
+        let seconds = |name: &str| {
+            claims
+                .get(name)
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        };
+        let expires = seconds("exp").ok_or_else(|| AuthError::InvalidClaim {
+            name: "exp".to_owned(),
+        })?;
+        let not_before = seconds("nbf");
+        Ok(Verified {
+            principal: principal(&issuer.config, &claims)?,
+            issuer: issuer.config.issuer.clone(),
+            key,
+            not_before,
+            expires,
+        })
     }
 
     /// The trusted issuers, in configuration order.

@@ -663,3 +663,23 @@ async fn concurrent_unknown_kids_share_one_refetch() {
     }
     assert_eq!(test.jwks_hits.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_remembered_token_still_expires() {
+    let test = TestIssuer::start();
+    let options = AuthenticatorOptions {
+        leeway: Duration::ZERO,
+        ..AuthenticatorOptions::default()
+    };
+    let auth = Authenticator::with_options(LocalIssuer::trusted(&test), http(), options).unwrap();
+    let token = test.sign("test-ec", Some("at+jwt"), now() + 2, None);
+    auth.authenticate(&token).await.unwrap();
+    // Served from the verified-token cache the second time...
+    auth.authenticate(&token).await.unwrap();
+    // ... but never past its expiry.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        auth.authenticate(&token).await.unwrap_err(),
+        AuthError::Expired
+    );
+}
