@@ -7,7 +7,7 @@
 // both impl blocks because Rust does not carry an impl's where clause over to its callers;
 // every bound is one a `$N` placeholder or a decoded column of `sql` needs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::error::{db_error, write_error};
 use crate::search::{self, SortType};
-use crate::sql::{self, Bind, HistoryRow, Statement, VersionRow};
+use crate::sql::{self, Bind, HistoryRow, InsertedRow, Statement, VersionRow};
 
 /// What a write transaction does differently on each database.
 pub(crate) trait Backend: Database {
@@ -59,6 +59,7 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> VersionRow: FromRow<'r, DB::Row>,
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
+    for<'r> InsertedRow: FromRow<'r, DB::Row>,
 {
     pub(crate) async fn read(
         pool: &Pool<DB>,
@@ -249,6 +250,53 @@ where
         Ok(included)
     }
 
+    /// First versions of resources that do not exist yet, in a few multi-row statements
+    /// (see [`paraply_store::StoreTx::write_new`]).
+    async fn write_new(
+        conn: &mut DB::Connection,
+        versions: Vec<NewVersion>,
+    ) -> Result<(), StoreError> {
+        if let Some(wrong) = versions
+            .iter()
+            .find(|v| v.version_id != VersionId::FIRST || v.body.is_none())
+        {
+            return Err(StoreError::Database(format!(
+                "write_new takes first versions with a body, not {}/{} version {}",
+                wrong.resource_type, wrong.id, wrong.version_id
+            )));
+        }
+        let refs: Vec<&NewVersion> = versions.iter().collect();
+        let mut rids: HashMap<(String, String), i64> = HashMap::with_capacity(versions.len());
+        for insert in sql::insert_first_versions(&refs) {
+            let rows: Vec<InsertedRow> = Self::bind_as(insert)?
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            rids.extend(rows.into_iter().map(|(seq, t, id)| ((t, id), seq)));
+        }
+        let mut index = Vec::with_capacity(versions.len());
+        for version in &versions {
+            let key = (
+                version.resource_type.as_str().to_owned(),
+                version.id.as_str().to_owned(),
+            );
+            let Some(rid) = rids.get(&key) else {
+                return Err(StoreError::VersionConflict {
+                    resource_type: version.resource_type,
+                    id: version.id.clone(),
+                });
+            };
+            index.push((*rid, version.resource_type, version.index.as_slice()));
+        }
+        for insert in sql::insert_index(&index) {
+            Self::bind(insert)?
+                .execute(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
     async fn write(conn: &mut DB::Connection, version: NewVersion) -> Result<(), StoreError> {
         let NewVersion {
             resource_type,
@@ -301,7 +349,7 @@ where
         // A deletion has no index rows: rows exist only for current, non-deleted versions,
         // which lets searches skip re-checking the versions their rows point at.
         if version.body.is_some() {
-            for insert in sql::insert_index(rid, resource_type, &version.index) {
+            for insert in sql::insert_index(&[(rid, resource_type, &version.index)]) {
                 Self::bind(insert)?
                     .execute(&mut *conn)
                     .await
@@ -387,6 +435,7 @@ where
     for<'r> (i64,): FromRow<'r, DB::Row>,
     for<'r> VersionRow: FromRow<'r, DB::Row>,
     for<'r> HistoryRow: FromRow<'r, DB::Row>,
+    for<'r> InsertedRow: FromRow<'r, DB::Row>,
 {
     async fn read(
         &mut self,
@@ -405,6 +454,10 @@ where
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
         Sql::<DB>::write(&mut self.tx, version).await
+    }
+
+    async fn write_new(&mut self, versions: Vec<NewVersion>) -> Result<(), StoreError> {
+        Sql::<DB>::write_new(&mut self.tx, versions).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -6,7 +6,9 @@
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{IndexRow, IndexValue};
-use paraply_store::{HistoryCursor, HistoryQuery, HistoryScope, StoreError, StoredResource};
+use paraply_store::{
+    HistoryCursor, HistoryQuery, HistoryScope, NewVersion, StoreError, StoredResource,
+};
 use time::OffsetDateTime;
 
 /// The columns of [`VersionRow`], in order.
@@ -17,6 +19,8 @@ pub(crate) type VersionRow = (String, String, i64, i64, Option<String>);
 
 /// A [`VersionRow`] preceded by its `seq` (the history cursor).
 pub(crate) type HistoryRow = (i64, String, String, i64, i64, Option<String>);
+/// `seq, resource_type, id` of a version row just inserted.
+pub(crate) type InsertedRow = (i64, String, String);
 
 pub(crate) const READ_CURRENT: &str = "SELECT resource_type, id, version_id, last_updated, body \
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND is_current";
@@ -118,25 +122,53 @@ fn power_of_two_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
-/// The inserts of all index rows of a version whose row is `rid`: one multi-row statement per
-/// index table that has rows (more only for a resource with hundreds of rows of one kind).
-/// `ON CONFLICT DO NOTHING` drops a value the resource holds twice (SQLite keys on it).
-pub(crate) fn insert_index(
-    rid: i64,
-    resource_type: ResourceType,
-    index: &[IndexRow],
-) -> Vec<Statement> {
-    let mut by_table: [Vec<&IndexRow>; 6] = Default::default();
-    for row in index {
-        let table = match row.value {
-            IndexValue::Token { .. } => 0,
-            IndexValue::String { .. } => 1,
-            IndexValue::Reference { .. } => 2,
-            IndexValue::Date(_) => 3,
-            IndexValue::Uri(_) => 4,
-            IndexValue::Quantity { .. } => 5,
-        };
-        by_table[table].push(row);
+/// Multi-row inserts of first versions (version 1, with a body) of resources that must not
+/// exist yet; each statement returns the [`InsertedRow`]s it wrote, and a resource that
+/// already exists is left out (`ON CONFLICT DO NOTHING`), which the caller reports.
+pub(crate) fn insert_first_versions(versions: &[&NewVersion]) -> Vec<Statement> {
+    power_of_two_chunks(versions)
+        .into_iter()
+        .map(|chunk| {
+            let mut stmt = Statement::default();
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|version| {
+                    let resource_type = stmt.text(version.resource_type.as_str());
+                    let id = stmt.text(version.id.as_str());
+                    let at = stmt.int(to_micros(version.last_updated));
+                    let body = stmt.bind(Bind::NullableText(version.body.clone()));
+                    format!("({resource_type}, {id}, 1, {at}, TRUE, {body})")
+                })
+                .collect();
+            stmt.sql = format!(
+                "INSERT INTO resource_version \
+                 (resource_type, id, version_id, last_updated, is_current, body) \
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING seq, resource_type, id",
+                values.join(", ")
+            );
+            stmt
+        })
+        .collect()
+}
+
+/// The inserts of all index rows of the versions whose rows are `rid`: one multi-row
+/// statement per index table that has rows (more only past a few hundred rows of one kind),
+/// however many versions there are. `ON CONFLICT DO NOTHING` drops a value a resource holds
+/// twice (SQLite keys on it).
+pub(crate) fn insert_index(versions: &[(i64, ResourceType, &[IndexRow])]) -> Vec<Statement> {
+    let mut by_table: [Vec<(i64, ResourceType, &IndexRow)>; 6] = Default::default();
+    for (rid, resource_type, index) in versions {
+        for row in *index {
+            let table = match row.value {
+                IndexValue::Token { .. } => 0,
+                IndexValue::String { .. } => 1,
+                IndexValue::Reference { .. } => 2,
+                IndexValue::Date(_) => 3,
+                IndexValue::Uri(_) => 4,
+                IndexValue::Quantity { .. } => 5,
+            };
+            by_table[table].push((*rid, *resource_type, row));
+        }
     }
     let columns = [
         "system, code, text",
@@ -150,10 +182,10 @@ pub(crate) fn insert_index(
     for (table, rows) in by_table.iter().enumerate() {
         for chunk in power_of_two_chunks(rows) {
             let mut stmt = Statement::default();
-            let rid = stmt.int(rid);
-            let resource_type = stmt.text(resource_type.as_str());
             let mut values = Vec::with_capacity(chunk.len());
-            for row in chunk {
+            for (rid, resource_type, row) in chunk {
+                let rid = stmt.int(*rid);
+                let resource_type = stmt.text(resource_type.as_str());
                 let param = stmt.text(row.param);
                 let rest = index_values(&mut stmt, &row.value);
                 values.push(format!("({rid}, {resource_type}, {param}, {rest})"));

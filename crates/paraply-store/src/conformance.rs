@@ -45,6 +45,7 @@ macro_rules! store_conformance_tests {
             dropped_transaction_leaves_nothing_behind,
             transaction_reads_and_searches_its_own_uncommitted_writes,
             several_writes_in_one_transaction_commit_together,
+            new_resources_written_together_read_back_and_are_indexed,
             search_by_id_finds_only_current_resources_of_the_type,
             search_by_identifier_matches_every_token_form,
             search_clauses_are_combined_with_and,
@@ -545,6 +546,60 @@ pub async fn several_writes_in_one_transaction_commit_together(store: Arc<dyn St
     assert_eq!(
         search_ids(&*store, &[("identifier", "a")]).await,
         Vec::<String>::new()
+    );
+}
+
+pub async fn new_resources_written_together_read_back_and_are_indexed(store: Arc<dyn Store>) {
+    // More than one multi-row statement's worth, and two types, so every chunk path runs.
+    let versions: Vec<NewVersion> = (0..300)
+        .map(|n| {
+            patient(
+                &format!("n{n}"),
+                1,
+                at(n),
+                &[(Some("http://batch"), &format!("{n}"))],
+            )
+        })
+        .chain([organization("o-batch", 1, at(0))])
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.write_new(versions).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = store
+        .read(ResourceType::Patient, &id("n299"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.version_id, v(1));
+    assert!(read.body.is_some_and(|b| b.contains("n299")));
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://batch|257")]).await,
+        ["n257"]
+    );
+    assert!(
+        store
+            .read(ResourceType::Organization, &id("o-batch"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A resource that exists already: a conflict naming it, and nothing of the batch stays.
+    let mut tx = store.begin().await.unwrap();
+    let result = tx
+        .write_new(vec![
+            patient("fresh", 1, at(0), &[]),
+            patient("n7", 1, at(0), &[]),
+        ])
+        .await;
+    assert_conflict(result, "n7");
+    drop(tx);
+    assert!(
+        store
+            .read(ResourceType::Patient, &id("fresh"))
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -180,5 +180,11 @@ pub trait StoreTx: Send {
     /// current version is not `version_id - 1`.
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError>;
 
+    /// Writes first versions (version 1, with a body) of resources that do not exist yet —
+    /// what the server builds itself, such as the access log — in a few multi-row
+    /// statements instead of several per resource. [`StoreError::VersionConflict`] names a
+    /// resource that already exists.
+    async fn write_new(&mut self, versions: Vec<NewVersion>) -> Result<(), StoreError>;
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
