@@ -1014,3 +1014,23 @@ access_case!(
         assert_forbidden(&w.get(Who::Maria, "CarePlan/sip-tolvan").await);
     }
 );
+
+access_case!(
+    an_open_encounter_is_a_care_relationship_until_it_ends,
+    async |w: &World| {
+        assert_forbidden(&w.get(Who::Erik, "CarePlan/umbrella-tolvan").await);
+        let mut visit = json!({"resourceType": "Encounter", "id": "visit-tolvan", "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": reference("Patient/tolvan"),
+        "participant": [{"individual": reference("PractitionerRole/erik-ger")}],
+        "serviceProvider": reference("Organization/geriatrik")});
+        w.put_unrestricted(visit.clone()).await;
+        assert_eq!(
+            w.get(Who::Erik, "CarePlan/umbrella-tolvan").await.status,
+            200
+        );
+        visit["status"] = json!("finished");
+        w.put_unrestricted(visit).await;
+        assert_forbidden(&w.get(Who::Erik, "CarePlan/umbrella-tolvan").await);
+    }
+);

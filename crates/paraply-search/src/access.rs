@@ -66,7 +66,9 @@ pub enum Restriction {
 ///
 /// 1. Care relationship: `P` has a CareTeam with `status` active whose `participant`
 ///    (member) is one of [`StaffScope::members`], or a PractitionerRole whose
-///    `organization` is one of [`StaffScope::units`] — unless `emergency`.
+///    `organization` is one of [`StaffScope::units`]; or an open Encounter (planned,
+///    arrived, triaged, in progress, on leave) whose `participant` is one of `members` or
+///    whose `service-provider` is one of `units` — unless `emergency`.
 /// 2. Spärr: no *active* `Consent` of `P` with `provision.type = deny`
 ///    (search parameter `provision-type`) whose `actor` is one of
 ///    [`StaffScope::blocked_if_actor`] — unless `emergency`.

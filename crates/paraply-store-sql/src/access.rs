@@ -23,6 +23,9 @@ use crate::search::Builder;
 const PERMIT: &str = "permit";
 const DENY: &str = "deny";
 
+/// Encounter statuses of a visit that is not over (`http://hl7.org/fhir/encounter-status`).
+const OPEN_ENCOUNTER: [&str; 5] = ["planned", "arrived", "triaged", "in-progress", "onleave"];
+
 impl Builder<'_> {
     /// The search's restriction as a predicate on the `resource_version` row `alias`, which
     /// is of one of `types`; `None` when nothing is restricted.
@@ -193,7 +196,9 @@ impl Builder<'_> {
         if scope.emergency {
             return "TRUE".to_owned();
         }
-        let mut rules = vec![self.care_relationship(scope, pid)];
+        let care_team = self.care_relationship(scope, pid);
+        let encounter = self.open_encounter(scope, pid);
+        let mut rules = vec![format!("({care_team} OR {encounter})")];
         if !scope.blocked_if_actor.is_empty() {
             let blocked =
                 self.active_consent(pid, DENY, |b, a| b.names_one_of(a, &scope.blocked_if_actor));
@@ -244,6 +249,46 @@ impl Builder<'_> {
              AND {st}.param = {status} AND {st}.code = {active}) \
              AND EXISTS (SELECT 1 FROM index_reference {cp} WHERE {cp}.rid = {ct}.rid \
              AND {cp}.param = {participant} AND ({})))",
+            who.join(" OR ")
+        )
+    }
+
+    /// Rule 1, second way: an open Encounter of `pid` (planned, arrived, triaged, in progress,
+    /// on leave) has the caller as a participant or one of the caller's `units` as its
+    /// service provider — the patient who is at the unit right now.
+    fn open_encounter(&mut self, scope: &StaffScope, pid: &str) -> String {
+        let (en, es, ep) = (self.alias("en"), self.alias("es"), self.alias("ep"));
+        let encounter = self.stmt.text(ResourceType::Encounter.as_str());
+        let patient_param = self.stmt.text("patient");
+        let patient = self.stmt.text(ResourceType::Patient.as_str());
+        let status = self.stmt.text("status");
+        let open: Vec<String> = OPEN_ENCOUNTER
+            .iter()
+            .map(|code| self.stmt.text(code))
+            .collect();
+        let participant = self.stmt.text("participant");
+        let service_provider = self.stmt.text("service-provider");
+        let mut who = Vec::with_capacity(2);
+        if !scope.members.is_empty() {
+            let named = self.names_one_of(&ep, &scope.members);
+            who.push(format!("({ep}.param = {participant} AND {named})"));
+        }
+        if !scope.units.is_empty() {
+            let named = self.names_one_of(&ep, &scope.units);
+            who.push(format!("({ep}.param = {service_provider} AND {named})"));
+        }
+        if who.is_empty() {
+            return "FALSE".to_owned();
+        }
+        format!(
+            "EXISTS (SELECT 1 FROM index_reference {en} WHERE {en}.target_id = {pid} \
+             AND {en}.resource_type = {encounter} AND {en}.param = {patient_param} \
+             AND {en}.target_type = {patient} \
+             AND EXISTS (SELECT 1 FROM index_token {es} WHERE {es}.rid = {en}.rid \
+             AND {es}.param = {status} AND {es}.code IN ({})) \
+             AND EXISTS (SELECT 1 FROM index_reference {ep} WHERE {ep}.rid = {en}.rid \
+             AND ({})))",
+            open.join(", "),
             who.join(" OR ")
         )
     }
