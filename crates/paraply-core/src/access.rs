@@ -531,15 +531,7 @@ impl Access {
         if patient_link(resource_type) == PatientLink::None {
             return Ok(true);
         }
-        let mut query = SearchQuery::new(resource_type);
-        query.filters.push(Filter {
-            negated: false,
-            any_of: vec![Condition::Id(id.clone())],
-        });
-        query.count = 1;
-        query.total = Total::None;
-        query.restriction = Some(restriction);
-        Ok(!reader.search(&query).await?.matches.is_empty())
+        reader.visible(resource_type, id, &restriction).await
     }
 
     /// Refuses unless the caller may see the resource.

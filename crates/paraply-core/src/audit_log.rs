@@ -224,6 +224,14 @@ pub(crate) mod tests {
         async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
             self.inner.search(query).await
         }
+        async fn visible(
+            &self,
+            resource_type: ResourceType,
+            id: &ResourceId,
+            restriction: &paraply_search::Restriction,
+        ) -> Result<bool, StoreError> {
+            self.inner.visible(resource_type, id, restriction).await
+        }
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
         }

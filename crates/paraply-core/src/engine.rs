@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use paraply_auth::Permission;
 use paraply_fhir::{ResourceId, ResourceType, VersionId, validate};
-use paraply_search::{SearchQuery, Summary, Total, index_rows};
+use paraply_search::{Restriction, SearchQuery, Summary, Total, index_rows};
 use paraply_store::{
     HistoryPage, HistoryQuery, HistoryScope, NewVersion, SearchPage, Store, StoreTx, StoredResource,
 };
@@ -91,6 +91,18 @@ impl Reader<'_> {
         Ok(match self {
             Reader::Store(store) => store.search(query).await?,
             Reader::Tx(tx) => tx.search(query).await?,
+        })
+    }
+
+    pub(crate) async fn visible(
+        &mut self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, CoreError> {
+        Ok(match self {
+            Reader::Store(store) => store.visible(resource_type, id, restriction).await?,
+            Reader::Tx(tx) => tx.visible(resource_type, id, restriction).await?,
         })
     }
 }

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{MAX_INCLUDE_DEPTH, SearchQuery, SortValue};
+use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue};
 use paraply_store::{
     HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError, StoreTx,
     StoredResource,
@@ -113,6 +113,30 @@ where
     ) -> Result<SearchPage, StoreError> {
         let mut conn = pool.acquire().await.map_err(db_error)?;
         Self::search_on(&mut conn, query).await
+    }
+
+    pub(crate) async fn visible(
+        pool: &Pool<DB>,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError> {
+        let mut conn = pool.acquire().await.map_err(db_error)?;
+        Self::visible_on(&mut conn, resource_type, id, restriction).await
+    }
+
+    async fn visible_on(
+        conn: &mut DB::Connection,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError> {
+        let statement = search::visible(resource_type, id.as_str(), restriction);
+        let row: Option<(i64,)> = Self::bind_as(statement)?
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(row.is_some())
     }
 
     pub(crate) async fn ping(pool: &Pool<DB>) -> Result<(), StoreError> {
@@ -450,6 +474,15 @@ where
 
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         Sql::<DB>::search_on(&mut self.tx, query).await
+    }
+
+    async fn visible(
+        &mut self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError> {
+        Sql::<DB>::visible_on(&mut self.tx, resource_type, id, restriction).await
     }
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {

@@ -56,6 +56,24 @@ const RESTRICTION_RANK: u8 = 1;
 
 const DAY_US: i64 = 86_400_000_000;
 
+/// Whether the current `resource_type/id` passes `restriction`: one row or none.
+pub(crate) fn visible(
+    resource_type: ResourceType,
+    id: &str,
+    restriction: &Restriction,
+) -> Statement {
+    let mut b = Builder::new(0, Some(restriction));
+    let types = [resource_type];
+    let t = b.stmt.text(resource_type.as_str());
+    let id = b.stmt.text(id);
+    let restricted = b.and_restricted("r", &types);
+    b.stmt.sql = format!(
+        "SELECT r.seq FROM resource_version r WHERE r.resource_type = {t} AND r.id = {id} \
+         AND r.is_current AND r.body IS NOT NULL{restricted}"
+    );
+    b.stmt
+}
+
 /// The page and count statements of `query`; `now_us` anchors `ap` (approximately).
 pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
     let mut b = Builder::new(now_us, query.restriction.as_ref());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::SearchQuery;
+use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
     HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
 };
@@ -138,6 +138,15 @@ impl Store for SqliteStore {
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         Sql::search(&self.readers, query).await
+    }
+
+    async fn visible(
+        &self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError> {
+        Sql::visible(&self.readers, resource_type, id, restriction).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2367,6 +2367,15 @@ pub async fn restricted_patient_sees_only_own_data(store: Arc<dyn Store>) {
     let s = &*store;
     let me = patients(&["p1"]);
     assert_eq!(find_as(s, &me, Patient, &[]).await, ["p1"]);
+    // One resource asked alone answers as the search does.
+    for (resource, expected) in [("p1", true), ("p2", false), ("nobody", false)] {
+        assert_eq!(
+            s.visible(Patient, &id(resource), &me).await.unwrap(),
+            expected,
+            "{resource}"
+        );
+    }
+    assert!(s.visible(CareTeam, &id("ct1"), &me).await.unwrap());
     assert_eq!(
         find_as(s, &me, Encounter, &[]).await,
         ["e1", "e2", "e3", "e4"]

@@ -9,7 +9,7 @@ mod sessions;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{IndexRow, SearchQuery, SortValue};
+use paraply_search::{IndexRow, Restriction, SearchQuery, SortValue};
 use time::OffsetDateTime;
 
 pub use sessions::{PendingLogin, Session, SessionStore};
@@ -158,6 +158,15 @@ pub trait Store: Send + Sync + 'static {
     /// cursor, includes and total), in a fixed number of queries whatever the matches.
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
+    /// Whether the current, non-deleted `resource_type/id` passes `restriction` — the same
+    /// rules a restricted search applies, asked of one resource in one cheap statement.
+    async fn visible(
+        &self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError>;
+
     /// Cheap liveness check of the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -175,6 +184,14 @@ pub trait StoreTx: Send {
     ) -> Result<Option<StoredResource>, StoreError>;
 
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+
+    /// [`Store::visible`], seeing this transaction's own writes.
+    async fn visible(
+        &mut self,
+        resource_type: ResourceType,
+        id: &ResourceId,
+        restriction: &Restriction,
+    ) -> Result<bool, StoreError>;
 
     /// Writes one version (see [`NewVersion`]); [`StoreError::VersionConflict`] when the
     /// current version is not `version_id - 1`.
