@@ -213,12 +213,7 @@ impl Builder<'_> {
     /// Rule 1: an active CareTeam of `pid` has the caller (one of `members`) or a role at
     /// one of the caller's `units` as a participant.
     fn care_relationship(&mut self, scope: &StaffScope, pid: &str) -> String {
-        let (ct, st, cp) = (self.alias("ct"), self.alias("st"), self.alias("cp"));
-        let care_team = self.stmt.text(ResourceType::CareTeam.as_str());
-        let patient_param = self.stmt.text("patient");
-        let patient = self.stmt.text(ResourceType::Patient.as_str());
-        let status = self.stmt.text("status");
-        let active = self.stmt.text("active");
+        let cp = self.alias("cp");
         let participant = self.stmt.text("participant");
         let mut who = Vec::with_capacity(2);
         if !scope.members.is_empty() {
@@ -241,31 +236,15 @@ impl Builder<'_> {
         if who.is_empty() {
             return "FALSE".to_owned();
         }
-        format!(
-            "EXISTS (SELECT 1 FROM index_reference {ct} WHERE {ct}.target_id = {pid} \
-             AND {ct}.resource_type = {care_team} AND {ct}.param = {patient_param} \
-             AND {ct}.target_type = {patient} \
-             AND EXISTS (SELECT 1 FROM index_token {st} WHERE {st}.rid = {ct}.rid \
-             AND {st}.param = {status} AND {st}.code = {active}) \
-             AND EXISTS (SELECT 1 FROM index_reference {cp} WHERE {cp}.rid = {ct}.rid \
-             AND {cp}.param = {participant} AND ({})))",
-            who.join(" OR ")
-        )
+        let naming = format!("{cp}.param = {participant} AND ({})", who.join(" OR "));
+        self.of_patient_with_status(pid, ResourceType::CareTeam, &["active"], &cp, &naming)
     }
 
     /// Rule 1, second way: an open Encounter of `pid` (planned, arrived, triaged, in progress,
     /// on leave) has the caller as a participant or one of the caller's `units` as its
     /// service provider — the patient who is at the unit right now.
     fn open_encounter(&mut self, scope: &StaffScope, pid: &str) -> String {
-        let (en, es, ep) = (self.alias("en"), self.alias("es"), self.alias("ep"));
-        let encounter = self.stmt.text(ResourceType::Encounter.as_str());
-        let patient_param = self.stmt.text("patient");
-        let patient = self.stmt.text(ResourceType::Patient.as_str());
-        let status = self.stmt.text("status");
-        let open: Vec<String> = OPEN_ENCOUNTER
-            .iter()
-            .map(|code| self.stmt.text(code))
-            .collect();
+        let ep = self.alias("ep");
         let participant = self.stmt.text("participant");
         let service_provider = self.stmt.text("service-provider");
         let mut who = Vec::with_capacity(2);
@@ -280,16 +259,35 @@ impl Builder<'_> {
         if who.is_empty() {
             return "FALSE".to_owned();
         }
+        let naming = who.join(" OR ");
+        self.of_patient_with_status(pid, ResourceType::Encounter, &OPEN_ENCOUNTER, &ep, &naming)
+    }
+
+    /// Some `resource_type` of patient `pid` with one of the `statuses` has a reference row
+    /// (aliased `named`) for which `naming` holds.
+    fn of_patient_with_status(
+        &mut self,
+        pid: &str,
+        resource_type: ResourceType,
+        statuses: &[&str],
+        named: &str,
+        naming: &str,
+    ) -> String {
+        let (of, st) = (self.alias("of"), self.alias("st"));
+        let t = self.stmt.text(resource_type.as_str());
+        let patient_param = self.stmt.text("patient");
+        let patient = self.stmt.text(ResourceType::Patient.as_str());
+        let status = self.stmt.text("status");
+        let codes: Vec<String> = statuses.iter().map(|code| self.stmt.text(code)).collect();
         format!(
-            "EXISTS (SELECT 1 FROM index_reference {en} WHERE {en}.target_id = {pid} \
-             AND {en}.resource_type = {encounter} AND {en}.param = {patient_param} \
-             AND {en}.target_type = {patient} \
-             AND EXISTS (SELECT 1 FROM index_token {es} WHERE {es}.rid = {en}.rid \
-             AND {es}.param = {status} AND {es}.code IN ({})) \
-             AND EXISTS (SELECT 1 FROM index_reference {ep} WHERE {ep}.rid = {en}.rid \
-             AND ({})))",
-            open.join(", "),
-            who.join(" OR ")
+            "EXISTS (SELECT 1 FROM index_reference {of} WHERE {of}.target_id = {pid} \
+             AND {of}.resource_type = {t} AND {of}.param = {patient_param} \
+             AND {of}.target_type = {patient} \
+             AND EXISTS (SELECT 1 FROM index_token {st} WHERE {st}.rid = {of}.rid \
+             AND {st}.param = {status} AND {st}.code IN ({})) \
+             AND EXISTS (SELECT 1 FROM index_reference {named} WHERE {named}.rid = {of}.rid \
+             AND ({naming})))",
+            codes.join(", ")
         )
     }
 
