@@ -81,7 +81,14 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pendi
         let (versions, waiters): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.version, p.done)).unzip();
         let events = versions.len();
+        let started = std::time::Instant::now();
         let result = write_batch(store.as_ref(), versions).await;
+        // Batch sizes and times show whether the one writer bounds the audited read rate.
+        tracing::debug!(
+            events,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "audit batch written"
+        );
         if let Err(message) = &result {
             // Only the count and the storage error: records hold patient ids.
             tracing::error!(events, error = %message, "audit log write failed");

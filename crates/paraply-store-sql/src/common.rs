@@ -33,6 +33,9 @@ pub(crate) trait Backend: Database {
     /// Run, bound to the resource type and id, before a write transaction reads a resource
     /// (`None`: the database needs no lock there).
     const LOCK_RESOURCE: Option<&'static str>;
+    /// Whether `$1, $2, …` placeholders that appear in bind order are better sent as plain
+    /// `?` (see [`sql::positional`]).
+    const POSITIONAL_PLACEHOLDERS: bool;
 }
 
 /// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
@@ -402,8 +405,17 @@ where
     /// A run-time built statement with its values bound. `AssertSqlSafe` holds because
     /// [`Statement`] text contains only placeholders, never values.
     fn bind(stmt: Statement) -> Result<Query<'static, DB, DB::Arguments>, StoreError> {
+        let sql = Self::text(&stmt);
         let arguments = Self::arguments(stmt.binds)?;
-        Ok(sqlx::query_with(AssertSqlSafe(stmt.sql), arguments))
+        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments))
+    }
+
+    fn text(stmt: &Statement) -> String {
+        if DB::POSITIONAL_PLACEHOLDERS {
+            sql::positional(&stmt.sql, stmt.binds.len())
+        } else {
+            stmt.sql.clone()
+        }
     }
 
     /// [`Self::bind`] for statements returning rows.
@@ -411,8 +423,9 @@ where
     where
         O: for<'r> FromRow<'r, DB::Row>,
     {
+        let sql = Self::text(&stmt);
         let arguments = Self::arguments(stmt.binds)?;
-        Ok(sqlx::query_as_with(AssertSqlSafe(stmt.sql), arguments))
+        Ok(sqlx::query_as_with(AssertSqlSafe(sql), arguments))
     }
 
     fn arguments(binds: Vec<Bind>) -> Result<DB::Arguments, StoreError> {

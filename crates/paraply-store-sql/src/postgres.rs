@@ -117,5 +117,6 @@ impl Store for PostgresStore {
 
 /// Concurrent writers of one resource queue on an advisory lock; see [`sql::LOCK_RESOURCE`].
 impl Backend for Postgres {
+    const POSITIONAL_PLACEHOLDERS: bool = false;
     const LOCK_RESOURCE: Option<&'static str> = Some(sql::LOCK_RESOURCE);
 }

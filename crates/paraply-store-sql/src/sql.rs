@@ -105,6 +105,36 @@ impl Statement {
     }
 }
 
+/// `sql` with `$1 … $n` replaced by plain `?` when each appears exactly once and in that
+/// order (multi-row inserts are written so), else `sql` unchanged. SQLite looks a named or
+/// numbered parameter up by a linear scan, and sqlx asks for every parameter's name before
+/// binding it: a statement with a thousand `$N` placeholders costs a million steps each
+/// time it runs, with `?` nothing.
+pub(crate) fn positional(sql: &str, binds: usize) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut expected = 1;
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let number: Option<usize> = rest[at + 1..at + 1 + digits].parse().ok();
+        if number != Some(expected) {
+            return sql.to_owned();
+        }
+        out.push_str(&rest[..at]);
+        out.push('?');
+        rest = &rest[at + 1 + digits..];
+        expected += 1;
+    }
+    if expected != binds + 1 {
+        return sql.to_owned();
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Most rows in one multi-row `INSERT`: far below both databases' placeholder limits.
 const INSERT_CHUNK: usize = 256;
 
@@ -387,6 +417,24 @@ fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_in_bind_order_become_positional_and_others_stay() {
+        assert_eq!(
+            positional("INSERT INTO t VALUES ($1, $2), ($3, $4)", 4),
+            "INSERT INTO t VALUES (?, ?), (?, ?)"
+        );
+        // Out of order, repeated, missing or a count that does not match: unchanged.
+        for (sql, binds) in [
+            ("SELECT $2, $1", 2),
+            ("SELECT $1 WHERE $1 = 1", 1),
+            ("SELECT $1, $3", 3),
+            ("SELECT $1", 2),
+        ] {
+            assert_eq!(positional(sql, binds), sql);
+        }
+        assert_eq!(positional("SELECT 1", 0), "SELECT 1");
+    }
 
     #[test]
     fn index_inserts_use_few_distinct_statement_sizes() {

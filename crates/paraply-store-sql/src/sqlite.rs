@@ -170,5 +170,6 @@ impl Store for SqliteStore {
 
 /// SQLite needs no lock before reading: a write transaction holds the only writer connection.
 impl Backend for Sqlite {
+    const POSITIONAL_PLACEHOLDERS: bool = true;
     const LOCK_RESOURCE: Option<&'static str> = None;
 }
