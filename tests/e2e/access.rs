@@ -514,7 +514,17 @@ access_case!(
     async |w: &World| {
         let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"request": {"method": "GET", "url": "Patient/karin"}}]});
+        let refused = "patient=Patient/karin&outcome=4";
+        let before = w.audit_count(refused).await;
         assert_forbidden(&w.post(Who::Tolvan, "", &transaction).await);
+        // The transaction is rolled back; its refusal is still in the log.
+        assert_eq!(w.audit_count(refused).await, before + 1);
+        let foreign_goal = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "Goal"},
+         "resource": {"resourceType": "Goal", "lifecycleStatus": "proposed",
+            "description": {"text": "x"}, "subject": reference("Patient/karin")}}]});
+        assert_forbidden(&w.post(Who::Tolvan, "", &foreign_goal).await);
+        assert_eq!(w.audit_count(refused).await, before + 2);
         let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
         {"request": {"method": "GET", "url": "Patient/tolvan"}},
         {"request": {"method": "GET", "url": "Patient/karin"}}]});

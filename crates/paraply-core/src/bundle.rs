@@ -11,7 +11,7 @@ use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::SearchQuery;
 use serde_json::Value;
 
-use crate::access::Access;
+use crate::access::{Access, AccessSummary};
 use crate::engine::{
     Fhir, Outcome, Reader, is_write, log_read_in, log_write, prevalidate, restricted,
     verify_written, write_checked,
@@ -93,30 +93,50 @@ impl Fhir {
         entries: Vec<Entry>,
         access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
-        let fail = |index: usize, label: &str, source: CoreError| CoreError::Transaction {
-            index,
-            request: label.to_owned(),
-            source: Box::new(source),
-        };
         let mut interactions = Vec::with_capacity(entries.len());
         let mut labels = Vec::with_capacity(entries.len());
         let mut entry_urls = Vec::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
-            let checked = entry.interaction.and_then(|interaction| {
-                if let Some(access) = access {
-                    access.check_interaction(&interaction)?;
-                }
-                prevalidate(&interaction)?;
-                Ok(restricted(interaction, access))
-            });
-            match checked {
-                Ok(interaction) => interactions.push(interaction),
-                Err(error) => return Err(fail(index, &entry.label, error)),
+            let interaction = entry
+                .interaction
+                .map_err(|error| entry_failed(index, &entry.label, error))?;
+            let checked = match access {
+                Some(access) => access.check_interaction(&interaction),
+                None => Ok(()),
             }
+            .and_then(|()| prevalidate(&interaction));
+            if let Err(error) = checked {
+                if let Some(access) = access {
+                    self.log_failure(access, AccessSummary::of(&interaction), &error)
+                        .await?;
+                }
+                return Err(entry_failed(index, &entry.label, error));
+            }
+            interactions.push(restricted(interaction, access));
             labels.push(entry.label);
             entry_urls.push(entry.full_url);
         }
+        let result = self
+            .run_transaction(&mut interactions, &labels, &entry_urls, access)
+            .await;
+        // The transaction is rolled back: the entry that failed it is logged on its own.
+        if let (Some(access), Err(CoreError::Transaction { index, source, .. })) = (access, &result)
+            && let Some(interaction) = interactions.get(*index)
+        {
+            self.log_failure(access, AccessSummary::of(interaction), source)
+                .await?;
+        }
+        result
+    }
 
+    /// Runs checked entries in one store transaction; every error names its entry.
+    async fn run_transaction(
+        &self,
+        interactions: &mut [Interaction],
+        labels: &[String],
+        entry_urls: &[Option<String>],
+        access: Option<&Access>,
+    ) -> Result<Outcome, CoreError> {
         let mut tx = self.store().begin().await?;
 
         // Reserve ids so references between entries resolve before anything is written.
@@ -133,7 +153,7 @@ impl Fhir {
                     let existing = match if_none_exist {
                         Some(query) => single_match(tx.as_mut(), query)
                             .await
-                            .map_err(|e| fail(index, label, e))?,
+                            .map_err(|e| entry_failed(index, label, e))?,
                         None => None,
                     };
                     let id = existing.unwrap_or_else(|| {
@@ -146,7 +166,7 @@ impl Fhir {
                 Interaction::ConditionalUpdate { query, body } => {
                     let existing = single_match(tx.as_mut(), query)
                         .await
-                        .map_err(|e| fail(index, label, e))?;
+                        .map_err(|e| entry_failed(index, label, e))?;
                     let id = match (existing, body.get("id").and_then(Value::as_str)) {
                         (Some(id), _) => id.to_string(),
                         (None, Some(body_id)) => body_id.to_owned(),
@@ -186,7 +206,7 @@ impl Fhir {
                     resolved.insert(reference, target.clone());
                 } else if let Some(target) = resolve_conditional(tx.as_mut(), &reference, access)
                     .await
-                    .map_err(|e| fail(index, &labels[index], e))?
+                    .map_err(|e| entry_failed(index, &labels[index], e))?
                 {
                     resolved.insert(reference, target);
                 }
@@ -225,21 +245,30 @@ impl Fhir {
                     Err(error) => Err(error),
                 }
             };
-            results[index] = Some(outcome.map_err(|e| fail(index, label, e))?);
+            results[index] = Some(outcome.map_err(|e| entry_failed(index, label, e))?);
         }
         for (index, resource) in &written {
             verify_written(tx.as_mut(), access, Some(resource))
                 .await
-                .map_err(|e| fail(*index, &labels[*index], e))?;
+                .map_err(|e| entry_failed(*index, &labels[*index], e))?;
             log_write(tx.as_mut(), access, &interactions[*index], Some(resource))
                 .await
-                .map_err(|e| fail(*index, &labels[*index], e))?;
+                .map_err(|e| entry_failed(*index, &labels[*index], e))?;
         }
         tx.commit().await?;
         Ok(Outcome::BundleResponse {
             transaction: true,
             entries: results.into_iter().flatten().map(Ok).collect(),
         })
+    }
+}
+
+/// A transaction's error, naming the entry that caused it.
+fn entry_failed(index: usize, label: &str, source: CoreError) -> CoreError {
+    CoreError::Transaction {
+        index,
+        request: label.to_owned(),
+        source: Box::new(source),
     }
 }
 

@@ -188,6 +188,21 @@ impl Fhir {
         self.audit_log().record(record).await
     }
 
+    /// Logs an access to patient data that was refused or failed, outside any transaction
+    /// (a failed write's, or a failed transaction's, is rolled back with it).
+    pub(crate) async fn log_failure(
+        &self,
+        access: &Access,
+        logged: Option<AccessSummary>,
+        error: &CoreError,
+    ) -> Result<(), CoreError> {
+        let Some(logged) = logged else {
+            return Ok(());
+        };
+        let record = access.record(&logged, Some(error), logged.patients.clone());
+        self.audit_log().record(record).await
+    }
+
     /// The access log writer (group commit), started on first use.
     fn audit_log(&self) -> &AuditLog {
         self.audit
@@ -203,12 +218,12 @@ impl Fhir {
             return self.execute_checked(interaction, None).await;
         };
         if matches!(interaction, Interaction::Bundle { .. }) || is_write(&interaction) {
-            // Writes log inside their own transaction; Bundles entry by entry.
+            // Writes log inside their own transaction, Bundles entry by entry; a write that
+            // fails is logged here, since its transaction is gone.
             let logged = AccessSummary::of(&interaction);
             let result = self.execute_checked(interaction, Some(access)).await;
-            if let (Err(error), Some(logged)) = (&result, logged) {
-                let record = access.record(&logged, Some(error), logged.patients.clone());
-                self.audit_log().record(record).await?;
+            if let Err(error) = &result {
+                self.log_failure(access, logged, error).await?;
             }
             return result;
         }
