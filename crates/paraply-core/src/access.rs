@@ -15,7 +15,7 @@ use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{
     Condition, Filter, IndexValue, PatientLink, ReferenceTarget, Restriction, SearchQuery,
-    StaffScope, TokenSystem, Total, index_rows, patient_link,
+    StaffScope, TokenSystem, Total, param_rows, patient_link,
 };
 use paraply_store::{HistoryScope, StoreTx};
 use serde_json::{Map, Value, json};
@@ -775,13 +775,15 @@ impl AccessSummary {
             patients: Vec::new(),
             search: false,
         };
+        // A Patient not yet written has no id to name; other bodies name their patient.
         let with_body =
             |action, resource_type: ResourceType, id: Option<&ResourceId>, body: &Value| {
-                let placeholder = ResourceId::generate();
                 AccessSummary {
                     action,
                     entity: id.map(|id| (resource_type, id.clone())),
-                    patients: patients_of_value(resource_type, id.unwrap_or(&placeholder), body),
+                    patients: id
+                        .map(|id| patients_of_value(resource_type, id, body))
+                        .unwrap_or_else(|| patients_of_body(resource_type, body)),
                     search: false,
                 }
             };
@@ -959,10 +961,16 @@ fn patients_of_value(
 ) -> Vec<ResourceId> {
     match patient_link(resource_type) {
         PatientLink::Itself => vec![id.clone()],
-        PatientLink::None => Vec::new(),
-        PatientLink::Param(param) => index_rows(resource_type, value)
+        _ => patients_of_body(resource_type, value),
+    }
+}
+
+/// The patients a body names through its patient link (none for a Patient itself).
+fn patients_of_body(resource_type: ResourceType, value: &Value) -> Vec<ResourceId> {
+    match patient_link(resource_type) {
+        PatientLink::Itself | PatientLink::None => Vec::new(),
+        PatientLink::Param(param) => param_rows(resource_type, param, value)
             .into_iter()
-            .filter(|row| row.param == param)
             .filter_map(|row| match row.value {
                 IndexValue::Reference {
                     target_type: Some(ResourceType::Patient),
@@ -1046,6 +1054,24 @@ mod tests {
         assert!(text.contains("keep") && !text.contains("forged"));
         set_owner(&mut body, None);
         assert_eq!(owner_of(&body.to_string()), None);
+    }
+
+    #[test]
+    fn a_create_names_the_patient_of_its_body_and_a_new_patient_none() {
+        let create = |body: Value| Interaction::Create {
+            resource_type: body["resourceType"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| unreachable!()),
+            body,
+            if_none_exist: None,
+        };
+        let goal = create(json!({"resourceType": "Goal", "subject": {"reference": "Patient/p1"}}));
+        let named = AccessSummary::of(&goal).map(|s| s.patients);
+        assert_eq!(named.as_deref().map(<[_]>::len), Some(1));
+        let patient = create(json!({"resourceType": "Patient"}));
+        let named = AccessSummary::of(&patient).map(|s| s.patients);
+        assert_eq!(named, Some(Vec::new()));
     }
 
     #[test]

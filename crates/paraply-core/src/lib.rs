@@ -19,16 +19,9 @@ mod request;
 mod stamp;
 
 pub use access::AccessSettings;
-pub use access_log::access_log;
-pub use audit::{
-    AuditAction, AuditAgent, AuditOutcome, AuditRecord, CLIENT_ID_SYSTEM, REQUEST_ID_SYSTEM,
-    audit_event,
-};
-pub use audit_log::{AuditLog, MAX_BATCH, stage_audit_event};
 pub use capabilities::{Security, add_security, capability_statement, search_parameter};
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
-pub use provenance::{ProvenanceActivity, provenance, stage_provenance};
 pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};
 pub use stamp::format_instant;

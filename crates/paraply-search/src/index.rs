@@ -53,8 +53,21 @@ pub const OF_TYPE_PARAM: &str = "identifier:of-type";
 
 /// Every index row of `resource`, following the registry for its type.
 pub fn index_rows(resource_type: ResourceType, resource: &Value) -> Vec<IndexRow> {
+    rows_of(params_for(resource_type), resource)
+}
+
+/// The index rows of one parameter of `resource` only (the access log asks a read resource
+/// for its `patient`, and need not extract the rest).
+pub fn param_rows(resource_type: ResourceType, param: &str, resource: &Value) -> Vec<IndexRow> {
+    rows_of(
+        params_for(resource_type).filter(|def| def.name == param),
+        resource,
+    )
+}
+
+fn rows_of(defs: impl Iterator<Item = &'static SearchParamDef>, resource: &Value) -> Vec<IndexRow> {
     let mut rows = Vec::new();
-    for def in params_for(resource_type) {
+    for def in defs {
         for path in def.paths {
             for node in nodes_at(resource, path) {
                 extract(def, path, node, &mut rows);
@@ -373,6 +386,19 @@ fn quantity(node: &Value) -> Option<IndexValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_of_one_parameter_are_that_parameters_rows_of_all() {
+        let team = serde_json::json!({"resourceType": "CareTeam", "status": "active",
+            "subject": {"reference": "Patient/p1"},
+            "participant": [{"member": {"reference": "PractitionerRole/r1"}}]});
+        let all: Vec<IndexRow> = index_rows(ResourceType::CareTeam, &team)
+            .into_iter()
+            .filter(|row| row.param == "patient")
+            .collect();
+        assert!(!all.is_empty());
+        assert_eq!(param_rows(ResourceType::CareTeam, "patient", &team), all);
+    }
     use paraply_fhir::PERSONNUMMER;
     use serde_json::json;
 
