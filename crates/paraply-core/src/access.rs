@@ -347,7 +347,7 @@ async fn write_new(
     id: &ResourceId,
     body: Value,
 ) -> Result<(), CoreError> {
-    tx.write_new(vec![first_version(resource_type, id.clone(), body)?])
+    tx.write(first_version(resource_type, id.clone(), body)?)
         .await?;
     Ok(())
 }

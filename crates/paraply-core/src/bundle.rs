@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::access::{Access, AccessSummary};
 use crate::engine::{
-    Fhir, Outcome, Reader, is_write, log_read_in, log_write, prevalidate, restricted,
+    Fhir, Outcome, Reader, is_write, log_read_in, log_write, named_target, prevalidate, restricted,
     verify_written, write_checked,
 };
 use crate::error::{CoreError, Method};
@@ -216,6 +216,12 @@ impl Fhir {
             }
         }
 
+        // Every resource an entry names by id, read (and on PostgreSQL locked) in one
+        // round trip instead of one per entry.
+        let targets: Vec<(ResourceType, ResourceId)> =
+            interactions.iter().filter_map(named_target).collect();
+        tx.read_many(&targets).await?;
+
         let mut order: Vec<usize> = (0..interactions.len()).collect();
         order.sort_by_key(|&i| processing_rank(&interactions[i]));
         let mut results: Vec<Option<Outcome>> = (0..interactions.len()).map(|_| None).collect();
@@ -247,15 +253,33 @@ impl Fhir {
             };
             results[index] = Some(outcome.map_err(|e| entry_failed(index, label, e))?);
         }
+        // All checks before all log entries: the checks ask the database, which sends the
+        // writes kept back so far, so the log entries go out together at commit.
         for (index, resource) in &written {
             verify_written(tx.as_mut(), access, Some(resource))
                 .await
                 .map_err(|e| entry_failed(*index, &labels[*index], e))?;
+        }
+        for (index, resource) in &written {
             log_write(tx.as_mut(), access, &interactions[*index], Some(resource))
                 .await
                 .map_err(|e| entry_failed(*index, &labels[*index], e))?;
         }
-        tx.commit().await?;
+        if let Err(error) = tx.commit().await {
+            // A write kept back until the commit can still lose a race: name its entry.
+            let error = CoreError::from(error);
+            let culprit = match &error {
+                CoreError::Conflict { resource_type, id } => results.iter().position(|result| {
+                    matches!(result, Some(Outcome::Resource { resource, .. })
+                        if resource.resource_type == *resource_type && resource.id == *id)
+                }),
+                _ => None,
+            };
+            return Err(match culprit {
+                Some(index) => entry_failed(index, &labels[index], error),
+                None => error,
+            });
+        }
         Ok(Outcome::BundleResponse {
             transaction: true,
             entries: results.into_iter().flatten().map(Ok).collect(),

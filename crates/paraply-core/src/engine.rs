@@ -286,11 +286,13 @@ impl Fhir {
                 }
                 Err(error) => Err(error),
             };
-            match written {
-                Ok(outcome) => {
-                    tx.commit().await?;
-                    return Ok(outcome);
-                }
+            // The store may send the write only now, so a lost race can show here too.
+            let committed = match written {
+                Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(CoreError::from),
+                Err(error) => Err(error),
+            };
+            match committed {
+                Ok(outcome) => return Ok(outcome),
                 Err(CoreError::Conflict { resource_type, id }) => {
                     if let Some(expected) = pinned_version(&interaction) {
                         // The version the client pinned stopped being current between our
@@ -504,6 +506,22 @@ pub(crate) fn restricted(mut interaction: Interaction, access: Option<&Access>) 
     interaction
 }
 
+/// The resource an update, patch or delete entry names by id.
+pub(crate) fn named_target(interaction: &Interaction) -> Option<(ResourceType, ResourceId)> {
+    match interaction {
+        Interaction::Update {
+            resource_type, id, ..
+        }
+        | Interaction::Patch {
+            resource_type, id, ..
+        }
+        | Interaction::Delete {
+            resource_type, id, ..
+        } => Some((*resource_type, id.clone())),
+        _ => None,
+    }
+}
+
 /// A resource a write produced, to be checked against the access rules before commit.
 pub(crate) struct Written {
     resource_type: ResourceType,
@@ -528,18 +546,7 @@ pub(crate) async fn write_checked(
     let Some(access) = access else {
         return Ok((write_in(tx, interaction, assigned_id).await?, None));
     };
-    let target = match &interaction {
-        Interaction::Update {
-            resource_type, id, ..
-        }
-        | Interaction::Patch {
-            resource_type, id, ..
-        }
-        | Interaction::Delete {
-            resource_type, id, ..
-        } => Some((*resource_type, id.clone())),
-        _ => None,
-    };
+    let target = named_target(&interaction);
     let mut current_owner = None;
     let mut previous_patients = Vec::new();
     if let Some((resource_type, id)) = &target

@@ -103,7 +103,7 @@ pub async fn stage_provenance(
 ) -> Result<(), CoreError> {
     let id = ResourceId::generate();
     let resource = provenance(target, activity, agent, recorded, &id);
-    tx.write_new(vec![first_version(ResourceType::Provenance, id, resource)?])
+    tx.write(first_version(ResourceType::Provenance, id, resource)?)
         .await?;
     Ok(())
 }

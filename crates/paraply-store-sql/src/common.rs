@@ -24,15 +24,15 @@ use sqlx::{
 };
 use time::OffsetDateTime;
 
-use crate::error::{db_error, write_error};
+use crate::error::db_error;
 use crate::search::{self, SortType};
-use crate::sql::{self, Bind, HistoryRow, InsertedRow, Statement, VersionRow};
+use crate::sql::{self, Bind, HistoryRow, InsertedRow, ResourceKey, Statement, VersionRow};
 
 /// What a write transaction does differently on each database.
 pub(crate) trait Backend: Database {
-    /// Run, bound to the resource type and id, before a write transaction reads a resource
-    /// (`None`: the database needs no lock there).
-    const LOCK_RESOURCE: Option<&'static str>;
+    /// Whether a write transaction locks resources ([`sql::lock_resources`]) before reading
+    /// them: a database with several writers needs it, one with a single writer does not.
+    const LOCKS_RESOURCES: bool;
     /// Whether `$1, $2, …` placeholders that appear in bind order are better sent as plain
     /// `?` (see [`sql::positional`]).
     const POSITIONAL_PLACEHOLDERS: bool;
@@ -277,43 +277,91 @@ where
         Ok(included)
     }
 
-    /// First versions of resources that do not exist yet, in a few multi-row statements
-    /// (see [`paraply_store::StoreTx::write_new`]).
-    async fn write_new(
+    /// The current versions of `keys` (after locking them, where the database needs it), in
+    /// the order asked.
+    async fn read_many(
         conn: &mut DB::Connection,
-        versions: Vec<NewVersion>,
-    ) -> Result<(), StoreError> {
-        if let Some(wrong) = versions
-            .iter()
-            .find(|v| v.version_id != VersionId::FIRST || v.body.is_none())
-        {
-            return Err(StoreError::Database(format!(
-                "write_new takes first versions with a body, not {}/{} version {}",
-                wrong.resource_type, wrong.id, wrong.version_id
-            )));
+        keys: &[ResourceKey],
+    ) -> Result<Vec<Option<StoredResource>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        let refs: Vec<&NewVersion> = versions.iter().collect();
-        let mut rids: HashMap<(String, String), i64> = HashMap::with_capacity(versions.len());
-        for insert in sql::insert_first_versions(&refs) {
-            let rows: Vec<InsertedRow> = Self::bind_as(insert)?
-                .fetch_all(&mut *conn)
+        if DB::LOCKS_RESOURCES {
+            Self::bind(sql::lock_resources(keys))?
+                .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
-            rids.extend(rows.into_iter().map(|(seq, t, id)| ((t, id), seq)));
         }
+        let rows: Vec<VersionRow> = Self::bind_as(sql::read_current(keys))?
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        let mut found: HashMap<ResourceKey, StoredResource> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let stored = sql::stored(row)?;
+            found.insert((stored.resource_type, stored.id.clone()), stored);
+        }
+        Ok(keys.iter().map(|key| found.remove(key)).collect())
+    }
+
+    /// Sends a transaction's pending writes ([`SqlTx`]). After a failure the transaction can
+    /// only be dropped, which rolls it back: what was pending is gone.
+    async fn flush(
+        conn: &mut DB::Connection,
+        pending: &mut Vec<NewVersion>,
+    ) -> Result<(), StoreError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let versions = std::mem::take(pending);
+        Self::write_versions(conn, &versions).await
+    }
+
+    /// Writes `versions` (at most one per resource) in a few multi-row statements whatever
+    /// their number: retire the versions they replace, drop those versions' index rows,
+    /// insert the new versions and their index rows. [`StoreError::VersionConflict`] names a
+    /// resource whose current version is not the one before the version written.
+    async fn write_versions(
+        conn: &mut DB::Connection,
+        versions: &[NewVersion],
+    ) -> Result<(), StoreError> {
+        let mut numbered = Vec::with_capacity(versions.len());
+        for version in versions {
+            let number =
+                sql::version_to_db(version.resource_type, &version.id, version.version_id)?;
+            numbered.push((version, number));
+        }
+        let successors: Vec<(&NewVersion, i64)> =
+            numbered.iter().copied().filter(|(_, n)| *n > 1).collect();
+        if !successors.is_empty() {
+            let retired = Self::returning(conn, sql::retire_current(&successors)).await?;
+            if let Some(conflict) = first_missing(&retired, successors.iter().map(|(v, _)| *v)) {
+                return Err(conflict);
+            }
+            let rids: Vec<i64> = retired.into_values().collect();
+            for delete in sql::delete_index(&rids) {
+                Self::bind(delete)?
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db_error)?;
+            }
+        }
+
+        let inserted = Self::returning(conn, sql::insert_versions(&numbered)).await?;
+        if let Some(conflict) = first_missing(&inserted, versions.iter()) {
+            return Err(conflict);
+        }
+        // A deletion has no index rows: rows exist only for current, non-deleted versions,
+        // which lets searches skip re-checking the versions their rows point at.
         let mut index = Vec::with_capacity(versions.len());
-        for version in &versions {
+        for version in versions.iter().filter(|v| v.body.is_some()) {
             let key = (
                 version.resource_type.as_str().to_owned(),
                 version.id.as_str().to_owned(),
             );
-            let Some(rid) = rids.get(&key) else {
-                return Err(StoreError::VersionConflict {
-                    resource_type: version.resource_type,
-                    id: version.id.clone(),
-                });
-            };
-            index.push((*rid, version.resource_type, version.index.as_slice()));
+            if let Some(rid) = inserted.get(&key) {
+                index.push((*rid, version.resource_type, version.index.as_slice()));
+            }
         }
         for insert in sql::insert_index(&index) {
             Self::bind(insert)?
@@ -324,82 +372,20 @@ where
         Ok(())
     }
 
-    async fn write(conn: &mut DB::Connection, version: NewVersion) -> Result<(), StoreError> {
-        let NewVersion {
-            resource_type,
-            ref id,
-            version_id,
-            ..
-        } = version;
-        let conflict = || StoreError::VersionConflict {
-            resource_type,
-            id: id.clone(),
-        };
-        let number = sql::version_to_db(resource_type, id, version_id)?;
-        let retired = if number > 1 {
-            let retired: Option<(i64,)> = sqlx::query_as(sql::RETIRE_CURRENT)
-                .bind(resource_type.as_str())
-                .bind(id.as_str())
-                .bind(number - 1)
-                .fetch_optional(&mut *conn)
+    /// Runs statements that return [`InsertedRow`]s: `seq` by resource type and id.
+    async fn returning(
+        conn: &mut DB::Connection,
+        statements: Vec<Statement>,
+    ) -> Result<HashMap<(String, String), i64>, StoreError> {
+        let mut seqs = HashMap::new();
+        for statement in statements {
+            let rows: Vec<InsertedRow> = Self::bind_as(statement)?
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(db_error)?;
-            match retired {
-                Some((seq,)) => Some(seq),
-                None => return Err(conflict()),
-            }
-        } else {
-            None
-        };
-        let inserted: Option<(i64,)> = sqlx::query_as(sql::INSERT_VERSION)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .bind(number)
-            .bind(sql::to_micros(version.last_updated))
-            .bind(version.body.as_deref())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| write_error(e, resource_type, id))?;
-        let Some((rid,)) = inserted else {
-            return Err(conflict());
-        };
-        // A successful version 1 proves the id had no version at all, hence no index rows.
-        if let Some(old) = retired {
-            for statement in sql::DELETE_INDEX {
-                sqlx::query(statement)
-                    .bind(old)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-            }
+            seqs.extend(rows.into_iter().map(|(seq, t, id)| ((t, id), seq)));
         }
-        // A deletion has no index rows: rows exist only for current, non-deleted versions,
-        // which lets searches skip re-checking the versions their rows point at.
-        if version.body.is_some() {
-            for insert in sql::insert_index(&[(rid, resource_type, &version.index)]) {
-                Self::bind(insert)?
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a fixed statement whose `$1` and `$2` are a resource's type and id.
-    async fn execute_for(
-        conn: &mut DB::Connection,
-        statement: &'static str,
-        resource_type: ResourceType,
-        id: &ResourceId,
-    ) -> Result<(), StoreError> {
-        sqlx::query(statement)
-            .bind(resource_type.as_str())
-            .bind(id.as_str())
-            .execute(conn)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        Ok(seqs)
     }
 
     /// A run-time built statement with its values bound. `AssertSqlSafe` holds because
@@ -443,14 +429,51 @@ where
     }
 }
 
+/// The conflict of the first of `versions` that a statement returning [`InsertedRow`]s did
+/// not touch.
+fn first_missing<'a>(
+    touched: &HashMap<(String, String), i64>,
+    mut versions: impl Iterator<Item = &'a NewVersion>,
+) -> Option<StoreError> {
+    versions
+        .find(|v| {
+            !touched.contains_key(&(
+                v.resource_type.as_str().to_owned(),
+                v.id.as_str().to_owned(),
+            ))
+        })
+        .map(|v| StoreError::VersionConflict {
+            resource_type: v.resource_type,
+            id: v.id.clone(),
+        })
+}
+
 /// A write transaction on one pooled connection; the backend decides how it begins.
+///
+/// Writes are kept back and sent together, in a few multi-row statements, when the
+/// transaction next asks the database something their rows could change — a search, a
+/// visibility check — or commits: a transaction Bundle of thirty resources costs a handful
+/// of statements instead of two hundred, and a database has one writer at a time (SQLite)
+/// or one per resource (PostgreSQL), so statements inside a write transaction are what
+/// bounds the write rate. Reads of single resources need no such flush: the transaction
+/// remembers the current version of everything it has read or written, and nobody else can
+/// write those resources meanwhile (SQLite's single writer; PostgreSQL's resource locks).
 pub(crate) struct SqlTx<DB: Database> {
     tx: Transaction<'static, DB>,
+    /// Versions written and not yet sent, at most one per resource, in write order.
+    pending: Vec<NewVersion>,
+    /// The current version (or its absence) of every resource this transaction has read or
+    /// written; the database holds the same, apart from what is still pending.
+    known: HashMap<ResourceKey, Option<StoredResource>>,
 }
 
 impl<DB: Database> SqlTx<DB> {
     pub(crate) fn new(tx: Transaction<'static, DB>) -> Self {
-        SqlTx { tx }
+        SqlTx {
+            tx,
+            pending: Vec::new(),
+            known: HashMap::new(),
+        }
     }
 }
 
@@ -479,13 +502,33 @@ where
         resource_type: ResourceType,
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError> {
-        if let Some(lock) = DB::LOCK_RESOURCE {
-            Sql::<DB>::execute_for(&mut self.tx, lock, resource_type, id).await?;
+        let key = (resource_type, id.clone());
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
         }
-        Sql::<DB>::read_current(&mut self.tx, resource_type, id).await
+        let mut found = self.read_many(&[key]).await?;
+        Ok(found.pop().flatten())
+    }
+
+    async fn read_many(
+        &mut self,
+        keys: &[(ResourceType, ResourceId)],
+    ) -> Result<Vec<Option<StoredResource>>, StoreError> {
+        let unknown: Vec<ResourceKey> = keys
+            .iter()
+            .filter(|key| !self.known.contains_key(*key))
+            .cloned()
+            .collect();
+        let found = Sql::<DB>::read_many(&mut self.tx, &unknown).await?;
+        self.known.extend(unknown.into_iter().zip(found));
+        Ok(keys
+            .iter()
+            .map(|key| self.known.get(key).cloned().flatten())
+            .collect())
     }
 
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
         Sql::<DB>::search_on(&mut self.tx, query).await
     }
 
@@ -495,18 +538,35 @@ where
         id: &ResourceId,
         restriction: &Restriction,
     ) -> Result<bool, StoreError> {
+        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
         Sql::<DB>::visible_on(&mut self.tx, resource_type, id, restriction).await
     }
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
-        Sql::<DB>::write(&mut self.tx, version).await
+        let key = (version.resource_type, version.id.clone());
+        // One statement cannot retire a version and write its successor, so a second write
+        // of the same resource sends the first.
+        if self
+            .pending
+            .iter()
+            .any(|p| p.resource_type == key.0 && p.id == key.1)
+        {
+            Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
+        }
+        let stored = StoredResource {
+            resource_type: version.resource_type,
+            id: version.id.clone(),
+            version_id: version.version_id,
+            last_updated: version.last_updated,
+            body: version.body.clone(),
+        };
+        self.known.insert(key, Some(stored));
+        self.pending.push(version);
+        Ok(())
     }
 
-    async fn write_new(&mut self, versions: Vec<NewVersion>) -> Result<(), StoreError> {
-        Sql::<DB>::write_new(&mut self.tx, versions).await
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
         self.tx.commit().await.map_err(db_error)
     }
 }

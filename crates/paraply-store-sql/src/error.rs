@@ -3,11 +3,9 @@
 //! Messages name the kind of failure and the database's error code, never SQL text or bound
 //! values: they may end up in logs, and bound values are patient data.
 
-use paraply_fhir::{ResourceId, ResourceType};
 use paraply_store::StoreError;
-use sqlx::error::ErrorKind;
 
-/// Any sqlx failure outside a version write.
+/// Any sqlx failure.
 pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
     let message = match &error {
         sqlx::Error::Database(e) => {
@@ -29,24 +27,4 @@ pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
         _ => "unexpected database failure".into(),
     };
     StoreError::Database(message)
-}
-
-/// A failure while writing a version: a unique violation is the version key doing its job
-/// (two writers of one version, or a create of an existing id), anything else is a failure.
-pub(crate) fn write_error(
-    error: sqlx::Error,
-    resource_type: ResourceType,
-    id: &ResourceId,
-) -> StoreError {
-    let unique_violation = error
-        .as_database_error()
-        .is_some_and(|e| e.kind() == ErrorKind::UniqueViolation);
-    if unique_violation {
-        StoreError::VersionConflict {
-            resource_type,
-            id: id.clone(),
-        }
-    } else {
-        db_error(error)
-    }
 }

@@ -17,7 +17,6 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
-use crate::sql;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -115,8 +114,8 @@ impl Store for PostgresStore {
     }
 }
 
-/// Concurrent writers of one resource queue on an advisory lock; see [`sql::LOCK_RESOURCE`].
+/// Concurrent writers of one resource queue on an advisory lock; see [`sql::lock_resources`].
 impl Backend for Postgres {
     const POSITIONAL_PLACEHOLDERS: bool = false;
-    const LOCK_RESOURCE: Option<&'static str> = Some(sql::LOCK_RESOURCE);
+    const LOCKS_RESOURCES: bool = true;
 }

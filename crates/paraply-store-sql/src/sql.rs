@@ -25,31 +25,8 @@ pub(crate) type InsertedRow = (i64, String, String);
 pub(crate) const READ_CURRENT: &str = "SELECT resource_type, id, version_id, last_updated, body \
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND is_current";
 
-/// Taken inside a PostgreSQL write transaction before reading a resource: concurrent
-/// writers of the same resource queue here until the holder commits, then read the version
-/// it wrote, instead of all losing their compare-and-swap. (A row lock would not do: the
-/// row it waited for is no longer current once the holder commits. SQLite needs no lock:
-/// it has one writer.) A hash collision only makes two unrelated writes wait in turn.
-pub(crate) const LOCK_RESOURCE: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))";
-
 pub(crate) const READ_VERSION: &str = "SELECT resource_type, id, version_id, last_updated, body \
      FROM resource_version WHERE resource_type = $1 AND id = $2 AND version_id = $3";
-
-/// Compare-and-swap step of a write of version N > 1: touches exactly one row when version
-/// N-1 is still current, and returns its `seq` (whose index rows the write replaces). Row
-/// locking (PostgreSQL) or the single writer (SQLite) makes a second writer of the same
-/// version see zero rows.
-pub(crate) const RETIRE_CURRENT: &str = "UPDATE resource_version SET is_current = FALSE \
-     WHERE resource_type = $1 AND id = $2 AND is_current AND version_id = $3 RETURNING seq";
-
-/// Inserts the new current version. `DO NOTHING` turns a collision with either unique index
-/// (an existing id on create, or the same version twice) into zero affected rows instead of
-/// an error, which in PostgreSQL would poison the rest of the transaction. Returns the new
-/// row's `seq`, which its index rows point at.
-pub(crate) const INSERT_VERSION: &str = "INSERT INTO resource_version \
-     (resource_type, id, version_id, last_updated, is_current, body) \
-     VALUES ($1, $2, $3, $4, TRUE, $5) ON CONFLICT DO NOTHING RETURNING seq";
 
 /// The index tables, one per [`IndexValue`] kind (see migration 0002).
 pub(crate) const INDEX_TABLES: [&str; 6] = [
@@ -59,16 +36,6 @@ pub(crate) const INDEX_TABLES: [&str; 6] = [
     "index_date",
     "index_uri",
     "index_quantity",
-];
-
-/// Deletes the index rows of the version row `$1` (a retired version), one table each.
-pub(crate) const DELETE_INDEX: [&str; 6] = [
-    "DELETE FROM index_token WHERE rid = $1",
-    "DELETE FROM index_string WHERE rid = $1",
-    "DELETE FROM index_reference WHERE rid = $1",
-    "DELETE FROM index_date WHERE rid = $1",
-    "DELETE FROM index_uri WHERE rid = $1",
-    "DELETE FROM index_quantity WHERE rid = $1",
 ];
 
 pub(crate) const PING: &str = "SELECT 1";
@@ -152,22 +119,123 @@ fn power_of_two_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
-/// Multi-row inserts of first versions (version 1, with a body) of resources that must not
-/// exist yet; each statement returns the [`InsertedRow`]s it wrote, and a resource that
-/// already exists is left out (`ON CONFLICT DO NOTHING`), which the caller reports.
-pub(crate) fn insert_first_versions(versions: &[&NewVersion]) -> Vec<Statement> {
+/// A resource named by type and id, as a write transaction reads and locks it.
+pub(crate) type ResourceKey = (ResourceType, ResourceId);
+
+/// Taken inside a PostgreSQL write transaction before reading resources: concurrent writers
+/// of the same resource queue here until the holder commits, then read the version it
+/// wrote, instead of all losing their compare-and-swap. (A row lock would not do: the row
+/// it waited for is no longer current once the holder commits. SQLite needs no lock: it has
+/// one writer.) The locks are taken in the order of their hashes, so two transactions that
+/// lock overlapping sets this way cannot deadlock; a hash collision only makes two
+/// unrelated writes wait in turn.
+pub(crate) fn lock_resources(keys: &[ResourceKey]) -> Statement {
+    let mut stmt = Statement::default();
+    let values = key_values(&mut stmt, keys);
+    stmt.sql = format!(
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(t || '/' || i, 0) AS h \
+         FROM (VALUES {values}) AS w (t, i) ORDER BY h) AS locks"
+    );
+    stmt
+}
+
+/// The current versions of several resources in one statement (absent ones give no row).
+pub(crate) fn read_current(keys: &[ResourceKey]) -> Statement {
+    let mut stmt = Statement::default();
+    let values = key_values(&mut stmt, keys);
+    // Joining a list of (type, id) pairs lets both databases look each pair up in the
+    // index of current versions (checked with EXPLAIN on both).
+    stmt.sql = format!(
+        "WITH wanted (resource_type, id) AS (VALUES {values}) \
+         SELECT v.resource_type, v.id, v.version_id, v.last_updated, v.body \
+         FROM wanted w JOIN resource_version v \
+         ON v.resource_type = w.resource_type AND v.id = w.id AND v.is_current"
+    );
+    stmt
+}
+
+fn key_values(stmt: &mut Statement, keys: &[ResourceKey]) -> String {
+    keys.iter()
+        .map(|(resource_type, id)| {
+            let resource_type = stmt.text(resource_type.as_str());
+            let id = stmt.text(id.as_str());
+            format!("({resource_type}, {id})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The compare-and-swap step of writes of versions N > 1: retires each resource's current
+/// version if it is still N-1 and returns the [`InsertedRow`] of every row retired (whose
+/// index rows the writes replace). A resource missing from the answer was written by
+/// someone else first, or skips a version. Row locking (PostgreSQL) or the single writer
+/// (SQLite) makes a second writer of the same version see no row.
+pub(crate) fn retire_current(versions: &[(&NewVersion, i64)]) -> Vec<Statement> {
+    power_of_two_chunks(versions)
+        .into_iter()
+        .map(|chunk| {
+            let mut stmt = Statement::default();
+            let alternatives: Vec<String> = chunk
+                .iter()
+                .map(|(version, number)| {
+                    let resource_type = stmt.text(version.resource_type.as_str());
+                    let id = stmt.text(version.id.as_str());
+                    let previous = stmt.int(number - 1);
+                    format!(
+                        "(resource_type = {resource_type} AND id = {id} AND version_id = {previous})"
+                    )
+                })
+                .collect();
+            // OR-ed equalities: each is one lookup in the (type, id, version) key on both
+            // databases.
+            stmt.sql = format!(
+                "UPDATE resource_version SET is_current = FALSE WHERE is_current AND ({}) \
+                 RETURNING seq, resource_type, id",
+                alternatives.join(" OR ")
+            );
+            stmt
+        })
+        .collect()
+}
+
+/// Deletes the index rows of the version rows `rids` (retired versions): one statement per
+/// index table and chunk.
+pub(crate) fn delete_index(rids: &[i64]) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    for chunk in power_of_two_chunks(rids) {
+        for table in INDEX_TABLES {
+            let mut stmt = Statement::default();
+            let list = chunk
+                .iter()
+                .map(|rid| stmt.int(*rid))
+                .collect::<Vec<_>>()
+                .join(", ");
+            stmt.sql = format!("DELETE FROM {table} WHERE rid IN ({list})");
+            statements.push(stmt);
+        }
+    }
+    statements
+}
+
+/// Multi-row inserts of new current versions; each statement returns the [`InsertedRow`]s
+/// it wrote. `DO NOTHING` turns a collision with either unique index (an existing id written
+/// as version 1, or the same version twice) into a missing row, which the caller reports as
+/// a conflict, instead of an error, which in PostgreSQL would poison the rest of the
+/// transaction.
+pub(crate) fn insert_versions(versions: &[(&NewVersion, i64)]) -> Vec<Statement> {
     power_of_two_chunks(versions)
         .into_iter()
         .map(|chunk| {
             let mut stmt = Statement::default();
             let values: Vec<String> = chunk
                 .iter()
-                .map(|version| {
+                .map(|(version, number)| {
                     let resource_type = stmt.text(version.resource_type.as_str());
                     let id = stmt.text(version.id.as_str());
+                    let number = stmt.int(*number);
                     let at = stmt.int(to_micros(version.last_updated));
                     let body = stmt.bind(Bind::NullableText(version.body.clone()));
-                    format!("({resource_type}, {id}, 1, {at}, TRUE, {body})")
+                    format!("({resource_type}, {id}, {number}, {at}, TRUE, {body})")
                 })
                 .collect();
             stmt.sql = format!(

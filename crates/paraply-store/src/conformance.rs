@@ -45,7 +45,7 @@ macro_rules! store_conformance_tests {
             dropped_transaction_leaves_nothing_behind,
             transaction_reads_and_searches_its_own_uncommitted_writes,
             several_writes_in_one_transaction_commit_together,
-            new_resources_written_together_read_back_and_are_indexed,
+            many_writes_in_one_transaction_read_back_and_are_indexed,
             search_by_id_finds_only_current_resources_of_the_type,
             search_by_identifier_matches_every_token_form,
             search_clauses_are_combined_with_and,
@@ -549,7 +549,7 @@ pub async fn several_writes_in_one_transaction_commit_together(store: Arc<dyn St
     );
 }
 
-pub async fn new_resources_written_together_read_back_and_are_indexed(store: Arc<dyn Store>) {
+pub async fn many_writes_in_one_transaction_read_back_and_are_indexed(store: Arc<dyn Store>) {
     // More than one multi-row statement's worth, and two types, so every chunk path runs.
     let versions: Vec<NewVersion> = (0..300)
         .map(|n| {
@@ -563,7 +563,9 @@ pub async fn new_resources_written_together_read_back_and_are_indexed(store: Arc
         .chain([organization("o-batch", 1, at(0))])
         .collect();
     let mut tx = store.begin().await.unwrap();
-    tx.write_new(versions).await.unwrap();
+    for version in versions {
+        tx.write(version).await.unwrap();
+    }
     tx.commit().await.unwrap();
     let read = store
         .read(ResourceType::Patient, &id("n299"))
@@ -584,16 +586,85 @@ pub async fn new_resources_written_together_read_back_and_are_indexed(store: Arc
             .is_some()
     );
 
-    // A resource that exists already: a conflict naming it, and nothing of the batch stays.
+    // Updates, deletions and creations together: each replaces exactly its own index rows.
     let mut tx = store.begin().await.unwrap();
-    let result = tx
-        .write_new(vec![
-            patient("fresh", 1, at(0), &[]),
-            patient("n7", 1, at(0), &[]),
-        ])
-        .await;
+    let targets: Vec<(ResourceType, ResourceId)> = (0..200)
+        .map(|n| (ResourceType::Patient, id(&format!("n{n}"))))
+        .chain([(ResourceType::Patient, id("absent"))])
+        .collect();
+    let current = tx.read_many(&targets).await.unwrap();
+    assert_eq!(current.len(), 201);
+    assert!(
+        current[..200]
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.version_id == v(1)))
+    );
+    assert_eq!(current[200], None);
+    for n in 0..200 {
+        let name = format!("n{n}");
+        let next = if n % 2 == 0 {
+            patient(&name, 2, at(1), &[(Some("http://batch2"), &format!("{n}"))])
+        } else {
+            deletion(ResourceType::Patient, &name, 2, at(1))
+        };
+        tx.write(next).await.unwrap();
+    }
+    tx.write(patient(
+        "absent",
+        1,
+        at(1),
+        &[(Some("http://batch2"), "new")],
+    ))
+    .await
+    .unwrap();
+    // Reads in the transaction see the writes not yet sent; searches too.
+    let own = tx
+        .read(ResourceType::Patient, &id("n4"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.version_id, v(2));
+    let found = tx
+        .search(&patient_query(&[("identifier", "http://batch2|4")]))
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&found), ["n4"]);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://batch|4")]).await,
+        Vec::<String>::new(),
+        "the replaced version's rows are gone"
+    );
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://batch|257")]).await,
+        ["n257"],
+        "rows of resources not written stay"
+    );
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://batch2|5")]).await,
+        Vec::<String>::new(),
+        "a deletion has no rows"
+    );
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://batch2|new")]).await,
+        ["absent"]
+    );
+    let deleted = store
+        .read(ResourceType::Patient, &id("n5"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(deleted.is_deleted() && deleted.version_id == v(2));
+
+    // A resource that exists already: a conflict naming it (when the writes are sent, at
+    // the latest on commit), and nothing of the transaction stays.
+    let mut tx = store.begin().await.unwrap();
+    tx.write(patient("fresh", 1, at(0), &[])).await.unwrap();
+    let result = match tx.write(patient("n7", 1, at(0), &[])).await {
+        Ok(()) => tx.commit().await,
+        Err(error) => Err(error),
+    };
     assert_conflict(result, "n7");
-    drop(tx);
     assert!(
         store
             .read(ResourceType::Patient, &id("fresh"))

@@ -175,6 +175,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// A database transaction. Reads inside it see its own writes.
+///
+/// A backend may keep writes back and send them together (see [`StoreTx::write`]); every
+/// read, search and visibility check still sees them.
 #[async_trait]
 pub trait StoreTx: Send {
     async fn read(
@@ -182,6 +185,15 @@ pub trait StoreTx: Send {
         resource_type: ResourceType,
         id: &ResourceId,
     ) -> Result<Option<StoredResource>, StoreError>;
+
+    /// The current versions of several resources, in the order asked, in one round trip;
+    /// later reads of them in this transaction cost nothing. A write transaction that knows
+    /// what it will write reads it all first: a transaction Bundle reads its entries'
+    /// targets together.
+    async fn read_many(
+        &mut self,
+        keys: &[(ResourceType, ResourceId)],
+    ) -> Result<Vec<Option<StoredResource>>, StoreError>;
 
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
 
@@ -193,15 +205,11 @@ pub trait StoreTx: Send {
         restriction: &Restriction,
     ) -> Result<bool, StoreError>;
 
-    /// Writes one version (see [`NewVersion`]); [`StoreError::VersionConflict`] when the
-    /// current version is not `version_id - 1`.
+    /// Writes one version (see [`NewVersion`]). The backend may send it to the database
+    /// later, together with the transaction's other writes (the next search, visibility
+    /// check or the commit), so a [`StoreError::VersionConflict`] — the current version is
+    /// not `version_id - 1` — may come from that later call; it names the resource.
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError>;
-
-    /// Writes first versions (version 1, with a body) of resources that do not exist yet —
-    /// what the server builds itself, such as the access log — in a few multi-row
-    /// statements instead of several per resource. [`StoreError::VersionConflict`] names a
-    /// resource that already exists.
-    async fn write_new(&mut self, versions: Vec<NewVersion>) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
