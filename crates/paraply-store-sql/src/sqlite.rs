@@ -1,6 +1,7 @@
 //! The SQLite backend: one database file in WAL mode, one writer connection, many readers.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,10 +10,11 @@ use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
     HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
 };
-use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{Connection, Sqlite};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
@@ -48,6 +50,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) readers: SqlitePool,
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -82,23 +85,91 @@ impl SqliteStore {
             // Searches sort and materialise small intermediate results; in temporary files
             // (SQLite's default) that costs syscalls per query, in memory nothing.
             .pragma("temp_store", "memory")
+            // Pages read through a memory map cost no read() call and no copy (SQLite maps
+            // at most its compile-time limit, 2 GB, of the file; the rest is read as usual).
+            .pragma("mmap_size", MMAP_BYTES)
             .foreign_keys(true);
 
+        // The writer keeps its page cache between transactions (a reader's is dropped
+        // whenever someone else has written), so a large one holds the upper levels of
+        // every index; and it leaves checkpoints to the background task below, except as
+        // a backstop should that task fall far behind.
+        let writer_connect = connect
+            .clone()
+            .pragma("cache_size", WRITER_CACHE_KIB)
+            .pragma("wal_autocheckpoint", BACKSTOP_CHECKPOINT_PAGES);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(connect.clone())
+            .connect_with(writer_connect)
             .await
             .map_err(db_error)?;
         MIGRATOR
             .run(&writer)
             .await
             .map_err(|e| db_error(e.into()))?;
+        let checkpointer = Checkpointer::start(
+            SqliteConnection::connect_with(&connect)
+                .await
+                .map_err(db_error)?,
+        );
         let readers = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(connect)
             .await
             .map_err(db_error)?;
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore {
+            writer,
+            readers,
+            _checkpointer: Arc::new(checkpointer),
+        })
+    }
+}
+
+/// `PRAGMA mmap_size`: more than SQLite's compile-time cap, which it then uses.
+const MMAP_BYTES: &str = "17179869184";
+
+/// `PRAGMA cache_size` of the writer connection, in KiB (negative: a size, not pages).
+const WRITER_CACHE_KIB: &str = "-131072";
+
+/// The writer checkpoints by itself only when the WAL holds this many pages (256 MiB):
+/// normally the background task has long done it.
+const BACKSTOP_CHECKPOINT_PAGES: &str = "65536";
+
+/// How often the background task checkpoints.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Moves committed pages from the WAL into the database file, on its own connection and so
+/// on its own thread. Left to the writer (SQLite's default, every 1000 pages), a checkpoint
+/// runs inside whichever commit crosses the threshold, with two fsyncs, while every other
+/// write waits for the one writer; here it overlaps with the writes. `PASSIVE` never waits
+/// for readers or the writer.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::AbortHandle);
+
+impl Checkpointer {
+    fn start(mut connection: SqliteConnection) -> Self {
+        let task = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut connection)
+                    .await
+                {
+                    // The writer's backstop checkpoint still bounds the WAL.
+                    tracing::warn!(error = %db_error(error), "background WAL checkpoint failed");
+                }
+            }
+        });
+        Checkpointer(task.abort_handle())
+    }
+}
+
+/// The task ends with the last clone of the store.
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -171,5 +242,5 @@ impl Store for SqliteStore {
 /// SQLite needs no lock before reading: a write transaction holds the only writer connection.
 impl Backend for Sqlite {
     const POSITIONAL_PLACEHOLDERS: bool = true;
-    const LOCK_RESOURCE: Option<&'static str> = None;
+    const LOCKS_RESOURCES: bool = false;
 }
