@@ -161,6 +161,9 @@ async fn post(
         .post(url)
         .header(CONTENT_TYPE, FHIR_JSON)
         .header(ACCEPT, FHIR_JSON)
+        // Only each entry's status is checked: without the resources echoed back, the
+        // answer is a few hundred bytes instead of the whole Bundle again.
+        .header("prefer", "return=minimal")
         .body(body)
         .send()
         .await
