@@ -22,7 +22,8 @@ pub struct SearchQuery {
     pub resource_type: ResourceType,
     /// Every filter must hold (repeated parameters = AND).
     pub filters: Vec<Filter>,
-    /// Sort keys in order; ties (and an empty list) fall back to the id.
+    /// Sort keys in order; ties (and an empty list) fall back to the write order of the
+    /// current versions (see [`PageCursor`] for why, and what that means for paging).
     pub sort: Vec<SortKey>,
     /// Page size.
     pub count: u32,

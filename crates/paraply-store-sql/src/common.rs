@@ -202,7 +202,7 @@ where
         };
         let included = Self::includes(conn, query, &found).await?;
         Ok(SearchPage {
-            matches: found.into_iter().map(|(_, m)| m).collect(),
+            matches: found,
             included,
             total,
             more,
@@ -214,18 +214,18 @@ where
     async fn includes(
         conn: &mut DB::Connection,
         query: &SearchQuery,
-        matches: &[(i64, SearchMatch)],
+        matches: &[SearchMatch],
     ) -> Result<Vec<StoredResource>, StoreError> {
         if query.include.is_empty() && query.revinclude.is_empty() {
             return Ok(Vec::new());
         }
         let mut seen: HashSet<(ResourceType, ResourceId)> = matches
             .iter()
-            .map(|(_, m)| (m.resource.resource_type, m.resource.id.clone()))
+            .map(|m| (m.resource.resource_type, m.resource.id.clone()))
             .collect();
         let mut frontier: Vec<(i64, ResourceType)> = matches
             .iter()
-            .map(|(seq, m)| (*seq, m.resource.resource_type))
+            .map(|m| (m.seq, m.resource.resource_type))
             .collect();
         let mut included = Vec::new();
         let specs: Vec<_> = (query.include.iter().map(|s| (s, false)))
@@ -511,8 +511,8 @@ where
     }
 }
 
-/// A page row: its `seq` (for includes) and the match with one sort value per key.
-fn decode_match<DB>(row: &DB::Row, sort: &[SortType]) -> Result<(i64, SearchMatch), StoreError>
+/// A page row: the match with its `seq` and one sort value per key.
+fn decode_match<DB>(row: &DB::Row, sort: &[SortType]) -> Result<SearchMatch, StoreError>
 where
     DB: Database,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
@@ -542,11 +542,9 @@ where
         };
         sort_values.push(value);
     }
-    Ok((
+    Ok(SearchMatch {
+        resource,
+        sort_values,
         seq,
-        SearchMatch {
-            resource,
-            sort_values,
-        },
-    ))
+    })
 }
