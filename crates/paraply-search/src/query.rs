@@ -232,10 +232,17 @@ pub enum Summary {
     Text,
 }
 
+/// Whether a page carries `Bundle.total`, which R4 lets a server leave out (search.html#total).
+/// Counting every match costs as much as reading them all, so it is done only when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Total {
+    /// `_total=none`: never.
     None,
+    /// No `_total`, or `_total=estimate`: only when the page itself tells it (a first page
+    /// that holds every match), so no search pays for a count. Paraply makes no estimates.
     #[default]
+    IfFree,
+    /// `_total=accurate`, `_summary=count` and conditional interactions: always, counted.
     Accurate,
 }
 
@@ -292,7 +299,7 @@ impl SearchQuery {
             revinclude: Vec::new(),
             summary: Summary::False,
             elements: Vec::new(),
-            total: Total::Accurate,
+            total: Total::IfFree,
             ignored: Vec::new(),
             restriction: None,
         }
@@ -375,7 +382,8 @@ impl SearchQuery {
             "_total" => {
                 self.total = match raw_value {
                     "none" => Total::None,
-                    "estimate" | "accurate" => Total::Accurate,
+                    "estimate" => Total::IfFree,
+                    "accurate" => Total::Accurate,
                     _ => return Err(invalid("expected none, estimate or accurate")),
                 }
             }
@@ -1061,6 +1069,16 @@ mod tests {
         assert_eq!(q.elements, ["status", "subject"]);
         assert!(parse(CarePlan, &[("_include", "CarePlan:status")]).is_err());
         assert!(parse(CarePlan, &[("_sort", "colour")]).is_err());
+    }
+
+    #[test]
+    fn total_is_counted_only_when_asked_and_estimate_is_the_default() {
+        let total = |pairs: &[(&str, &str)]| parse(Task, pairs).map(|q| q.total);
+        assert_eq!(total(&[]), Ok(Total::IfFree));
+        assert_eq!(total(&[("_total", "estimate")]), Ok(Total::IfFree));
+        assert_eq!(total(&[("_total", "accurate")]), Ok(Total::Accurate));
+        assert_eq!(total(&[("_total", "none")]), Ok(Total::None));
+        assert!(total(&[("_total", "exact")]).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue};
+use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue, Total};
 use paraply_store::{
     HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError, StoreTx,
     StoredResource,
@@ -165,8 +165,9 @@ where
             .transpose()
     }
 
-    /// The page (one statement), the total (one) and the includes (a few per include spec
-    /// and round, whatever the number of matches).
+    /// The page (one statement), the total (one, only with `_total=accurate` and only when
+    /// the page does not already tell it) and the includes (a few per include spec and
+    /// round, whatever the number of matches).
     async fn search_on(
         conn: &mut DB::Connection,
         query: &SearchQuery,
@@ -186,19 +187,19 @@ where
         if plan.backwards {
             found.reverse();
         }
-        let total = match plan.total {
+        let total = if query.total == Total::None {
+            None
+        } else if query.page.is_none() && !more && count > 0 {
             // A first page that holds every match is its own count: no second query.
-            Some(_) if query.page.is_none() && !more && count > 0 => {
-                Some(u64::try_from(found.len()).unwrap_or(u64::MAX))
-            }
-            Some(total) => {
-                let (total,): (i64,) = Self::bind_as(total)?
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                Some(sql::count_from(total)?)
-            }
-            None => None,
+            Some(u64::try_from(found.len()).unwrap_or(u64::MAX))
+        } else if let Some(total) = plan.total {
+            let (total,): (i64,) = Self::bind_as(total)?
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Some(sql::count_from(total)?)
+        } else {
+            None
         };
         let included = Self::includes(conn, query, &found).await?;
         Ok(SearchPage {

@@ -183,13 +183,13 @@ fn searches(patients: usize) -> Vec<(&'static str, SearchQuery)> {
             ),
         ),
         (
-            "Task?owner&status (_total=none)",
+            "Task?owner&status&_total=accurate",
             q(
                 Task,
                 vec![
                     ("owner", &org),
                     ("status", "requested,accepted"),
-                    ("_total", "none"),
+                    ("_total", "accurate"),
                 ],
             ),
         ),

@@ -20,6 +20,9 @@
 //! a driving filter whose index yields its rows in `rid` order (see [`in_rid_order`]) is
 //! instead the outer loop of a join, read from the cursor on and stopped after the page, so
 //! a page costs the same for an owner of forty tasks as for one of forty thousand.
+//!
+//! The `COUNT(*)` statement exists only for `_total=accurate`; it reads every match, which
+//! is why nothing else asks for it.
 
 use paraply_fhir::ResourceType;
 use paraply_search::{
@@ -43,7 +46,7 @@ pub(crate) struct SearchSql {
     /// `seq, resource_type, id, version_id, last_updated, body` then one column per sort key;
     /// at most `count + 1` rows, in the order read (reversed order for a backwards cursor).
     pub(crate) page: Statement,
-    /// `COUNT(*)` over the filters, without the cursor; `None` with `_total=none`.
+    /// `COUNT(*)` over the filters, without the cursor; only with `_total=accurate`.
     pub(crate) total: Option<Statement>,
     pub(crate) sort: Vec<SortType>,
     pub(crate) backwards: bool,
@@ -148,7 +151,7 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
         Some((_, lookup)) => format!("r.seq IN ({}) AND {tested}", lookup.set()),
         None => tested.clone(),
     };
-    let total = (query.total != Total::None).then(|| Statement {
+    let total = (query.total == Total::Accurate).then(|| Statement {
         sql: format!("SELECT COUNT(*) FROM resource_version r WHERE {filtered}"),
         binds: b.stmt.binds.clone(),
     });
@@ -977,6 +980,7 @@ mod tests {
                 ("identifier", "x'y|1,2"),
                 ("family", "o'brien"),
                 ("_id", "a"),
+                ("_total", "accurate"),
             ],
         );
         let sql = search(&q, 0);
@@ -1056,7 +1060,10 @@ mod tests {
 
     #[test]
     fn a_patient_restriction_drives_unless_a_filter_is_as_selective() {
-        let mut q = query(ResourceType::CareTeam, &[("status", "active")]);
+        let mut q = query(
+            ResourceType::CareTeam,
+            &[("status", "active"), ("_total", "accurate")],
+        );
         q.restriction = Some(patient_restriction());
         let sql = search(&q, 0);
         assert!(

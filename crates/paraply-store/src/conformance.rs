@@ -65,7 +65,7 @@ macro_rules! store_conformance_tests {
             search_cursor_stays_correct_when_resources_are_written_between_pages,
             search_includes_and_revincludes_each_resource_once,
             search_iterate_follows_included_resources,
-            search_total_none_and_count_zero,
+            search_total_is_counted_when_asked_and_free_otherwise,
             search_without_sort_pages_in_write_order_and_loses_nothing_to_updates,
             search_in_a_transaction_sees_its_writes_and_not_replaced_rows,
             consent_provision_type_is_searchable,
@@ -1802,32 +1802,85 @@ pub async fn search_iterate_follows_included_resources(store: Arc<dyn Store>) {
     assert!(page.included.iter().all(|r| !r.is_deleted()));
 }
 
-pub async fn search_total_none_and_count_zero(store: Arc<dyn Store>) {
+/// `(matches, total, more)` of a page.
+fn counts(page: &SearchPage) -> (usize, Option<u64>, bool) {
+    (page.matches.len(), page.total, page.more)
+}
+
+/// R4 lets a server leave `Bundle.total` out (search.html#total); counting every match costs
+/// as much as reading them all, so without `_total=accurate` only a page that holds every
+/// match carries one.
+pub async fn search_total_is_counted_when_asked_and_free_otherwise(store: Arc<dyn Store>) {
     for name in ["p1", "p2", "p3"] {
         write_ok(&*store, resource(Patient, name, json!({"gender": "male"}))).await;
     }
+    let male = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = vec![("gender", "male")];
+        pairs.extend_from_slice(extra);
+        pairs
+    };
+    // No `_total` (or `estimate`): a first page holding every match is its own count; a
+    // page that holds only some of them has none.
+    let page = search_page(&*store, Patient, &male(&[("_count", "3")])).await;
+    assert_eq!(counts(&page), (3, Some(3), false));
+    let first = search_page(&*store, Patient, &male(&[("_count", "2")])).await;
+    assert_eq!(counts(&first), (2, None, true));
     let page = search_page(
         &*store,
         Patient,
-        &[("gender", "male"), ("_total", "none"), ("_count", "2")],
+        &male(&[("_count", "2"), ("_total", "estimate")]),
+    )
+    .await;
+    assert_eq!(counts(&page), (2, None, true));
+    // A later page does not know what came before it, even when it is the last.
+    let mut query = query_of(Patient, &male(&[("_count", "2")]));
+    query.page = Some(cursor_after(&first, false));
+    let last = store.search(&query).await.unwrap();
+    assert_eq!(counts(&last), (1, None, false));
+
+    // `accurate`: always counted, on every page, whatever the page size.
+    let mut query = query_of(Patient, &male(&[("_count", "2"), ("_total", "accurate")]));
+    assert_eq!(
+        counts(&store.search(&query).await.unwrap()),
+        (2, Some(3), true)
+    );
+    query.page = Some(cursor_after(&first, false));
+    assert_eq!(
+        counts(&store.search(&query).await.unwrap()),
+        (1, Some(3), false)
+    );
+    let page = search_page(
+        &*store,
+        Patient,
+        &male(&[("_count", "0"), ("_total", "accurate")]),
+    )
+    .await;
+    assert_eq!(counts(&page), (0, Some(3), true));
+    let page = search_page(
+        &*store,
+        Patient,
+        &[
+            ("gender", "female"),
+            ("_count", "0"),
+            ("_total", "accurate"),
+        ],
+    )
+    .await;
+    assert_eq!(counts(&page), (0, Some(0), false));
+
+    // `none`: never, not even when the page holds everything.
+    let page = search_page(
+        &*store,
+        Patient,
+        &male(&[("_total", "none"), ("_count", "2")]),
     )
     .await;
     assert_eq!(
         (ids_of(&page), page.total, page.more),
         (vec!["p1".to_owned(), "p2".to_owned()], None, true)
     );
-    let page = search_page(&*store, Patient, &[("gender", "male"), ("_count", "0")]).await;
-    assert_eq!(
-        (page.matches.len(), page.total, page.more),
-        (0, Some(3), true)
-    );
-    let page = search_page(&*store, Patient, &[("gender", "female"), ("_count", "0")]).await;
-    assert_eq!(
-        (page.matches.len(), page.total, page.more),
-        (0, Some(0), false)
-    );
-    let page = search_page(&*store, Patient, &[("_count", "3")]).await;
-    assert_eq!((page.matches.len(), page.more), (3, false));
+    let page = search_page(&*store, Patient, &male(&[("_total", "none")])).await;
+    assert_eq!(counts(&page), (3, None, false));
 }
 
 /// A Task owned by `owner` with `status`.

@@ -111,7 +111,13 @@ pub struct SearchPage {
     pub matches: Vec<SearchMatch>,
     /// Resources found by `_include`/`_revinclude` (each once, none that is also a match).
     pub included: Vec<StoredResource>,
-    /// How many resources match in all; `None` with `_total=none`.
+    /// How many resources match in all: always with [`Total::Accurate`], never with
+    /// [`Total::None`], and with [`Total::IfFree`] only when this is a first page that holds
+    /// every match.
+    ///
+    /// [`Total::Accurate`]: paraply_search::Total::Accurate
+    /// [`Total::None`]: paraply_search::Total::None
+    /// [`Total::IfFree`]: paraply_search::Total::IfFree
     pub total: Option<u64>,
     /// Whether more matches lie beyond this page in the direction it was read (after it,
     /// or before it for a backwards cursor).
