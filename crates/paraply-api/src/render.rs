@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use paraply_core::{CoreError, Outcome, format_instant};
 use paraply_fhir::{Issue, IssueType, Severity, operation_outcome};
-use paraply_search::{PageCursor, SearchQuery, Summary, subset};
+use paraply_search::{SearchQuery, Summary, subset};
 use paraply_store::{SearchMatch, SearchPage, StoredResource};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -244,12 +244,10 @@ fn searchset(
 ) -> Rendered {
     let mut links = vec![link("self", ctx.self_url)];
     let cursor_link = |relation: &str, matched: &SearchMatch, backwards: bool| {
-        let cursor = PageCursor {
-            values: matched.sort_values.clone(),
-            id: matched.resource.id.to_string(),
-            backwards,
-        };
-        link(relation, &with_page(ctx.self_url, &cursor.encode()))
+        link(
+            relation,
+            &with_page(ctx.self_url, &matched.cursor(backwards).encode()),
+        )
     };
     let backwards = query.page.as_ref().is_some_and(|p| p.backwards);
     let (has_next, has_previous) = match (&query.page, backwards) {

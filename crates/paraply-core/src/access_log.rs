@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{PageCursor, SearchQuery, Total};
-use paraply_store::{SearchMatch, Store, StoreError};
+use paraply_store::{Store, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::audit::{CARE_PROVIDER_ROLE, CLIENT_ID_SYSTEM, OBJECT_ROLE, ROLE_CLASS, UNIT_ROLE};
@@ -46,15 +46,10 @@ pub async fn access_log(
         self_url.push_str(&format!("&_page={}", page.encode()));
     }
     let mut links = vec![json!({"relation": "self", "url": self_url})];
-    let next = |last: &SearchMatch| PageCursor {
-        values: last.sort_values.clone(),
-        id: last.resource.id.to_string(),
-        backwards: false,
-    };
     if let (true, Some(last)) = (found.more || backwards, found.matches.last()) {
         links.push(json!({
             "relation": "next",
-            "url": format!("{own_url}&_page={}", next(last).encode())
+            "url": format!("{own_url}&_page={}", last.cursor(false).encode())
         }));
     }
     let entries = found

@@ -90,12 +90,12 @@ pub fn capability_statement() -> Value {
             "interaction": SYSTEM_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
             "searchParam": [
                 {"name": "_count", "type": "number", "documentation": "Page size (default 50, at most 1000)"},
-                {"name": "_sort", "type": "string", "documentation": "Sort keys; '-' for descending"},
+                {"name": "_sort", "type": "string", "documentation": "Sort keys; '-' for descending. Ties, and searches without _sort, follow the order of writes: a resource updated between page reads may come again on a later page, never skipped"},
                 {"name": "_include", "type": "special"},
                 {"name": "_revinclude", "type": "special"},
                 {"name": "_summary", "type": "token"},
                 {"name": "_elements", "type": "string"},
-                {"name": "_total", "type": "token"},
+                {"name": "_total", "type": "token", "documentation": "accurate: always counted. Absent or estimate: Bundle.total only when the first page holds every match. none: never. _summary=count and _count=0 always count"},
                 {"name": "_has", "type": "special"}
             ],
         }]

@@ -384,7 +384,9 @@ impl Fhir {
                 })
             }
             Interaction::Search { mut query } => {
-                if query.summary == Summary::Count {
+                // Both ask for the number of matches and nothing else (R4 search.html:
+                // `_count=0` is treated as `_summary=count`), so both count.
+                if query.summary == Summary::Count || query.count == 0 {
                     query.count = 0;
                     query.total = Total::Accurate;
                 }

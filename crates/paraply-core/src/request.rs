@@ -477,7 +477,7 @@ mod tests {
         }
         let cursor = PageCursor {
             values: Vec::new(),
-            id: "ae-1".into(),
+            seq: 7,
             backwards: false,
         };
         assert!(matches!(

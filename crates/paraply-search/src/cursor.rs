@@ -16,12 +16,22 @@ pub enum SortValue {
 }
 
 /// Where a page starts.
+///
+/// Every order ends with the version row's `seq` (the store's write order), and without a
+/// `_sort` it is the whole order: the index rows a search starts from are keyed by it, so a
+/// page can be read straight off an index and stop after `_count` rows. The price of this
+/// tie-break over the id: an update writes a new version row with a higher `seq`, so a
+/// resource updated between two page reads moves to the end of its run of equal sort values
+/// (to the very end without `_sort`) and may be served again on a later page. Following
+/// `next` links it is never skipped for that, since a write only moves a row further along;
+/// following `previous` links it may be, as those walk the other way. (Changing the sorted
+/// value itself moves the resource to wherever the new value sorts, as with any keyset.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PageCursor {
     /// The sort values of the boundary row, one per sort key.
     pub values: Vec<SortValue>,
-    /// The boundary row's id (the final tie-breaker of every order).
-    pub id: String,
+    /// The boundary row's version row (`seq`): the final tie-breaker of every order.
+    pub seq: i64,
     /// `true` for a previous link: the page ends before the boundary row.
     pub backwards: bool,
 }
@@ -49,7 +59,7 @@ mod tests {
                 SortValue::Text("ågren".into()),
                 SortValue::Null,
             ],
-            id: "p-1".into(),
+            seq: 42,
             backwards: true,
         };
         assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));

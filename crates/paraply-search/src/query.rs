@@ -22,7 +22,8 @@ pub struct SearchQuery {
     pub resource_type: ResourceType,
     /// Every filter must hold (repeated parameters = AND).
     pub filters: Vec<Filter>,
-    /// Sort keys in order; ties (and an empty list) fall back to the id.
+    /// Sort keys in order; ties (and an empty list) fall back to the write order of the
+    /// current versions (see [`PageCursor`] for why, and what that means for paging).
     pub sort: Vec<SortKey>,
     /// Page size.
     pub count: u32,
@@ -231,10 +232,17 @@ pub enum Summary {
     Text,
 }
 
+/// Whether a page carries `Bundle.total`, which R4 lets a server leave out (search.html#total).
+/// Counting every match costs as much as reading them all, so it is done only when asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Total {
+    /// `_total=none`: never.
     None,
+    /// No `_total`, or `_total=estimate`: only when the page itself tells it (a first page
+    /// that holds every match), so no search pays for a count. Paraply makes no estimates.
     #[default]
+    IfFree,
+    /// `_total=accurate`, `_summary=count` and conditional interactions: always, counted.
     Accurate,
 }
 
@@ -291,7 +299,7 @@ impl SearchQuery {
             revinclude: Vec::new(),
             summary: Summary::False,
             elements: Vec::new(),
-            total: Total::Accurate,
+            total: Total::IfFree,
             ignored: Vec::new(),
             restriction: None,
         }
@@ -374,7 +382,8 @@ impl SearchQuery {
             "_total" => {
                 self.total = match raw_value {
                     "none" => Total::None,
-                    "estimate" | "accurate" => Total::Accurate,
+                    "estimate" => Total::IfFree,
+                    "accurate" => Total::Accurate,
                     _ => return Err(invalid("expected none, estimate or accurate")),
                 }
             }
@@ -1060,6 +1069,16 @@ mod tests {
         assert_eq!(q.elements, ["status", "subject"]);
         assert!(parse(CarePlan, &[("_include", "CarePlan:status")]).is_err());
         assert!(parse(CarePlan, &[("_sort", "colour")]).is_err());
+    }
+
+    #[test]
+    fn total_is_counted_only_when_asked_and_estimate_is_the_default() {
+        let total = |pairs: &[(&str, &str)]| parse(Task, pairs).map(|q| q.total);
+        assert_eq!(total(&[]), Ok(Total::IfFree));
+        assert_eq!(total(&[("_total", "estimate")]), Ok(Total::IfFree));
+        assert_eq!(total(&[("_total", "accurate")]), Ok(Total::Accurate));
+        assert_eq!(total(&[("_total", "none")]), Ok(Total::None));
+        assert!(total(&[("_total", "exact")]).is_err());
     }
 
     #[test]

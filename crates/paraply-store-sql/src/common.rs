@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue};
+use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue, Total};
 use paraply_store::{
     HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError, StoreTx,
     StoredResource,
@@ -165,8 +165,9 @@ where
             .transpose()
     }
 
-    /// The page (one statement), the total (one) and the includes (a few per include spec
-    /// and round, whatever the number of matches).
+    /// The page (one statement), the total (one, only with `_total=accurate` and only when
+    /// the page does not already tell it) and the includes (a few per include spec and
+    /// round, whatever the number of matches).
     async fn search_on(
         conn: &mut DB::Connection,
         query: &SearchQuery,
@@ -186,23 +187,23 @@ where
         if plan.backwards {
             found.reverse();
         }
-        let total = match plan.total {
+        let total = if query.total == Total::None {
+            None
+        } else if query.page.is_none() && !more && count > 0 {
             // A first page that holds every match is its own count: no second query.
-            Some(_) if query.page.is_none() && !more && count > 0 => {
-                Some(u64::try_from(found.len()).unwrap_or(u64::MAX))
-            }
-            Some(total) => {
-                let (total,): (i64,) = Self::bind_as(total)?
-                    .fetch_one(&mut *conn)
-                    .await
-                    .map_err(db_error)?;
-                Some(sql::count_from(total)?)
-            }
-            None => None,
+            Some(u64::try_from(found.len()).unwrap_or(u64::MAX))
+        } else if let Some(total) = plan.total {
+            let (total,): (i64,) = Self::bind_as(total)?
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_error)?;
+            Some(sql::count_from(total)?)
+        } else {
+            None
         };
         let included = Self::includes(conn, query, &found).await?;
         Ok(SearchPage {
-            matches: found.into_iter().map(|(_, m)| m).collect(),
+            matches: found,
             included,
             total,
             more,
@@ -214,18 +215,18 @@ where
     async fn includes(
         conn: &mut DB::Connection,
         query: &SearchQuery,
-        matches: &[(i64, SearchMatch)],
+        matches: &[SearchMatch],
     ) -> Result<Vec<StoredResource>, StoreError> {
         if query.include.is_empty() && query.revinclude.is_empty() {
             return Ok(Vec::new());
         }
         let mut seen: HashSet<(ResourceType, ResourceId)> = matches
             .iter()
-            .map(|(_, m)| (m.resource.resource_type, m.resource.id.clone()))
+            .map(|m| (m.resource.resource_type, m.resource.id.clone()))
             .collect();
         let mut frontier: Vec<(i64, ResourceType)> = matches
             .iter()
-            .map(|(seq, m)| (*seq, m.resource.resource_type))
+            .map(|m| (m.seq, m.resource.resource_type))
             .collect();
         let mut included = Vec::new();
         let specs: Vec<_> = (query.include.iter().map(|s| (s, false)))
@@ -571,8 +572,8 @@ where
     }
 }
 
-/// A page row: its `seq` (for includes) and the match with one sort value per key.
-fn decode_match<DB>(row: &DB::Row, sort: &[SortType]) -> Result<(i64, SearchMatch), StoreError>
+/// A page row: the match with its `seq` and one sort value per key.
+fn decode_match<DB>(row: &DB::Row, sort: &[SortType]) -> Result<SearchMatch, StoreError>
 where
     DB: Database,
     for<'r> i64: Decode<'r, DB> + Type<DB>,
@@ -602,11 +603,9 @@ where
         };
         sort_values.push(value);
     }
-    Ok((
+    Ok(SearchMatch {
+        resource,
+        sort_values,
         seq,
-        SearchMatch {
-            resource,
-            sort_values,
-        },
-    ))
+    })
 }

@@ -15,7 +15,14 @@
 //! patient or a relative it may instead be the set the query starts from.
 //!
 //! Sort values are correlated `MIN`/`MAX` subqueries in an inner select; the keyset condition
-//! and `ORDER BY` apply to the outer one (`q`), so both use the same computed values.
+//! and `ORDER BY` apply to the outer one (`q`), so both use the same computed values. Every
+//! order ends with the version row (`seq`), and without `_sort` it is the whole order: then
+//! a driving filter whose index yields its rows in `rid` order (see [`in_rid_order`]) is
+//! instead the outer loop of a join, read from the cursor on and stopped after the page, so
+//! a page costs the same for an owner of forty tasks as for one of forty thousand.
+//!
+//! The `COUNT(*)` statement exists only for `_total=accurate`; it reads every match, which
+//! is why nothing else asks for it.
 
 use paraply_fhir::ResourceType;
 use paraply_search::{
@@ -39,7 +46,7 @@ pub(crate) struct SearchSql {
     /// `seq, resource_type, id, version_id, last_updated, body` then one column per sort key;
     /// at most `count + 1` rows, in the order read (reversed order for a backwards cursor).
     pub(crate) page: Statement,
-    /// `COUNT(*)` over the filters, without the cursor; `None` with `_total=none`.
+    /// `COUNT(*)` over the filters, without the cursor; only with `_total=accurate`.
     pub(crate) total: Option<Statement>,
     pub(crate) sort: Vec<SortType>,
     pub(crate) backwards: bool,
@@ -47,7 +54,8 @@ pub(crate) struct SearchSql {
 
 /// Filters ranked at most this (see [`rank`]) may drive a query; weaker ones (a date range,
 /// `:contains`) would read a large part of an index and then sort it all, where walking the
-/// type's resources in id order and stopping after a page is cheaper.
+/// type's resources in write order (the `(resource_type, seq)` index) and stopping after a
+/// page is cheaper.
 const DRIVER_RANK_LIMIT: u8 = 3;
 
 /// A restriction to the rows of a few named patients is as selective as a reference filter
@@ -99,6 +107,16 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
         None
     };
     let driver = best.filter(|_| restriction_set.is_none()).map(|(_, i)| i);
+    // Without `_sort` the order is the version row, in which an equality lookup of the
+    // driving index already yields its rows: the page is then read straight off that index
+    // and stops after `count + 1` rows, whatever the number of matches.
+    let streamed =
+        driver
+            .filter(|_| query.sort.is_empty())
+            .and_then(|i| match &query.filters[i].any_of[..] {
+                [only] if in_rid_order(only) => b.lookup(&types, only).map(|lookup| (i, lookup)),
+                _ => None,
+            });
     let mut conditions = vec!["r.is_current".to_owned(), "r.body IS NOT NULL".to_owned()];
     // A driving set of version rows (`r.seq IN (…)`) holds only rows of the type already.
     // Repeating the type here would tempt SQLite to walk the type's id index in page order
@@ -119,41 +137,80 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
     let staff = matches!(query.restriction, Some(Restriction::Staff(_))) && restricted.is_some();
     if !by_seq || staff {
         let resource_type = b.stmt.text(query.resource_type.as_str());
-        conditions.insert(0, format!("r.resource_type = {resource_type}"));
+        conditions.push(format!("r.resource_type = {resource_type}"));
     }
     conditions.extend(restricted);
     for (i, filter) in query.filters.iter().enumerate() {
-        conditions.push(b.filter(&subject, filter, driver == Some(i)));
+        if streamed.as_ref().is_none_or(|(s, _)| *s != i) {
+            conditions.push(b.filter(&subject, filter, driver == Some(i)));
+        }
     }
-    let filtered = conditions.join(" AND ");
-    let total = (query.total != Total::None).then(|| Statement {
+    // Every condition but a streamed driver, which the page joins instead.
+    let tested = conditions.join(" AND ");
+    let filtered = match &streamed {
+        Some((_, lookup)) => format!("r.seq IN ({}) AND {tested}", lookup.set()),
+        None => tested.clone(),
+    };
+    let total = (query.total == Total::Accurate).then(|| Statement {
         sql: format!("SELECT COUNT(*) FROM resource_version r WHERE {filtered}"),
         binds: b.stmt.binds.clone(),
     });
-
-    let mut columns = String::new();
-    let mut outer = String::new();
-    let mut sort = Vec::with_capacity(query.sort.len());
-    for (i, key) in query.sort.iter().enumerate() {
-        let (expr, kind) = b.sort_expr(key);
-        columns.push_str(&format!(", {expr} AS s{i}"));
-        outer.push_str(&format!(", q.s{i}"));
-        sort.push(kind);
-    }
     let backwards = query.page.as_ref().is_some_and(|c| c.backwards);
-    let keyset = match &query.page {
-        Some(cursor) => format!(" WHERE {}", b.keyset(&query.sort, &sort, cursor)),
-        None => String::new(),
+    let (candidates, sort) = match streamed {
+        Some((_, lookup)) => {
+            let Lookup {
+                alias: a,
+                from,
+                predicate,
+            } = &lookup;
+            // Index rows, not resources, drive: a resource with two matching rows (the same
+            // target named twice, once by URL) is one match, hence the GROUP BY, which the
+            // index order serves without sorting.
+            let keyset = match &query.page {
+                Some(cursor) => {
+                    let op = if backwards { "<" } else { ">" };
+                    format!(" AND {a}.rid {op} {}", b.stmt.int(cursor.seq))
+                }
+                None => String::new(),
+            };
+            let direction = if backwards { "DESC" } else { "ASC" };
+            let limit = b.stmt.int(i64::from(query.count) + 1);
+            let candidates = format!(
+                "SELECT {a}.rid AS seq FROM {from} JOIN resource_version r ON r.seq = {a}.rid \
+                 WHERE {predicate} AND {tested}{keyset} GROUP BY {a}.rid \
+                 ORDER BY {a}.rid {direction} LIMIT {limit}"
+            );
+            (candidates, Vec::new())
+        }
+        None => {
+            let mut columns = String::new();
+            let mut sort = Vec::with_capacity(query.sort.len());
+            for (i, key) in query.sort.iter().enumerate() {
+                let (expr, kind) = b.sort_expr(key);
+                columns.push_str(&format!(", {expr} AS s{i}"));
+                sort.push(kind);
+            }
+            let keyset = match &query.page {
+                Some(cursor) => format!(" WHERE {}", b.keyset(&query.sort, &sort, cursor)),
+                None => String::new(),
+            };
+            let outer = sort_columns(sort.len());
+            let order = order_by(&query.sort, backwards);
+            let limit = b.stmt.int(i64::from(query.count) + 1);
+            let candidates = format!(
+                "SELECT q.seq{outer} FROM (SELECT r.seq{columns} FROM resource_version r \
+                 WHERE {filtered}) q{keyset} ORDER BY {order} LIMIT {limit}"
+            );
+            (candidates, sort)
+        }
     };
+    let outer = sort_columns(sort.len());
     let order = order_by(&query.sort, backwards);
-    let limit = b.stmt.int(i64::from(query.count) + 1);
     // Candidates are sorted and cut to the page with their keys only; the bodies of the page
     // rows are read afterwards (sorting a thousand bodies to keep fifty costs milliseconds).
     b.stmt.sql = format!(
         "SELECT v.seq, v.resource_type, v.id, v.version_id, v.last_updated, v.body{outer} \
-         FROM (SELECT q.seq, q.id{outer} FROM (SELECT r.seq, r.id{columns} \
-         FROM resource_version r WHERE {filtered}) q{keyset} ORDER BY {order} LIMIT {limit}) q \
-         JOIN resource_version v ON v.seq = q.seq ORDER BY {order}"
+         FROM ({candidates}) q JOIN resource_version v ON v.seq = q.seq ORDER BY {order}"
     );
     SearchSql {
         page: b.stmt,
@@ -219,13 +276,18 @@ pub(crate) fn revinclude(
     b.stmt
 }
 
+/// `, q.s0, q.s1, …`: the sort values a candidate carries out of its subquery.
+fn sort_columns(keys: usize) -> String {
+    (0..keys).map(|i| format!(", q.s{i}")).collect()
+}
+
 fn int_list(stmt: &mut Statement, values: &[i64]) -> String {
     let list: Vec<String> = values.iter().map(|v| stmt.int(*v)).collect();
     list.join(", ")
 }
 
 /// `ORDER BY` of the outer select: the keys (missing values last in either direction), then
-/// the id; everything reversed when reading backwards from a cursor.
+/// the write order; everything reversed when reading backwards from a cursor.
 fn order_by(keys: &[SortKey], backwards: bool) -> String {
     let mut order: Vec<String> = keys
         .iter()
@@ -237,7 +299,7 @@ fn order_by(keys: &[SortKey], backwards: bool) -> String {
             (true, true) => format!("q.s{i} ASC NULLS FIRST"),
         })
         .collect();
-    order.push(if backwards { "q.id DESC" } else { "q.id ASC" }.to_owned());
+    order.push(if backwards { "q.seq DESC" } else { "q.seq ASC" }.to_owned());
     order.join(", ")
 }
 
@@ -383,17 +445,27 @@ impl<'q> Builder<'q> {
         }
     }
 
+    /// The index rows of resources of `types` that match `condition`, when one index row
+    /// answers it.
+    fn lookup(&mut self, types: &[ResourceType], condition: &Condition) -> Option<Lookup> {
+        let (table, param) = index_of(condition)?;
+        let a = self.alias("a");
+        let type_list = self.type_list(types);
+        let param = self.stmt.text(param);
+        let row = self.row_predicate(&a, condition);
+        Some(Lookup {
+            from: format!("{table} {a}"),
+            predicate: format!(
+                "{a}.resource_type IN ({type_list}) AND {a}.param = {param} AND {row}"
+            ),
+            alias: a,
+        })
+    }
+
     /// `SELECT <seq of a matching version row>`: the condition as a set to start from.
     fn rid_set(&mut self, types: &[ResourceType], condition: &Condition) -> String {
-        if let Some((table, param)) = index_of(condition) {
-            let a = self.alias("a");
-            let type_list = self.type_list(types);
-            let param = self.stmt.text(param);
-            let row = self.row_predicate(&a, condition);
-            return format!(
-                "SELECT {a}.rid FROM {table} {a} WHERE {a}.resource_type IN ({type_list}) \
-                 AND {a}.param = {param} AND {row}"
-            );
+        if let Some(lookup) = self.lookup(types, condition) {
+            return lookup.set();
         }
         match condition {
             Condition::Chain {
@@ -755,12 +827,12 @@ impl<'q> Builder<'q> {
     }
 
     /// Rows strictly after (or, backwards, before) the cursor's row in the query's order:
-    /// `k1 beyond c1 OR (k1 = c1 AND (k2 beyond c2 OR (… AND id beyond cid)))`, with missing
+    /// `k1 beyond c1 OR (k1 = c1 AND (k2 beyond c2 OR (… AND seq beyond cseq)))`, with missing
     /// values (NULL) last in either direction.
     fn keyset(&mut self, keys: &[SortKey], types: &[SortType], cursor: &PageCursor) -> String {
         let backwards = cursor.backwards;
-        let id = self.stmt.text(&cursor.id);
-        let mut expr = format!("q.id {} {id}", if backwards { "<" } else { ">" });
+        let seq = self.stmt.int(cursor.seq);
+        let mut expr = format!("q.seq {} {seq}", if backwards { "<" } else { ">" });
         for (i, key) in keys.iter().enumerate().rev() {
             let column = format!("q.s{i}");
             // A value of the wrong type (a cursor of another query) reads as missing.
@@ -796,6 +868,56 @@ impl<'q> Builder<'q> {
         }
         expr
     }
+}
+
+/// Index rows matching one condition: `FROM {from} WHERE {predicate}`.
+struct Lookup {
+    /// The index table's alias, whose `rid` is the matching version row.
+    alias: String,
+    /// The index table with its alias.
+    from: String,
+    predicate: String,
+}
+
+impl Lookup {
+    /// The version rows as a set to start from.
+    fn set(&self) -> String {
+        let Lookup {
+            alias,
+            from,
+            predicate,
+        } = self;
+        format!("SELECT {alias}.rid FROM {from} WHERE {predicate}")
+    }
+}
+
+/// Whether the lookup index of a condition on one resource type yields its rows in `rid`
+/// order: true when the condition fixes every index column before `rid` by equality (the
+/// `*_lookup` indexes and `index_reference_target` of migration 0002 end in `rid`). A
+/// search without `_sort` driven by such a condition reads its page straight off the
+/// index. Not so a token without a system (rows are ordered by system first), a reference
+/// without a type, or a prefix or range.
+fn in_rid_order(condition: &Condition) -> bool {
+    matches!(
+        condition,
+        Condition::Reference {
+            target: ReferenceTarget::Local {
+                target_type: Some(_),
+                ..
+            },
+            ..
+        } | Condition::Token {
+            system: TokenSystem::Is(_) | TokenSystem::Absent,
+            code: Some(_),
+            ..
+        } | Condition::String {
+            mode: StringMatch::Exact,
+            ..
+        } | Condition::Uri {
+            mode: UriMatch::Exact,
+            ..
+        }
+    )
 }
 
 /// The index table and parameter of a condition answered by one index row.
@@ -858,6 +980,7 @@ mod tests {
                 ("identifier", "x'y|1,2"),
                 ("family", "o'brien"),
                 ("_id", "a"),
+                ("_total", "accurate"),
             ],
         );
         let sql = search(&q, 0);
@@ -878,7 +1001,11 @@ mod tests {
     fn the_most_selective_filter_drives_and_the_others_test_candidates() {
         let q = query(
             ResourceType::CareTeam,
-            &[("status", "active"), ("patient", "Patient/p1")],
+            &[
+                ("status", "active"),
+                ("patient", "Patient/p1"),
+                ("_sort", "date"),
+            ],
         );
         let sql = search(&q, 0).page.sql;
         assert!(sql.contains("r.seq IN (SELECT a"), "{sql}");
@@ -889,13 +1016,54 @@ mod tests {
         );
     }
 
+    #[test]
+    fn without_sort_a_lookup_in_write_order_is_read_off_its_index_up_to_the_page() {
+        let streamed = |t, pairs: &[(&str, &str)]| {
+            let sql = search(&query(t, pairs), 0).page.sql;
+            sql.contains("FROM index_") && sql.contains("GROUP BY a1.rid ORDER BY a1.rid")
+        };
+        assert!(streamed(
+            ResourceType::Task,
+            &[
+                ("owner", "Organization/o1"),
+                ("status", "requested,accepted")
+            ]
+        ));
+        assert!(streamed(
+            ResourceType::Patient,
+            &[("identifier", "urn:x|1")]
+        ));
+        assert!(streamed(ResourceType::Patient, &[("family:exact", "Berg")]));
+        // Sorted by other keys, or rows that come ordered by something else first (the
+        // system of a token without one, the type of an untyped reference, a prefix), or
+        // several alternatives: the candidates are a set, sorted.
+        for (t, pairs) in [
+            (
+                ResourceType::Task,
+                &[("owner", "Organization/o1"), ("_sort", "_id")][..],
+            ),
+            (ResourceType::Task, &[("status", "requested")][..]),
+            (ResourceType::Task, &[("owner", "o1")][..]),
+            (ResourceType::Patient, &[("family", "Berg")][..]),
+            (
+                ResourceType::Task,
+                &[("owner", "Organization/o1,Organization/o2")][..],
+            ),
+        ] {
+            assert!(!streamed(t, pairs), "{t}?{pairs:?}");
+        }
+    }
+
     fn patient_restriction() -> Restriction {
         Restriction::Patients(vec!["p1".parse().unwrap()])
     }
 
     #[test]
     fn a_patient_restriction_drives_unless_a_filter_is_as_selective() {
-        let mut q = query(ResourceType::CareTeam, &[("status", "active")]);
+        let mut q = query(
+            ResourceType::CareTeam,
+            &[("status", "active"), ("_total", "accurate")],
+        );
         q.restriction = Some(patient_restriction());
         let sql = search(&q, 0);
         assert!(
@@ -910,7 +1078,7 @@ mod tests {
         let mut q = query(ResourceType::CareTeam, &[("patient", "Patient/p1")]);
         q.restriction = Some(patient_restriction());
         let sql = search(&q, 0).page.sql;
-        assert!(sql.contains("r.seq IN (SELECT a"), "{sql}");
+        assert!(sql.contains("FROM index_reference a1 JOIN"), "{sql}");
         assert!(
             sql.contains("EXISTS (SELECT 1 FROM index_reference k"),
             "{sql}"

@@ -65,7 +65,8 @@ macro_rules! store_conformance_tests {
             search_cursor_stays_correct_when_resources_are_written_between_pages,
             search_includes_and_revincludes_each_resource_once,
             search_iterate_follows_included_resources,
-            search_total_none_and_count_zero,
+            search_total_is_counted_when_asked_and_free_otherwise,
+            search_without_sort_pages_in_write_order_and_loses_nothing_to_updates,
             search_in_a_transaction_sees_its_writes_and_not_replaced_rows,
             consent_provision_type_is_searchable,
             restricted_patient_sees_only_own_data,
@@ -682,12 +683,13 @@ pub async fn search_by_id_finds_only_current_resources_of_the_type(store: Arc<dy
     write_ok(&*store, organization("a", 1, at(0))).await;
     write_ok(&*store, organization("d", 1, at(0))).await;
 
-    assert_eq!(search_ids(&*store, &[("_id", "c,a,d")]).await, ["a", "c"]);
+    // In write order: the update of "a" wrote its current version last.
+    assert_eq!(search_ids(&*store, &[("_id", "c,a,d")]).await, ["c", "a"]);
     let a = store.search(&patient_query(&[("_id", "a")])).await.unwrap();
     assert_eq!(a.matches[0].resource.version_id, v(2));
     assert_eq!(a.matches[0].resource.resource_type, ResourceType::Patient);
-    // No clauses: every current Patient, ordered by id.
-    assert_eq!(search_ids(&*store, &[]).await, ["a", "b", "c"]);
+    // No clauses: every current Patient.
+    assert_eq!(search_ids(&*store, &[]).await, ["c", "b", "a"]);
 }
 
 pub async fn search_by_identifier_matches_every_token_form(store: Arc<dyn Store>) {
@@ -786,7 +788,11 @@ pub async fn search_count_caps_matches_but_total_counts_all(store: Arc<dyn Store
         write_ok(&*store, patient(name, 1, at(0), &[(None, "x")])).await;
     }
     let page = store
-        .search(&patient_query(&[("identifier", "x"), ("_count", "2")]))
+        .search(&patient_query(&[
+            ("identifier", "x"),
+            ("_count", "2"),
+            ("_total", "accurate"),
+        ]))
         .await
         .unwrap();
     assert_eq!(ids_of(&page), ["p1", "p2"]);
@@ -825,8 +831,8 @@ fn query_of(resource_type: ResourceType, pairs: &[(&str, &str)]) -> SearchQuery 
         .unwrap_or_else(|e| panic!("valid test query {pairs:?}: {e}"))
 }
 
-/// The ids `resource_type?pairs` finds (sorted by id unless the query sorts), checking that
-/// the total agrees and no match is deleted.
+/// The ids `resource_type?pairs` finds (in write order unless the query sorts), checking
+/// that the total agrees and no match is deleted.
 async fn find(
     store: &dyn Store,
     resource_type: ResourceType,
@@ -1136,6 +1142,13 @@ pub async fn search_references_by_id_type_and_url(store: Arc<dyn Store>) {
                 "t2",
                 json!({"participant": [{"member": {"reference": "Organization/x1"}}]}),
             ),
+            // Two index rows for one target: a match all the same, and only once.
+            resource(
+                CareTeam,
+                "t3",
+                json!({"participant": [{"member": {"reference": "Organization/x2"}},
+                    {"member": {"reference": "https://x.se/fhir/Organization/x2"}}]}),
+            ),
         ],
     )
     .await;
@@ -1170,7 +1183,8 @@ pub async fn search_references_by_id_type_and_url(store: Arc<dyn Store>) {
         &[
             ("x1", &["t1", "t2"]),
             ("Organization/x1", &["t2"]),
-            ("x2", &["t1"]),
+            ("x2", &["t1", "t3"]),
+            ("Organization/x2", &["t1", "t3"]),
         ],
     )
     .await;
@@ -1328,8 +1342,8 @@ pub async fn search_last_updated_and_quantities_with_prefixes(store: Arc<dyn Sto
             ("gt5", &["e10", "e105", "h"]),
             ("ge10.5", &["e105"]),
             ("lt10", &["e5"]),
-            ("le10|http://unitsofmeasure.org|min", &["e10", "e5"]),
-            ("ne10||min", &["e105", "e5"]),
+            ("le10|http://unitsofmeasure.org|min", &["e5", "e10"]),
+            ("ne10||min", &["e5", "e105"]),
             ("ap10", &["e10", "e105", "h"]),
             ("sa5", &["e10", "e105", "h"]),
             ("eb5", &[]),
@@ -1488,7 +1502,8 @@ async fn sort_fixture(store: &dyn Store) {
 
 pub async fn search_sorts_with_ties_missing_values_and_sort_values(store: Arc<dyn Store>) {
     sort_fixture(&*store).await;
-    // Ascending by the smallest value, descending by the largest; ties by id; missing last.
+    // Ascending by the smallest value, descending by the largest; ties in write order (which
+    // is id order here); missing last.
     assert_eq!(
         find(&*store, Patient, &[("_sort", "family")]).await,
         ["b", "e", "a", "c", "d"]
@@ -1585,12 +1600,7 @@ fn cursor_after(page: &SearchPage, backwards: bool) -> paraply_search::PageCurso
     } else {
         page.matches.last()
     };
-    let boundary = boundary.expect("a page with matches");
-    paraply_search::PageCursor {
-        values: boundary.sort_values.clone(),
-        id: boundary.resource.id.to_string(),
-        backwards,
-    }
+    boundary.expect("a page with matches").cursor(backwards)
 }
 
 pub async fn search_pages_forward_and_backward_by_cursor(store: Arc<dyn Store>) {
@@ -1620,23 +1630,16 @@ pub async fn search_pages_forward_and_backward_by_cursor(store: Arc<dyn Store>) 
             );
         }
     }
-    // Without a sort, pages follow the id; the total ignores the cursor.
-    let mut query = query_of(Patient, &[("_count", "2")]);
-    query.page = Some(paraply_search::PageCursor {
-        values: vec![],
-        id: "b".into(),
-        backwards: false,
-    });
+    // Without a sort, pages follow the write order; an accurate total ignores the cursor.
+    let mut query = query_of(Patient, &[("_count", "2"), ("_total", "accurate")]);
+    let first = store.search(&query).await.unwrap();
+    query.page = Some(cursor_after(&first, false));
     let page = store.search(&query).await.unwrap();
     assert_eq!(
         (ids_of(&page), page.total, page.more),
         (vec!["c".to_owned(), "d".to_owned()], Some(5), true)
     );
-    query.page = Some(paraply_search::PageCursor {
-        values: vec![],
-        id: "c".into(),
-        backwards: true,
-    });
+    query.page = Some(cursor_after(&page, true));
     let page = store.search(&query).await.unwrap();
     assert_eq!(
         (ids_of(&page), page.more),
@@ -1648,7 +1651,10 @@ pub async fn search_cursor_stays_correct_when_resources_are_written_between_page
     store: Arc<dyn Store>,
 ) {
     sort_fixture(&*store).await;
-    let mut query = query_of(Patient, &[("_sort", "family"), ("_count", "2")]);
+    let mut query = query_of(
+        Patient,
+        &[("_sort", "family"), ("_count", "2"), ("_total", "accurate")],
+    );
     let first = store.search(&query).await.unwrap();
     assert_eq!(ids_of(&first), ["b", "e"]);
     let next = cursor_after(&first, false);
@@ -1867,32 +1873,169 @@ pub async fn search_iterate_follows_included_resources(store: Arc<dyn Store>) {
     assert!(page.included.iter().all(|r| !r.is_deleted()));
 }
 
-pub async fn search_total_none_and_count_zero(store: Arc<dyn Store>) {
+/// `(matches, total, more)` of a page.
+fn counts(page: &SearchPage) -> (usize, Option<u64>, bool) {
+    (page.matches.len(), page.total, page.more)
+}
+
+/// R4 lets a server leave `Bundle.total` out (search.html#total); counting every match costs
+/// as much as reading them all, so without `_total=accurate` only a page that holds every
+/// match carries one.
+pub async fn search_total_is_counted_when_asked_and_free_otherwise(store: Arc<dyn Store>) {
     for name in ["p1", "p2", "p3"] {
         write_ok(&*store, resource(Patient, name, json!({"gender": "male"}))).await;
     }
+    let male = |extra: &[(&'static str, &'static str)]| {
+        let mut pairs = vec![("gender", "male")];
+        pairs.extend_from_slice(extra);
+        pairs
+    };
+    // No `_total` (or `estimate`): a first page holding every match is its own count; a
+    // page that holds only some of them has none.
+    let page = search_page(&*store, Patient, &male(&[("_count", "3")])).await;
+    assert_eq!(counts(&page), (3, Some(3), false));
+    let first = search_page(&*store, Patient, &male(&[("_count", "2")])).await;
+    assert_eq!(counts(&first), (2, None, true));
     let page = search_page(
         &*store,
         Patient,
-        &[("gender", "male"), ("_total", "none"), ("_count", "2")],
+        &male(&[("_count", "2"), ("_total", "estimate")]),
+    )
+    .await;
+    assert_eq!(counts(&page), (2, None, true));
+    // A later page does not know what came before it, even when it is the last.
+    let mut query = query_of(Patient, &male(&[("_count", "2")]));
+    query.page = Some(cursor_after(&first, false));
+    let last = store.search(&query).await.unwrap();
+    assert_eq!(counts(&last), (1, None, false));
+
+    // `accurate`: always counted, on every page, whatever the page size.
+    let mut query = query_of(Patient, &male(&[("_count", "2"), ("_total", "accurate")]));
+    assert_eq!(
+        counts(&store.search(&query).await.unwrap()),
+        (2, Some(3), true)
+    );
+    query.page = Some(cursor_after(&first, false));
+    assert_eq!(
+        counts(&store.search(&query).await.unwrap()),
+        (1, Some(3), false)
+    );
+    let page = search_page(
+        &*store,
+        Patient,
+        &male(&[("_count", "0"), ("_total", "accurate")]),
+    )
+    .await;
+    assert_eq!(counts(&page), (0, Some(3), true));
+    let page = search_page(
+        &*store,
+        Patient,
+        &[
+            ("gender", "female"),
+            ("_count", "0"),
+            ("_total", "accurate"),
+        ],
+    )
+    .await;
+    assert_eq!(counts(&page), (0, Some(0), false));
+
+    // `none`: never, not even when the page holds everything.
+    let page = search_page(
+        &*store,
+        Patient,
+        &male(&[("_total", "none"), ("_count", "2")]),
     )
     .await;
     assert_eq!(
         (ids_of(&page), page.total, page.more),
         (vec!["p1".to_owned(), "p2".to_owned()], None, true)
     );
-    let page = search_page(&*store, Patient, &[("gender", "male"), ("_count", "0")]).await;
-    assert_eq!(
-        (page.matches.len(), page.total, page.more),
-        (0, Some(3), true)
+    let page = search_page(&*store, Patient, &male(&[("_total", "none")])).await;
+    assert_eq!(counts(&page), (3, None, false));
+}
+
+/// A Task owned by `owner` with `status`.
+fn task(id_: &str, version: u64, owner: &str, status: &str) -> NewVersion {
+    versioned(
+        ResourceType::Task,
+        id_,
+        version,
+        at(0),
+        json!({"status": status, "intent": "order", "owner": reference(owner)}),
+    )
+}
+
+/// Without `_sort`, pages follow the order the current versions were written in (the
+/// version row), which a driving index yields without sorting. An update writes a new
+/// version row, so a resource updated between two page reads may come again on a later
+/// page, but following `next` links never skips one.
+pub async fn search_without_sort_pages_in_write_order_and_loses_nothing_to_updates(
+    store: Arc<dyn Store>,
+) {
+    let unit = "Organization/unit";
+    let mut tasks: Vec<NewVersion> = ["t5", "t3", "t1", "t4", "t2"]
+        .into_iter()
+        .map(|id_| task(id_, 1, unit, "requested"))
+        .collect();
+    tasks.push(task("t0", 1, "Organization/other", "requested"));
+    tasks.push(task("t9", 1, unit, "completed"));
+    put_all(&*store, tasks).await;
+
+    // Driven by the owner (an index read in write order) and by the status alone (a set
+    // that is read whole); both come in write order, forwards and backwards.
+    for pairs in [
+        &[("owner", unit), ("status", "requested"), ("_count", "2")][..],
+        &[("status", "requested"), ("_count", "2")][..],
+    ] {
+        let query = query_of(ResourceType::Task, pairs);
+        let mut pages = Vec::new();
+        let mut page = store.search(&query).await.unwrap();
+        pages.push(ids_of(&page));
+        while page.more {
+            let mut next = query.clone();
+            next.page = Some(cursor_after(&page, false));
+            page = store.search(&next).await.unwrap();
+            pages.push(ids_of(&page));
+        }
+        let expected: &[&[&str]] = if pairs[0].0 == "owner" {
+            &[&["t5", "t3"], &["t1", "t4"], &["t2"]]
+        } else {
+            &[&["t5", "t3"], &["t1", "t4"], &["t2", "t0"]]
+        };
+        assert_eq!(pages, expected, "Task?{pairs:?}");
+        let mut back = query.clone();
+        back.page = Some(cursor_after(&page, true));
+        let before_last = store.search(&back).await.unwrap();
+        assert_eq!(
+            (ids_of(&before_last), before_last.more),
+            (vec!["t1".to_owned(), "t4".to_owned()], true),
+            "Task?{pairs:?} backwards"
+        );
+    }
+
+    // t5 was read, t4 not yet, when both are updated: t5 comes again, t4 still comes.
+    let mut query = query_of(
+        ResourceType::Task,
+        &[("owner", unit), ("status", "requested"), ("_count", "2")],
     );
-    let page = search_page(&*store, Patient, &[("gender", "female"), ("_count", "0")]).await;
-    assert_eq!(
-        (page.matches.len(), page.total, page.more),
-        (0, Some(0), false)
-    );
-    let page = search_page(&*store, Patient, &[("_count", "3")]).await;
-    assert_eq!((page.matches.len(), page.more), (3, false));
+    let first = store.search(&query).await.unwrap();
+    assert_eq!(ids_of(&first), ["t5", "t3"]);
+    put_all(
+        &*store,
+        vec![
+            task("t5", 2, unit, "requested"),
+            task("t4", 2, unit, "requested"),
+        ],
+    )
+    .await;
+    let mut seen = ids_of(&first);
+    let mut page = first;
+    while page.more {
+        query.page = Some(cursor_after(&page, false));
+        page = store.search(&query).await.unwrap();
+        seen.extend(ids_of(&page));
+    }
+    assert_eq!(seen, ["t5", "t3", "t1", "t2", "t5", "t4"]);
 }
 
 pub async fn search_in_a_transaction_sees_its_writes_and_not_replaced_rows(store: Arc<dyn Store>) {
@@ -2364,7 +2507,7 @@ async fn page_as(
         .unwrap_or_else(|e| panic!("{resource_type}?{pairs:?} as {restriction:?}: {e}"))
 }
 
-/// [`find`] as a restricted caller: the sorted ids, with the total checked.
+/// [`find`] as a restricted caller: the ids in order, with the total checked.
 async fn find_as(
     store: &dyn Store,
     restriction: &Restriction,
@@ -2424,7 +2567,7 @@ pub async fn consent_provision_type_is_searchable(store: Arc<dyn Store>) {
         ResourceType::Consent,
         "provision-type",
         &[
-            ("deny", &["rel4", "sparr4"]),
+            ("deny", &["sparr4", "rel4"]),
             ("permit", &["permit2", "rel1", "rel3"]),
             // A plain `code` element is indexed without a system.
             ("http://hl7.org/fhir/consent-provision-type|permit", &[]),
@@ -2462,7 +2605,7 @@ pub async fn restricted_patient_sees_only_own_data(store: Arc<dyn Store>) {
     // Directories are not patient data.
     assert_eq!(
         find_as(s, &me, Organization, &[]).await,
-        ["uA", "uB", "vgA", "vgB"]
+        ["vgA", "uA", "vgB", "uB"]
     );
     // Chains and _has only look through resources the patient may see.
     assert_eq!(
@@ -2510,7 +2653,13 @@ pub async fn restricted_patient_sees_only_own_data(store: Arc<dyn Store>) {
         Vec::<String>::new()
     );
     // The total counts what the patient may see, and pages walk only that.
-    let page = page_as(s, &me, Encounter, &[("_count", "3")]).await;
+    let page = page_as(
+        s,
+        &me,
+        Encounter,
+        &[("_count", "3"), ("_total", "accurate")],
+    )
+    .await;
     assert_eq!(
         (ids_of(&page), page.total, page.more),
         (strings(&["e1", "e2", "e3"]), Some(4), true)

@@ -9,7 +9,7 @@ mod sessions;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{IndexRow, Restriction, SearchQuery, SortValue};
+use paraply_search::{IndexRow, PageCursor, Restriction, SearchQuery, SortValue};
 use time::OffsetDateTime;
 
 pub use sessions::{PendingLogin, Session, SessionStore};
@@ -89,6 +89,20 @@ pub struct SearchMatch {
     pub resource: StoredResource,
     /// One value per sort key of the query, in order.
     pub sort_values: Vec<SortValue>,
+    /// Where the store wrote this version in its write order (higher is later): the order
+    /// without `_sort` and the final tie-breaker of every order (see [`PageCursor`]).
+    pub seq: i64,
+}
+
+impl SearchMatch {
+    /// The cursor of the page after this match or, `backwards`, of the page before it.
+    pub fn cursor(&self, backwards: bool) -> PageCursor {
+        PageCursor {
+            values: self.sort_values.clone(),
+            seq: self.seq,
+            backwards,
+        }
+    }
 }
 
 /// A page of a search: current, non-deleted matches in the query's order.
@@ -97,7 +111,13 @@ pub struct SearchPage {
     pub matches: Vec<SearchMatch>,
     /// Resources found by `_include`/`_revinclude` (each once, none that is also a match).
     pub included: Vec<StoredResource>,
-    /// How many resources match in all; `None` with `_total=none`.
+    /// How many resources match in all: always with [`Total::Accurate`], never with
+    /// [`Total::None`], and with [`Total::IfFree`] only when this is a first page that holds
+    /// every match.
+    ///
+    /// [`Total::Accurate`]: paraply_search::Total::Accurate
+    /// [`Total::None`]: paraply_search::Total::None
+    /// [`Total::IfFree`]: paraply_search::Total::IfFree
     pub total: Option<u64>,
     /// Whether more matches lie beyond this page in the direction it was read (after it,
     /// or before it for a backwards cursor).
