@@ -26,7 +26,9 @@ use time::OffsetDateTime;
 
 use crate::error::db_error;
 use crate::search::{self, SortType};
-use crate::sql::{self, Bind, HistoryRow, InsertedRow, ResourceKey, Statement, VersionRow};
+use crate::sql::{
+    self, Bind, HistoryRow, InsertedRow, JsonRows, ResourceKey, Statement, VersionRow,
+};
 
 /// What a write transaction does differently on each database.
 pub(crate) trait Backend: Database {
@@ -36,6 +38,8 @@ pub(crate) trait Backend: Database {
     /// Whether `$1, $2, …` placeholders that appear in bind order are better sent as plain
     /// `?` (see [`sql::positional`]).
     const POSITIONAL_PLACEHOLDERS: bool;
+    /// How the database reads rows bound as one JSON array.
+    const JSON_ROWS: JsonRows;
 }
 
 /// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
@@ -288,12 +292,12 @@ where
             return Ok(Vec::new());
         }
         if DB::LOCKS_RESOURCES {
-            Self::bind(sql::lock_resources(keys))?
+            Self::bind(sql::lock_resources(DB::JSON_ROWS, keys))?
                 .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
         }
-        let rows: Vec<VersionRow> = Self::bind_as(sql::read_current(keys))?
+        let rows: Vec<VersionRow> = Self::bind_as(sql::read_current(DB::JSON_ROWS, keys))?
             .fetch_all(&mut *conn)
             .await
             .map_err(db_error)?;
@@ -335,12 +339,13 @@ where
         let successors: Vec<(&NewVersion, i64)> =
             numbered.iter().copied().filter(|(_, n)| *n > 1).collect();
         if !successors.is_empty() {
-            let retired = Self::returning(conn, sql::retire_current(&successors)).await?;
+            let retired =
+                Self::returning(conn, sql::retire_current(DB::JSON_ROWS, &successors)).await?;
             if let Some(conflict) = first_missing(&retired, successors.iter().map(|(v, _)| *v)) {
                 return Err(conflict);
             }
             let rids: Vec<i64> = retired.into_values().collect();
-            for delete in sql::delete_index(&rids) {
+            for delete in sql::delete_index(DB::JSON_ROWS, &rids) {
                 Self::bind(delete)?
                     .execute(&mut *conn)
                     .await
@@ -348,7 +353,10 @@ where
             }
         }
 
-        let inserted = Self::returning(conn, sql::insert_versions(&numbered)).await?;
+        let mut inserted = HashMap::with_capacity(versions.len());
+        for insert in sql::insert_versions(&numbered) {
+            inserted.extend(Self::returning(conn, insert).await?);
+        }
         if let Some(conflict) = first_missing(&inserted, versions.iter()) {
             return Err(conflict);
         }
@@ -364,7 +372,7 @@ where
                 index.push((*rid, version.resource_type, version.index.as_slice()));
             }
         }
-        for insert in sql::insert_index(&index) {
+        for insert in sql::insert_index(DB::JSON_ROWS, &index) {
             Self::bind(insert)?
                 .execute(&mut *conn)
                 .await
@@ -373,20 +381,19 @@ where
         Ok(())
     }
 
-    /// Runs statements that return [`InsertedRow`]s: `seq` by resource type and id.
+    /// Runs a statement that returns [`InsertedRow`]s: `seq` by resource type and id.
     async fn returning(
         conn: &mut DB::Connection,
-        statements: Vec<Statement>,
+        statement: Statement,
     ) -> Result<HashMap<(String, String), i64>, StoreError> {
-        let mut seqs = HashMap::new();
-        for statement in statements {
-            let rows: Vec<InsertedRow> = Self::bind_as(statement)?
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db_error)?;
-            seqs.extend(rows.into_iter().map(|(seq, t, id)| ((t, id), seq)));
-        }
-        Ok(seqs)
+        let rows: Vec<InsertedRow> = Self::bind_as(statement)?
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, t, id)| ((t, id), seq))
+            .collect())
     }
 
     /// A run-time built statement with its values bound. `AssertSqlSafe` holds because

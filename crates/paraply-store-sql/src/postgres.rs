@@ -17,6 +17,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
+use crate::sql::JsonRows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -118,4 +119,5 @@ impl Store for PostgresStore {
 impl Backend for Postgres {
     const POSITIONAL_PLACEHOLDERS: bool = false;
     const LOCKS_RESOURCES: bool = true;
+    const JSON_ROWS: JsonRows = JsonRows::Postgres;
 }

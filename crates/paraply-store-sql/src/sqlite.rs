@@ -18,6 +18,7 @@ use sqlx::{Connection, Sqlite};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
+use crate::sql::JsonRows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
@@ -243,4 +244,5 @@ impl Store for SqliteStore {
 impl Backend for Sqlite {
     const POSITIONAL_PLACEHOLDERS: bool = true;
     const LOCKS_RESOURCES: bool = false;
+    const JSON_ROWS: JsonRows = JsonRows::Sqlite;
 }
