@@ -115,6 +115,10 @@ impl Fhir {
             interactions.push(restricted(interaction, access));
             labels.push(entry.label);
             entry_urls.push(entry.full_url);
+            // Validating a large Bundle takes milliseconds of CPU in one go; letting other
+            // tasks run between entries keeps this worker thread from holding up the one
+            // write transaction in progress, which everyone's writes queue behind.
+            tokio::task::yield_now().await;
         }
         let result = self
             .run_transaction(&mut interactions, &labels, &entry_urls, access)
