@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::{PatientBundle, SynthError, SynthOptions, generate};
 
-/// Transactions in flight at once unless told otherwise.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Transactions in flight at once unless told otherwise: enough that the next Bundle is
+/// parsed and validated while the database writes the current one.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 const FHIR_JSON: &str = "application/fhir+json";
 
