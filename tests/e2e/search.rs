@@ -593,3 +593,70 @@ on_both_backends!(
         assert!(plan.get("text").is_none() && plan.get("careTeam").is_some());
     }
 );
+
+on_both_backends!(
+    missing_on_every_kind_above_typed_chains_and_lenient_values,
+    async |s: &TestServer| {
+        load_world(s).await;
+        // `:missing` on a string, date, uri, quantity and reference parameter.
+        assert_eq!(
+            sorted(ids(s, "Patient?address:missing=true").await),
+            ["p1", "p2", "p3"]
+        );
+        assert_eq!(
+            sorted(ids(s, "CarePlan?date:missing=true").await),
+            ["cp2", "cp3"]
+        );
+        assert_eq!(
+            sorted(ids(s, "Patient?_profile:missing=true").await),
+            ["p2", "p3"]
+        );
+        assert_eq!(ids(s, "Encounter?length:missing=false").await, ["e1"]);
+        assert_eq!(
+            sorted(ids(s, "Organization?partof:missing=true").await),
+            ["kommun", "region"]
+        );
+        // `:above`: the stored profile is a prefix of the value asked for.
+        assert_eq!(
+            ids(
+                s,
+                "Patient?_profile:above=https://paraply.se/fhir/StructureDefinition/patient/v2"
+            )
+            .await,
+            ["p1"]
+        );
+        // A chain through a reference narrowed to one target type.
+        assert_eq!(
+            sorted(ids(s, "CarePlan?subject:Patient.family=tolv").await),
+            ["cp1", "cp2"]
+        );
+        // `_revinclude:iterate` follows from what the first round added: the unit under the
+        // region, then the role at that unit.
+        let reply = s
+            .get("Organization?_id=region&_revinclude=Organization:partof&_revinclude:iterate=PractitionerRole:organization")
+            .await;
+        assert_eq!(included(&reply), ["r1", "vc"]);
+        let without_iterate = s
+            .get("Organization?_id=region&_revinclude=Organization:partof&_revinclude=PractitionerRole:organization")
+            .await;
+        assert_eq!(included(&without_iterate), ["vc"]);
+        // A bad value: 400 naming the parameter, or ignored and reported when lenient.
+        let strict = s.get("Appointment?date=garbage&patient=p1").await;
+        assert_eq!(strict.status, 400);
+        assert_eq!(strict.outcome_issue()["expression"][0], "date");
+        let lenient = Reply::send(
+            s.request(reqwest::Method::GET, "Appointment?date=garbage&patient=p1")
+                .header("prefer", "handling=lenient"),
+        )
+        .await;
+        assert_eq!(lenient.status, 200);
+        assert_eq!(sorted(matches(&lenient)), ["a1", "a2", "a4"]);
+        let outcome = lenient.body["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["search"]["mode"] == "outcome")
+            .unwrap();
+        assert_eq!(outcome["resource"]["issue"][0]["expression"][0], "date");
+    }
+);
