@@ -260,3 +260,53 @@ on_both_backends!(bundle_of_another_type_is_refused, async |s: &TestServer| {
     assert_eq!(reply.status, 400);
     assert_eq!(reply.outcome_issue()["expression"][0], "Bundle.type");
 });
+
+on_both_backends!(
+    concurrent_transactions_and_writes_on_one_resource_all_succeed,
+    async |s: &TestServer| {
+        let patient = json!({"resourceType": "Patient", "id": "shared", "gender": "female"});
+        assert_eq!(s.put("Patient/shared", &patient).await.status, 201);
+        // Transactions and single updates without If-Match, all at once on one resource:
+        // a writer that loses the race to a version is retried, never refused or lost.
+        const WRITERS: usize = 12;
+        let tasks = (0..WRITERS).map(|writer| {
+            let client = s.client.clone();
+            let (base, resource) = (s.url(""), s.url("Patient/shared"));
+            async move {
+                let mut body = json!({"resourceType": "Patient", "id": "shared",
+                                      "birthDate": format!("19{writer:02}-01-01")});
+                let request = if writer % 2 == 0 {
+                    body = transaction(vec![
+                        json!({"resource": body, "request": {"method": "PUT", "url": "Patient/shared"}}),
+                        json!({"resource": {"resourceType": "Goal", "lifecycleStatus": "active",
+                                            "description": {"text": format!("Mål {writer}")},
+                                            "subject": {"reference": "Patient/shared"}},
+                               "request": {"method": "POST", "url": "Goal"}}),
+                    ]);
+                    client.post(base)
+                } else {
+                    client.put(resource)
+                };
+                let reply = request
+                    .header("content-type", "application/fhir+json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                (reply.status().as_u16(), reply.text().await.unwrap())
+            }
+        });
+        for (status, text) in futures::future::join_all(tasks).await {
+            assert_eq!(status, 200, "{text}");
+        }
+        let current = s.get("Patient/shared").await;
+        assert_eq!(
+            current.body["meta"]["versionId"],
+            format!("{}", WRITERS + 1)
+        );
+        let history = s.get("Patient/shared/_history").await;
+        assert_eq!(history.body["total"], WRITERS + 1);
+        let goals = s.get("Goal?patient=shared&_total=accurate").await;
+        assert_eq!(goals.body["total"], WRITERS / 2);
+    }
+);

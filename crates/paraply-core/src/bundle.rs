@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::access::{Access, AccessSummary};
 use crate::engine::{
-    Fhir, Outcome, Reader, is_write, log_read_in, log_write, named_target, prevalidate, restricted,
-    verify_written, write_checked,
+    Fhir, Outcome, Reader, WRITE_ATTEMPTS, is_write, log_read_in, log_write, named_target,
+    pinned_version, prevalidate, restricted, verify_written, write_checked,
 };
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction, conditional, parse_query};
@@ -120,9 +120,36 @@ impl Fhir {
             // write transaction in progress, which everyone's writes queue behind.
             tokio::task::yield_now().await;
         }
-        let result = self
-            .run_transaction(&mut interactions, &labels, &entry_urls, access)
-            .await;
+        // A version another writer committed first (the store checks every version when it
+        // writes it) is retried from the start, as a write sent alone is, unless an entry
+        // pinned the version it expects.
+        let pinned = interactions.iter().any(|i| pinned_version(i).is_some());
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            // The first attempt lets the store serve reads before it holds the writer; a
+            // retry holds it throughout, so it cannot lose the race again.
+            let tx = if attempt == 1 {
+                self.store().begin_optimistic().await?
+            } else {
+                self.store().begin().await?
+            };
+            let result = self
+                .run_transaction(
+                    tx,
+                    interactions.clone(),
+                    &interactions,
+                    (&labels, &entry_urls),
+                    access,
+                )
+                .await;
+            match &result {
+                Err(error) if is_conflict(error) && !pinned && attempt < WRITE_ATTEMPTS => {
+                    tracing::debug!(attempt, "concurrent write in a transaction; retrying");
+                }
+                _ => break result,
+            }
+        };
         // The transaction is rolled back: the entry that failed it is logged on its own.
         if let (Some(access), Err(CoreError::Transaction { index, source, .. })) = (access, &result)
             && let Some(interaction) = interactions.get(*index)
@@ -133,16 +160,17 @@ impl Fhir {
         result
     }
 
-    /// Runs checked entries in one store transaction; every error names its entry.
+    /// Runs checked entries in store transaction `tx`; every error names its entry.
+    /// `interactions` are consumed (their references rewritten, then executed);
+    /// `originals` are the same entries as sent, for the access log.
     async fn run_transaction(
         &self,
-        interactions: &mut [Interaction],
-        labels: &[String],
-        entry_urls: &[Option<String>],
+        mut tx: Box<dyn paraply_store::StoreTx>,
+        mut interactions: Vec<Interaction>,
+        originals: &[Interaction],
+        (labels, entry_urls): (&[String], &[Option<String>]),
         access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
-        let mut tx = self.store().begin().await?;
-
         // Reserve ids so references between entries resolve before anything is written.
         let mut assigned: Vec<Option<ResourceId>> = vec![None; interactions.len()];
         let mut full_urls: HashMap<String, String> = HashMap::new();
@@ -226,12 +254,11 @@ impl Fhir {
             interactions.iter().filter_map(named_target).collect();
         tx.read_many(&targets).await?;
 
-        let mut order: Vec<usize> = (0..interactions.len()).collect();
-        order.sort_by_key(|&i| processing_rank(&interactions[i]));
         let mut results: Vec<Option<Outcome>> = (0..interactions.len()).map(|_| None).collect();
+        let mut ordered: Vec<(usize, Interaction)> = interactions.into_iter().enumerate().collect();
+        ordered.sort_by_key(|(_, interaction)| processing_rank(interaction));
         let mut written = Vec::new();
-        for index in order {
-            let interaction = interactions[index].clone();
+        for (index, interaction) in ordered {
             let label = &labels[index];
             let outcome = if is_write(&interaction) {
                 write_checked(tx.as_mut(), interaction, assigned[index].clone(), access)
@@ -249,7 +276,7 @@ impl Fhir {
                     .read(&mut Reader::Tx(tx.as_mut()), interaction, access)
                     .await
                 {
-                    Ok(outcome) => log_read_in(tx.as_mut(), access, &interactions[index], &outcome)
+                    Ok(outcome) => log_read_in(tx.as_mut(), access, &originals[index], &outcome)
                         .await
                         .map(|()| outcome),
                     Err(error) => Err(error),
@@ -265,7 +292,7 @@ impl Fhir {
                 .map_err(|e| entry_failed(*index, &labels[*index], e))?;
         }
         for (index, resource) in &written {
-            log_write(tx.as_mut(), access, &interactions[*index], Some(resource))
+            log_write(tx.as_mut(), access, &originals[*index], Some(resource))
                 .await
                 .map_err(|e| entry_failed(*index, &labels[*index], e))?;
         }
@@ -288,6 +315,15 @@ impl Fhir {
             transaction: true,
             entries: results.into_iter().flatten().map(Ok).collect(),
         })
+    }
+}
+
+/// Whether a transaction failed because another writer committed a version first.
+fn is_conflict(error: &CoreError) -> bool {
+    match error {
+        CoreError::Conflict { .. } => true,
+        CoreError::Transaction { source, .. } => matches!(**source, CoreError::Conflict { .. }),
+        _ => false,
     }
 }
 

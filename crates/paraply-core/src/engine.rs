@@ -24,7 +24,7 @@ use crate::stamp::{now, stamp};
 
 /// How often a write without `If-Match` is retried when another writer took the version
 /// it wanted (the other writer's version is kept; this one is written on top of it).
-const WRITE_ATTEMPTS: usize = 5;
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
 /// What an interaction produced.
 #[derive(Debug)]
@@ -273,7 +273,13 @@ impl Fhir {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = self.store.begin().await?;
+            // The first attempt lets the store serve reads before it holds the writer; a
+            // retry holds it throughout, so it cannot lose the race again.
+            let mut tx = if attempt == 1 {
+                self.store.begin_optimistic().await?
+            } else {
+                self.store.begin().await?
+            };
             let written = match write_checked(tx.as_mut(), interaction.clone(), None, access).await
             {
                 Ok((outcome, written)) => {
@@ -461,7 +467,7 @@ pub(crate) fn is_write(interaction: &Interaction) -> bool {
 }
 
 /// The version an `If-Match` pinned, if any.
-fn pinned_version(interaction: &Interaction) -> Option<VersionId> {
+pub(crate) fn pinned_version(interaction: &Interaction) -> Option<VersionId> {
     match interaction {
         Interaction::Update { if_match, .. }
         | Interaction::Patch { if_match, .. }

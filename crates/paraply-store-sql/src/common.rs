@@ -309,17 +309,26 @@ where
         Ok(keys.iter().map(|key| found.remove(key)).collect())
     }
 
-    /// Sends a transaction's pending writes ([`SqlTx`]). After a failure the transaction can
-    /// only be dropped, which rolls it back: what was pending is gone.
-    async fn flush(
-        conn: &mut DB::Connection,
+    /// A [`SqlTx`]'s begun transaction (beginning it if it was deferred) with every pending
+    /// write sent. After a failure the transaction can only be dropped, which rolls it back.
+    async fn flushed<'c>(
+        connection: &'c mut TxConnection<DB>,
         pending: &mut Vec<NewVersion>,
-    ) -> Result<(), StoreError> {
-        if pending.is_empty() {
-            return Ok(());
+    ) -> Result<&'c mut DB::Connection, StoreError> {
+        if let TxConnection::Deferred { writer, begin, .. } = connection {
+            let tx = writer.begin_with(*begin).await.map_err(db_error)?;
+            *connection = TxConnection::Begun(tx);
         }
-        let versions = std::mem::take(pending);
-        Self::write_versions(conn, &versions).await
+        let TxConnection::Begun(tx) = connection else {
+            return Err(StoreError::Database(
+                "the write transaction did not begin".into(),
+            ));
+        };
+        if !pending.is_empty() {
+            let versions = std::mem::take(pending);
+            Self::write_versions(tx, &versions).await?;
+        }
+        Ok(tx)
     }
 
     /// Writes `versions` (at most one per resource) in a few multi-row statements whatever
@@ -464,21 +473,57 @@ fn first_missing<'a>(
 /// of statements instead of two hundred, and a database has one writer at a time (SQLite)
 /// or one per resource (PostgreSQL), so statements inside a write transaction are what
 /// bounds the write rate. Reads of single resources need no such flush: the transaction
-/// remembers the current version of everything it has read or written, and nobody else can
-/// write those resources meanwhile (SQLite's single writer; PostgreSQL's resource locks).
+/// remembers the current version of everything it has read or written.
+///
+/// Begun by [`paraply_store::Store::begin_optimistic`] on a database with a single writer
+/// (SQLite), the transaction also begins late: until it searches, checks visibility or
+/// commits its writes, it reads single resources through a reader and holds no writer, so
+/// the work between its reads and its writes (stamping, index rows, serializing) runs while
+/// another transaction writes. What it read is then checked when it writes: the
+/// compare-and-swap of every version written refuses one whose predecessor is no longer
+/// current, and the engine retries. Searches always run inside the begun transaction: a
+/// conditional create must not race another.
 pub(crate) struct SqlTx<DB: Database> {
-    tx: Transaction<'static, DB>,
+    connection: TxConnection<DB>,
     /// Versions written and not yet sent, at most one per resource, in write order.
     pending: Vec<NewVersion>,
     /// The current version (or its absence) of every resource this transaction has read or
-    /// written; the database holds the same, apart from what is still pending.
+    /// written; the database holds the same, apart from what is still pending and what
+    /// others committed since (which the compare-and-swap catches).
     known: HashMap<ResourceKey, Option<StoredResource>>,
 }
 
+/// Where a [`SqlTx`] stands with the database.
+enum TxConnection<DB: Database> {
+    /// Not begun: reads by id go to `readers`; `begin` starts the transaction on `writer`.
+    Deferred {
+        writer: Pool<DB>,
+        readers: Pool<DB>,
+        begin: &'static str,
+    },
+    Begun(Transaction<'static, DB>),
+}
+
 impl<DB: Database> SqlTx<DB> {
-    pub(crate) fn new(tx: Transaction<'static, DB>) -> Self {
+    /// A transaction already begun (a database with several writers, which lock resources
+    /// inside it before reading them).
+    pub(crate) fn begun(tx: Transaction<'static, DB>) -> Self {
         SqlTx {
-            tx,
+            connection: TxConnection::Begun(tx),
+            pending: Vec::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// A transaction that begins with `begin` on `writer` when it first needs to (see
+    /// [`SqlTx`]).
+    pub(crate) fn deferred(writer: Pool<DB>, readers: Pool<DB>, begin: &'static str) -> Self {
+        SqlTx {
+            connection: TxConnection::Deferred {
+                writer,
+                readers,
+                begin,
+            },
             pending: Vec::new(),
             known: HashMap::new(),
         }
@@ -527,7 +572,13 @@ where
             .filter(|key| !self.known.contains_key(*key))
             .cloned()
             .collect();
-        let found = Sql::<DB>::read_many(&mut self.tx, &unknown).await?;
+        let found = match &mut self.connection {
+            TxConnection::Deferred { readers, .. } => {
+                let mut reader = readers.acquire().await.map_err(db_error)?;
+                Sql::<DB>::read_many(&mut reader, &unknown).await?
+            }
+            TxConnection::Begun(tx) => Sql::<DB>::read_many(tx, &unknown).await?,
+        };
         self.known.extend(unknown.into_iter().zip(found));
         Ok(keys
             .iter()
@@ -536,8 +587,8 @@ where
     }
 
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
-        Sql::<DB>::search_on(&mut self.tx, query).await
+        let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        Sql::<DB>::search_on(tx, query).await
     }
 
     async fn visible(
@@ -546,8 +597,8 @@ where
         id: &ResourceId,
         restriction: &Restriction,
     ) -> Result<bool, StoreError> {
-        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
-        Sql::<DB>::visible_on(&mut self.tx, resource_type, id, restriction).await
+        let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        Sql::<DB>::visible_on(tx, resource_type, id, restriction).await
     }
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
@@ -559,7 +610,7 @@ where
             .iter()
             .any(|p| p.resource_type == key.0 && p.id == key.1)
         {
-            Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
+            Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
         }
         let stored = StoredResource {
             resource_type: version.resource_type,
@@ -574,8 +625,15 @@ where
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        Sql::<DB>::flush(&mut self.tx, &mut self.pending).await?;
-        self.tx.commit().await.map_err(db_error)
+        // A transaction that never began and wrote nothing has nothing to commit.
+        if self.pending.is_empty() && matches!(self.connection, TxConnection::Deferred { .. }) {
+            return Ok(());
+        }
+        Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        match self.connection {
+            TxConnection::Begun(tx) => tx.commit().await.map_err(db_error),
+            TxConnection::Deferred { .. } => Ok(()),
+        }
     }
 }
 

@@ -65,7 +65,7 @@ impl Store for PostgresStore {
         // READ COMMITTED is enough: the compare-and-swap UPDATE re-checks its row after
         // waiting for a concurrent writer, and the unique indexes are the backstop.
         let tx = self.pool.begin().await.map_err(db_error)?;
-        Ok(Box::new(SqlTx::new(tx)))
+        Ok(Box::new(SqlTx::begun(tx)))
     }
 
     async fn read(

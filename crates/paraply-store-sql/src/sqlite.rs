@@ -126,6 +126,10 @@ impl SqliteStore {
     }
 }
 
+/// IMMEDIATE takes the write lock at once, so a transaction never has to upgrade a read
+/// lock later (which SQLite can refuse with SQLITE_BUSY without waiting).
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// `PRAGMA mmap_size`: more than SQLite's compile-time cap, which it then uses.
 const MMAP_BYTES: &str = "17179869184";
 
@@ -177,14 +181,21 @@ impl Drop for Checkpointer {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        // IMMEDIATE takes the write lock now, so a transaction never has to upgrade a read
-        // lock later (which SQLite can refuse with SQLITE_BUSY without waiting).
         let tx = self
             .writer
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(BEGIN_WRITE)
             .await
             .map_err(db_error)?;
-        Ok(Box::new(SqlTx::new(tx)))
+        Ok(Box::new(SqlTx::begun(tx)))
+    }
+
+    async fn begin_optimistic(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        // Begins on the one writer connection once it has to (see `SqlTx`).
+        Ok(Box::new(SqlTx::deferred(
+            self.writer.clone(),
+            self.readers.clone(),
+            BEGIN_WRITE,
+        )))
     }
 
     async fn read(

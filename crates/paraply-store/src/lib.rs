@@ -154,8 +154,20 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Starts a read-write transaction. Writes become visible only on commit; dropping the
-    /// transaction without commit rolls everything back.
+    /// transaction without commit rolls everything back. What it reads stays current until
+    /// it ends: nobody else writes those resources meanwhile (a single writer, or locks).
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// [`Store::begin`] for a writer that retries: reads of single resources may be served
+    /// before the transaction holds any lock, so another writer may commit a newer version
+    /// of a resource in between. Every version written is still checked against the one it
+    /// replaces, so such a write fails with [`StoreError::VersionConflict`] (at the latest on
+    /// commit) instead of overwriting; the caller retries, with [`Store::begin`]. In return
+    /// the work between reading and writing does not hold up other writers where the
+    /// database has only one. Searches see the transaction's writes as with `begin`.
+    async fn begin_optimistic(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        self.begin().await
+    }
 
     /// The current version of a resource (a deletion marker if it was deleted last).
     async fn read(
