@@ -126,7 +126,7 @@ pub(crate) enum JsonRows {
 
 impl JsonRows {
     /// The table expression of the rows of the JSON array bound at `placeholder`.
-    fn from(self, placeholder: &str) -> String {
+    pub(crate) fn from(self, placeholder: &str) -> String {
         match self {
             JsonRows::Sqlite => format!("json_each({placeholder})"),
             JsonRows::Postgres => format!("json_array_elements(CAST({placeholder} AS json))"),
@@ -134,7 +134,11 @@ impl JsonRows {
     }
 
     /// A statement over `rows`: `sql` gets the table expression of the bound rows.
-    fn statement<T: Serialize>(self, rows: &[T], sql: impl FnOnce(&str) -> String) -> Statement {
+    pub(crate) fn statement<T: Serialize>(
+        self,
+        rows: &[T],
+        sql: impl FnOnce(&str) -> String,
+    ) -> Statement {
         let mut stmt = Statement::default();
         let placeholder = stmt.json(rows);
         stmt.sql = sql(&self.from(&placeholder));
