@@ -56,15 +56,13 @@ impl<DB: Database> SqlMaintenance<DB> {
     }
 }
 
-/// The version rows among `rids` that are still current (locked against retirement until
-/// the transaction ends, where writers are concurrent), to give rows to.
-fn still_current(json: sql::JsonRows, rids: &[[i64; 1]], lock: bool) -> Statement {
+/// The version rows among `rids` that are still current, to give rows to.
+fn still_current(json: sql::JsonRows, rids: &[[i64; 1]]) -> Statement {
     json.statement(rids, |rids| {
         format!(
             "SELECT seq FROM resource_version \
              WHERE seq IN (SELECT CAST(value ->> 0 AS BIGINT) FROM {rids}) \
-             AND is_current AND body IS NOT NULL{}",
-            if lock { " FOR SHARE" } else { "" }
+             AND is_current AND body IS NOT NULL"
         )
     })
 }
@@ -192,11 +190,18 @@ where
             .await
             .map_err(db_error)?;
         let rids: Vec<[i64; 1]> = rows.iter().map(|(rid, _)| [*rid]).collect();
-        let current: Vec<(i64,)> =
-            Sql::<DB>::bind_as(still_current(DB::JSON_ROWS, &rids, DB::LOCKS_RESOURCES))?
-                .fetch_all(&mut *tx)
+        if DB::LOCKS_RESOURCES {
+            // The writers' protocol, so a write racing the batch waits or is waited for
+            // instead of deadlocking with it.
+            Sql::<DB>::bind(sql::lock_versions(DB::JSON_ROWS, &rids))?
+                .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+        }
+        let current: Vec<(i64,)> = Sql::<DB>::bind_as(still_current(DB::JSON_ROWS, &rids))?
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
         let current: HashSet<i64> = current.into_iter().map(|(rid,)| rid).collect();
         if current.is_empty() {
             return Ok(());

@@ -178,6 +178,20 @@ pub(crate) fn lock_resources(rows: JsonRows, keys: &[ResourceKey]) -> Statement 
     })
 }
 
+/// [`lock_resources`] for the resources of the version rows `rids`, taken by a reindex
+/// batch before it replaces their rows: a writer of one of them waits until the batch
+/// commits, or the batch until the write commits and then sees its version is no longer
+/// current. The hash must be the one [`lock_resources`] takes.
+pub(crate) fn lock_versions(rows: JsonRows, rids: &[[i64; 1]]) -> Statement {
+    rows.statement(rids, |rids| {
+        format!(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT \
+             hashtextextended(resource_type || '/' || id, 0) AS h FROM resource_version \
+             WHERE seq IN (SELECT CAST(value ->> 0 AS BIGINT) FROM {rids}) ORDER BY h) AS locks"
+        )
+    })
+}
+
 /// The current versions of several resources in one statement (absent ones give no row).
 pub(crate) fn read_current(rows: JsonRows, keys: &[ResourceKey]) -> Statement {
     // Joining the list of (type, id) pairs lets both databases look each pair up in the

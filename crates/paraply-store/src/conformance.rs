@@ -84,6 +84,7 @@ macro_rules! store_conformance_tests {
             index_maintenance_walks_current_versions_of_a_type_in_seq_batches,
             index_maintenance_replaces_only_the_given_parameters_rows_of_current_versions,
             index_maintenance_records_definitions_per_type,
+            index_maintenance_waits_for_a_write_in_progress_and_skips_the_version_it_retired,
             ping_succeeds,
         );
     };
@@ -2454,6 +2455,41 @@ pub async fn index_maintenance_replaces_only_the_given_parameters_rows_of_curren
         search_ids(&*store, &[("identifier", "http://a|")]).await,
         ["p1", "p2"]
     );
+}
+
+pub async fn index_maintenance_waits_for_a_write_in_progress_and_skips_the_version_it_retired(
+    store: Arc<dyn Store>,
+) {
+    write_ok(&*store, patient("p1", 1, at(0), &[(None, "x")])).await;
+    let [read] = &walk_current(&*store, ResourceType::Patient, 10).await[..] else {
+        panic!("one current version");
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.read(ResourceType::Patient, &id("p1")).await.unwrap();
+    tx.write(patient("p1", 2, at(1), &[(None, "x")]))
+        .await
+        .unwrap();
+
+    let stale = vec![paraply_search::IndexRow {
+        param: "active",
+        value: paraply_search::IndexValue::Token {
+            system: None,
+            code: Some("stale".into()),
+            text: None,
+        },
+    }];
+    let mut turn = store.maintain_index().await.unwrap();
+    let seq = read.seq;
+    let batch = tokio::spawn(async move {
+        turn.replace_rows(ResourceType::Patient, &["active"], &[(seq, stale)])
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!batch.is_finished(), "the batch waits for the write");
+    tx.commit().await.unwrap();
+    batch.await.unwrap().unwrap();
+    assert!(search_ids(&*store, &[("active", "stale")]).await.is_empty());
+    assert_eq!(search_ids(&*store, &[("active", "true")]).await, ["p1"]);
 }
 
 pub async fn index_maintenance_records_definitions_per_type(store: Arc<dyn Store>) {

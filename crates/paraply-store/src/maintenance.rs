@@ -50,9 +50,10 @@ pub trait IndexMaintenance: Send {
     ) -> Result<Vec<CurrentVersion>, StoreError>;
 
     /// In one transaction: deletes the rows of `params` of the version rows in `rows` and
-    /// inserts the rows given for them, which must belong to `params`. A version no longer
-    /// current by then (written or deleted meanwhile, whose writer replaced its rows) gets
-    /// no rows: rows exist only for current versions.
+    /// inserts the rows given for them, which must belong to `params`. A write of one of
+    /// these resources in progress is waited for (or waits), and a version no longer current
+    /// by then (written or deleted meanwhile, whose writer replaced its rows) gets no rows:
+    /// rows exist only for current versions.
     async fn replace_rows(
         &mut self,
         resource_type: ResourceType,
