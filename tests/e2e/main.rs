@@ -8,6 +8,7 @@ mod errors;
 mod examples;
 mod nodes;
 mod operations;
+mod reindex;
 mod search;
 
 pub use paraply_tests::*;

@@ -969,7 +969,7 @@ fn patients_of_value(
 fn patients_of_body(resource_type: ResourceType, value: &Value) -> Vec<ResourceId> {
     match patient_link(resource_type) {
         PatientLink::Itself | PatientLink::None => Vec::new(),
-        PatientLink::Param(param) => param_rows(resource_type, param, value)
+        PatientLink::Param(param) => param_rows(resource_type, &[param], value)
             .into_iter()
             .filter_map(|row| match row.value {
                 IndexValue::Reference {

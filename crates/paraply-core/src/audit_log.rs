@@ -244,6 +244,11 @@ pub(crate) mod tests {
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await
         }
+        async fn maintain_index(
+            &self,
+        ) -> Result<Box<dyn paraply_store::IndexMaintenance>, StoreError> {
+            self.inner.maintain_index().await
+        }
         fn pool_status(&self) -> Vec<PoolStatus> {
             self.inner.pool_status()
         }

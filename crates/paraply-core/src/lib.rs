@@ -3,7 +3,8 @@
 //! [`Outcome`]s or [`CoreError`]s; no HTTP, no SQL.
 //!
 //! Every resource written is validated here (via `paraply-fhir`) and stamped with `id` and
-//! `meta`; reads hand back the stored JSON text untouched.
+//! `meta`; reads hand back the stored JSON text untouched. [`reindex`] brings a database's
+//! search index up to date with the parameter registry before a server starts answering.
 
 mod access;
 mod access_log;
@@ -15,6 +16,7 @@ mod context;
 mod engine;
 mod error;
 mod provenance;
+mod reindex;
 mod request;
 mod stamp;
 
@@ -23,5 +25,6 @@ pub use capabilities::{Security, add_security, capability_statement, search_para
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Fhir, Outcome};
 pub use error::{CoreError, Method};
+pub use reindex::{Reindexed, reindex};
 pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};
 pub use stamp::format_instant;

@@ -1,5 +1,6 @@
 //! Index rows: what a stored resource offers to searches, extracted on write in the same
-//! transaction as the version they describe.
+//! transaction as the version they describe, and the definitions ([`param_definitions`])
+//! that tell a database whose rows were extracted by an older registry what to re-extract.
 
 use paraply_fhir::{ResourceType, canonical_system};
 use serde_json::Value;
@@ -56,13 +57,90 @@ pub fn index_rows(resource_type: ResourceType, resource: &Value) -> Vec<IndexRow
     rows_of(params_for(resource_type), resource)
 }
 
-/// The index rows of one parameter of `resource` only (the access log asks a read resource
-/// for its `patient`, and need not extract the rest).
-pub fn param_rows(resource_type: ResourceType, param: &str, resource: &Value) -> Vec<IndexRow> {
-    rows_of(
-        params_for(resource_type).filter(|def| def.name == param),
-        resource,
-    )
+/// The index rows of some parameters of `resource` only, [`OF_TYPE_PARAM`] among them if
+/// asked: the access log asks a read resource for its `patient` and need not extract the
+/// rest; a reindex re-extracts only the parameters whose definitions changed.
+pub fn param_rows(resource_type: ResourceType, params: &[&str], resource: &Value) -> Vec<IndexRow> {
+    let wanted = |name: &str| params.contains(&name);
+    let defs = params_for(resource_type)
+        .filter(|def| wanted(def.name) || (derives_of_type(def) && wanted(OF_TYPE_PARAM)));
+    let mut rows = rows_of(defs, resource);
+    // `identifier` was extracted for its `:of-type` rows, or the other way round.
+    rows.retain(|row| wanted(row.param));
+    rows
+}
+
+/// Bump when a change to this module changes the rows that an unchanged resource and
+/// parameter definition give (how a kind of value is read or normalized): every parameter's
+/// definition then changes with it, so every database is reindexed on its next start.
+const EXTRACTION_VERSION: u32 = 1;
+
+/// What the index rows of one parameter of one type are extracted by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamDefinition {
+    /// The parameter name, as in [`IndexRow::param`].
+    pub param: &'static str,
+    /// A stable text of everything this parameter's rows depend on: the extraction version,
+    /// the kind and every element path with its filters. Targets and the canonical URL are
+    /// left out: no row depends on them, so changing them needs no reindex. Equal texts mean
+    /// equal rows for every resource.
+    pub definition: String,
+}
+
+/// The definitions of every parameter [`index_rows`] extracts for `resource_type`, in
+/// registry order, including the derived [`OF_TYPE_PARAM`].
+pub fn param_definitions(resource_type: ResourceType) -> Vec<ParamDefinition> {
+    let mut out: Vec<ParamDefinition> = Vec::new();
+    let mut add = |param: &'static str, definition: String| {
+        // Two definitions of one name would both extract rows under it; both count.
+        match out.iter_mut().find(|known| known.param == param) {
+            Some(known) => {
+                known.definition.push_str(" + ");
+                known.definition.push_str(&definition);
+            }
+            None => out.push(ParamDefinition { param, definition }),
+        }
+    };
+    for def in params_for(resource_type) {
+        add(def.name, definition_of(def.kind.as_str(), def.paths));
+        if derives_of_type(def) {
+            add(OF_TYPE_PARAM, definition_of("of-type", def.paths));
+        }
+    }
+    out
+}
+
+/// `1;token;participant.role | telecom[contact-system=phone]`: written out by hand, not with
+/// `Debug`, so that the text changes only when the definition does.
+fn definition_of(kind: &str, paths: &[ElementPath]) -> String {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|path| {
+            let mut text = path.steps.join(".");
+            if let Some(choice) = path.choice {
+                text.push_str(&format!("(as {choice})"));
+            }
+            if let Some(target) = path.resolve_is {
+                text.push_str(&format!("(resolve is {target})"));
+            }
+            match path.filter {
+                Some(Filter::ContactSystem(system)) => {
+                    text.push_str(&format!("[contact-system={system}]"));
+                }
+                Some(Filter::CodingSystem(system)) => {
+                    text.push_str(&format!("[coding-system={system}]"));
+                }
+                None => {}
+            }
+            text
+        })
+        .collect();
+    format!("{EXTRACTION_VERSION};{kind};{}", paths.join(" | "))
+}
+
+/// Whether `def` also yields [`OF_TYPE_PARAM`] rows (see [`identifier_of_type`]).
+fn derives_of_type(def: &SearchParamDef) -> bool {
+    def.kind == ParamKind::Token && def.name == "identifier"
 }
 
 fn rows_of(defs: impl Iterator<Item = &'static SearchParamDef>, resource: &Value) -> Vec<IndexRow> {
@@ -265,7 +343,7 @@ fn tokens(node: &Value, filter: Option<Filter>) -> Vec<IndexValue> {
 /// `identifier:of-type=type-system|type-code|value` is indexed as a token whose system is
 /// the type's and whose code is `type-code|value`.
 fn identifier_of_type(def: &SearchParamDef, node: &Value) -> Option<IndexRow> {
-    if def.name != "identifier" {
+    if !derives_of_type(def) {
         return None;
     }
     let value = node.get("value")?.as_str()?;
@@ -397,7 +475,83 @@ mod tests {
             .filter(|row| row.param == "patient")
             .collect();
         assert!(!all.is_empty());
-        assert_eq!(param_rows(ResourceType::CareTeam, "patient", &team), all);
+        assert_eq!(param_rows(ResourceType::CareTeam, &["patient"], &team), all);
+    }
+
+    #[test]
+    fn of_type_rows_are_extracted_alone_or_with_identifier() {
+        let patient = json!({"resourceType": "Patient", "identifier": [{"type": {"coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "system": "s", "value": "42"}],
+            "gender": "male"});
+        let params_of = |params: &[&str]| -> Vec<&str> {
+            param_rows(ResourceType::Patient, params, &patient)
+                .iter()
+                .map(|row| row.param)
+                .collect()
+        };
+        assert_eq!(params_of(&[OF_TYPE_PARAM]), [OF_TYPE_PARAM]);
+        assert_eq!(params_of(&["identifier"]), ["identifier"]);
+        assert_eq!(
+            params_of(&["gender", "identifier", OF_TYPE_PARAM]),
+            ["gender", "identifier", OF_TYPE_PARAM]
+        );
+    }
+
+    #[test]
+    fn every_extracted_parameter_has_one_definition() {
+        for &resource_type in ResourceType::ALL {
+            let defined: Vec<&str> = param_definitions(resource_type)
+                .iter()
+                .map(|d| d.param)
+                .collect();
+            let mut unique = defined.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), defined.len(), "{resource_type}");
+            for def in params_for(resource_type) {
+                assert!(defined.contains(&def.name), "{resource_type}.{}", def.name);
+            }
+        }
+        let patient = param_definitions(ResourceType::Patient);
+        let of_type = patient.iter().find(|d| d.param == OF_TYPE_PARAM);
+        assert_eq!(
+            of_type.map(|d| d.definition.as_str()),
+            Some("1;of-type;identifier")
+        );
+        let phone = patient.iter().find(|d| d.param == "phone");
+        assert_eq!(
+            phone.map(|d| d.definition.as_str()),
+            Some("1;token;telecom[contact-system=phone]")
+        );
+    }
+
+    #[test]
+    fn definitions_change_with_what_rows_depend_on_and_only_that() {
+        let def = crate::registry::CARE_PLAN_HUVUDMAN;
+        let text = |def: &SearchParamDef| definition_of(def.kind.as_str(), def.paths);
+        let base = text(&def);
+        assert_eq!(base, "1;reference;author | contributor");
+        let changed_path = SearchParamDef {
+            paths: &[ElementPath {
+                steps: &["author"],
+                resolve_is: Some(ResourceType::Organization),
+                filter: None,
+                choice: None,
+            }],
+            ..def
+        };
+        let changed_kind = SearchParamDef {
+            kind: ParamKind::Uri,
+            ..def
+        };
+        let other_targets = SearchParamDef {
+            targets: &[ResourceType::Organization, ResourceType::Patient],
+            url: "https://example.org/other",
+            ..def
+        };
+        assert_ne!(text(&changed_path), base);
+        assert_ne!(text(&changed_kind), base);
+        assert_eq!(text(&other_targets), base, "targets do not change rows");
     }
     use paraply_fhir::PERSONNUMMER;
     use serde_json::json;

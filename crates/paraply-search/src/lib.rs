@@ -16,7 +16,7 @@ mod subset;
 pub use access::{PatientLink, Restriction, StaffScope, patient_link};
 pub use cursor::{PageCursor, SortValue};
 pub use date::{DateRange, parse_date_range};
-pub use index::{IndexRow, IndexValue, index_rows, param_rows};
+pub use index::{IndexRow, IndexValue, ParamDefinition, index_rows, param_definitions, param_rows};
 pub use normalize::normalize;
 pub use query::{
     Condition, DEFAULT_COUNT, Filter, Handling, Include, MAX_COUNT, MAX_INCLUDE_DEPTH, Prefix,

@@ -26,6 +26,9 @@ pub enum Command {
     Serve(Settings),
     /// Serve with demo data loaded (idempotent: loading twice changes nothing).
     Demo(Settings),
+    /// Bring the database's search index up to date with this version's search parameters
+    /// and exit (`serve` and `demo` do the same on start).
+    Reindex(ReindexSettings),
     /// Generate a synthetic Swedish population and load it into a running Paraply over
     /// its FHIR API (or write it as NDJSON files).
     Synth(paraply_synth::SynthArgs),
@@ -48,6 +51,14 @@ pub struct Settings {
     /// refused on any address but loopback.
     #[arg(long, env = "PARAPLY_AUTH", value_enum, default_value_t = AuthMode::Oidc)]
     pub auth: AuthMode,
+}
+
+/// The settings of `reindex`.
+#[derive(Debug, Clone, Args)]
+pub struct ReindexSettings {
+    /// Database URL: sqlite://path or postgres://…
+    #[arg(long = "database", env = "PARAPLY_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
 }
 
 /// Whether FHIR requests must carry a bearer token.

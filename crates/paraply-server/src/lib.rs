@@ -29,6 +29,8 @@ pub enum ServerError {
     Config(#[from] ConfigError),
     #[error("database {url}: {reason}")]
     Database { url: String, reason: String },
+    #[error("search index of {url}: {reason}")]
+    Reindex { url: String, reason: String },
     #[error("metrics: {0}")]
     Metrics(String),
     #[error("demo data: {0}")]
@@ -48,20 +50,45 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
 }
 
-/// Opens (creating and migrating) the configured database.
+/// Opens (creating and migrating) the configured database and brings its search index up
+/// to date with this version's search parameters, before anything is served.
 pub async fn open_stores(config: &Config) -> Result<Stores, ServerError> {
-    paraply_store_sql::open_store_with_sessions(
-        &config.database_url,
-        config.file.database_pool_size,
-    )
-    .await
-    .map(|(resources, sessions)| Stores {
+    open_indexed(&config.database_url, config.file.database_pool_size).await
+}
+
+/// `paraply reindex`: [`open_stores`] without serving.
+pub async fn reindex_database(url: &str) -> Result<(), ServerError> {
+    // The reindex reads and writes on one connection at a time.
+    open_indexed(url, 2).await.map(drop)
+}
+
+async fn open_indexed(url: &str, pool_size: u32) -> Result<Stores, ServerError> {
+    let (resources, sessions) = paraply_store_sql::open_store_with_sessions(url, pool_size)
+        .await
+        .map_err(|e| ServerError::Database {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
+    let done = paraply_core::reindex(&*resources)
+        .await
+        .map_err(|e| ServerError::Reindex {
+            url: redact(url),
+            reason: e.to_string(),
+        })?;
+    let types: Vec<&str> = done
+        .iter()
+        .filter(|t| t.resources > 0)
+        .map(|t| t.resource_type.as_str())
+        .collect();
+    let resources_walked: u64 = done.iter().map(|t| t.resources).sum();
+    tracing::info!(
+        reindexed = %types.join(","),
+        resources = resources_walked,
+        "search index is up to date"
+    );
+    Ok(Stores {
         resources,
         sessions,
-    })
-    .map_err(|e| ServerError::Database {
-        url: redact(&config.database_url),
-        reason: e.to_string(),
     })
 }
 

@@ -1,9 +1,10 @@
-//! `paraply serve` and `paraply demo`.
+//! `paraply serve`, `paraply demo`, `paraply reindex` and `paraply synth`.
 
 use clap::Parser;
 use paraply_server::config::{Cli, Command};
 use paraply_server::{
-    Config, ServerError, load_demo_data, open_stores, run, run_demo, shutdown_signal,
+    Config, ServerError, load_demo_data, open_stores, reindex_database, run, run_demo,
+    shutdown_signal,
 };
 use tokio::net::TcpListener;
 
@@ -44,6 +45,9 @@ async fn start(command: Command) -> Result<(), ServerError> {
                 .await
                 .map_err(|e| ServerError::Synth(e.to_string()))?;
             return Ok(());
+        }
+        Command::Reindex(settings) => {
+            return reindex_database(&settings.database_url).await;
         }
     };
     let config = if demo {

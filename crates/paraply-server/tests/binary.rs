@@ -945,3 +945,121 @@ async fn metrics_count_requests_by_interaction() {
     server.stop().await;
     remove_dir(&dir);
 }
+
+/// The JSON log lines of `log`'s stdout.
+fn json_logs(dir: &Path, log: &str) -> Vec<Value> {
+    std::fs::read_to_string(dir.join(format!("{log}.stdout")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Runs `paraply reindex --database <database>` to a successful end; returns its log lines.
+async fn run_reindex(dir: &Path, log: &str, database: &str) -> Vec<Value> {
+    let mut child = spawn(
+        dir,
+        log,
+        &["reindex", "--database", database],
+        &[("PARAPLY_LOG_FORMAT", "json")],
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(60)).await;
+    let logs = json_logs(dir, log);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "paraply reindex ended with {status:?}: {logs:?}"
+    );
+    logs
+}
+
+fn with_message<'a>(logs: &'a [Value], message: &str) -> Vec<&'a Value> {
+    logs.iter().filter(|l| l["message"] == message).collect()
+}
+
+/// A database as a version before recorded index definitions (migration 0004) left it, and
+/// without `Consent?provision-type` rows, as one written before that parameter was added:
+/// `paraply reindex` reindexes it completely once, logging progress, a second run has
+/// nothing to do, and the consents are found by `provision-type` again.
+#[tokio::test]
+async fn reindex_brings_an_older_database_up_to_date_once() {
+    let dir = fresh_dir();
+    let database = sqlite_url(&dir, "p.db");
+    let client = client();
+    let mut server = Server::start("serve", &dir, "before", &database, &[]).await;
+    for kind in ["deny", "permit"] {
+        let consent = json!({"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {"type": kind}});
+        let created = client
+            .post(server.url("/fhir/Consent"))
+            .header("content-type", FHIR_JSON)
+            .body(consent.to_string())
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(created.status(), 201);
+    }
+    server.stop().await;
+    drop(server);
+
+    let old = sqlx::SqlitePool::connect(&database)
+        .await
+        .expect("open the database");
+    for statement in [
+        "DELETE FROM indexed_param",
+        "DELETE FROM index_token WHERE param = 'provision-type'",
+    ] {
+        sqlx::query(statement)
+            .execute(&old)
+            .await
+            .expect("age the database");
+    }
+    old.close().await;
+
+    let first = run_reindex(&dir, "reindex-1", &database).await;
+    let of_consent = |message: &str| {
+        with_message(&first, message)
+            .into_iter()
+            .find(|l| l["resource_type"] == "Consent")
+    };
+    let started = of_consent("reindexing").expect("Consent is reindexed");
+    assert!(
+        started["params"]
+            .as_str()
+            .is_some_and(|p| p.split(',').any(|p| p == "provision-type")),
+        "{started}"
+    );
+    let finished = of_consent("reindexed").expect("Consent is finished");
+    assert_eq!(
+        (&finished["done"], &finished["total"]),
+        (&json!(2), &json!(2))
+    );
+    assert!(finished["per_second"].is_number(), "{finished}");
+    let summary = with_message(&first, "search index is up to date");
+    assert_eq!(summary.len(), 1, "{first:?}");
+    assert_eq!(summary[0]["reindexed"], "Consent");
+    assert_eq!(summary[0]["resources"], 2);
+
+    let second = run_reindex(&dir, "reindex-2", &database).await;
+    assert!(with_message(&second, "reindexing").is_empty(), "{second:?}");
+    let summary = with_message(&second, "search index is up to date");
+    assert_eq!(summary.len(), 1, "{second:?}");
+    assert_eq!(summary[0]["resources"], 0);
+
+    let mut server = Server::start("serve", &dir, "after", &database, &[]).await;
+    for kind in ["deny", "permit"] {
+        let (status, bundle) = get_json(
+            &client,
+            &server.url(&format!("/fhir/Consent?provision-type={kind}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{bundle}");
+        let entries = bundle["entry"].as_array().map(Vec::len);
+        assert_eq!(entries, Some(1), "{kind}: {bundle}");
+    }
+    server.stop().await;
+    remove_dir(&dir);
+}

@@ -40,6 +40,8 @@ pub(crate) trait Backend: Database {
     const POSITIONAL_PLACEHOLDERS: bool;
     /// How the database reads rows bound as one JSON array.
     const JSON_ROWS: JsonRows;
+    /// The statement that starts a write transaction.
+    const BEGIN_WRITE: &'static str;
 }
 
 /// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
@@ -407,7 +409,7 @@ where
 
     /// A run-time built statement with its values bound. `AssertSqlSafe` holds because
     /// [`Statement`] text contains only placeholders, never values.
-    fn bind(stmt: Statement) -> Result<Query<'static, DB, DB::Arguments>, StoreError> {
+    pub(crate) fn bind(stmt: Statement) -> Result<Query<'static, DB, DB::Arguments>, StoreError> {
         let sql = Self::text(&stmt);
         let arguments = Self::arguments(stmt.binds)?;
         Ok(sqlx::query_with(AssertSqlSafe(sql), arguments))
@@ -422,7 +424,9 @@ where
     }
 
     /// [`Self::bind`] for statements returning rows.
-    fn bind_as<O>(stmt: Statement) -> Result<QueryAs<'static, DB, O, DB::Arguments>, StoreError>
+    pub(crate) fn bind_as<O>(
+        stmt: Statement,
+    ) -> Result<QueryAs<'static, DB, O, DB::Arguments>, StoreError>
     where
         O: for<'r> FromRow<'r, DB::Row>,
     {

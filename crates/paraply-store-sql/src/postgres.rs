@@ -10,13 +10,15 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
-    HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
+    HistoryPage, HistoryQuery, IndexMaintenance, PoolStatus, SearchPage, Store, StoreError,
+    StoreTx, StoredResource,
 };
-use sqlx::Postgres;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Postgres};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
+use crate::maintenance::{SqlMaintenance, TAKE_TURN};
 use crate::sql::JsonRows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -64,7 +66,11 @@ impl Store for PostgresStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         // READ COMMITTED is enough: the compare-and-swap UPDATE re-checks its row after
         // waiting for a concurrent writer, and the unique indexes are the backstop.
-        let tx = self.pool.begin().await.map_err(db_error)?;
+        let tx = self
+            .pool
+            .begin_with(Postgres::BEGIN_WRITE)
+            .await
+            .map_err(db_error)?;
         Ok(Box::new(SqlTx::begun(tx)))
     }
 
@@ -106,6 +112,23 @@ impl Store for PostgresStore {
         Sql::ping(&self.pool).await
     }
 
+    async fn maintain_index(&self) -> Result<Box<dyn IndexMaintenance>, StoreError> {
+        // Outside the pool: the lock belongs to the connection's session, and a pooled
+        // connection would carry it back into the pool if the turn ended by an error.
+        let mut turn = PgConnection::connect_with(&self.pool.connect_options())
+            .await
+            .map_err(db_error)?;
+        sqlx::query(TAKE_TURN)
+            .execute(&mut turn)
+            .await
+            .map_err(db_error)?;
+        Ok(Box::new(SqlMaintenance::<Postgres>::new(
+            self.pool.clone(),
+            self.pool.clone(),
+            Some(turn),
+        )))
+    }
+
     fn pool_status(&self) -> Vec<PoolStatus> {
         vec![PoolStatus {
             name: "postgres",
@@ -120,4 +143,5 @@ impl Backend for Postgres {
     const POSITIONAL_PLACEHOLDERS: bool = false;
     const LOCKS_RESOURCES: bool = true;
     const JSON_ROWS: JsonRows = JsonRows::Postgres;
+    const BEGIN_WRITE: &'static str = "BEGIN";
 }

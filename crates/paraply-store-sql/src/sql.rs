@@ -126,7 +126,7 @@ pub(crate) enum JsonRows {
 
 impl JsonRows {
     /// The table expression of the rows of the JSON array bound at `placeholder`.
-    fn from(self, placeholder: &str) -> String {
+    pub(crate) fn from(self, placeholder: &str) -> String {
         match self {
             JsonRows::Sqlite => format!("json_each({placeholder})"),
             JsonRows::Postgres => format!("json_array_elements(CAST({placeholder} AS json))"),
@@ -134,7 +134,11 @@ impl JsonRows {
     }
 
     /// A statement over `rows`: `sql` gets the table expression of the bound rows.
-    fn statement<T: Serialize>(self, rows: &[T], sql: impl FnOnce(&str) -> String) -> Statement {
+    pub(crate) fn statement<T: Serialize>(
+        self,
+        rows: &[T],
+        sql: impl FnOnce(&str) -> String,
+    ) -> Statement {
         let mut stmt = Statement::default();
         let placeholder = stmt.json(rows);
         stmt.sql = sql(&self.from(&placeholder));
@@ -170,6 +174,20 @@ pub(crate) fn lock_resources(rows: JsonRows, keys: &[ResourceKey]) -> Statement 
             "SELECT pg_advisory_xact_lock(h) FROM (SELECT \
              hashtextextended((value ->> 0) || '/' || (value ->> 1), 0) AS h \
              FROM {keys} ORDER BY h) AS locks"
+        )
+    })
+}
+
+/// [`lock_resources`] for the resources of the version rows `rids`, taken by a reindex
+/// batch before it replaces their rows: a writer of one of them waits until the batch
+/// commits, or the batch until the write commits and then sees its version is no longer
+/// current. The hash must be the one [`lock_resources`] takes.
+pub(crate) fn lock_versions(rows: JsonRows, rids: &[[i64; 1]]) -> Statement {
+    rows.statement(rids, |rids| {
+        format!(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT \
+             hashtextextended(resource_type || '/' || id, 0) AS h FROM resource_version \
+             WHERE seq IN (SELECT CAST(value ->> 0 AS BIGINT) FROM {rids}) ORDER BY h) AS locks"
         )
     })
 }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
-    HistoryPage, HistoryQuery, PoolStatus, SearchPage, Store, StoreError, StoreTx, StoredResource,
+    HistoryPage, HistoryQuery, IndexMaintenance, PoolStatus, SearchPage, Store, StoreError,
+    StoreTx, StoredResource,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -18,6 +19,7 @@ use sqlx::{Connection, Sqlite};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
+use crate::maintenance::SqlMaintenance;
 use crate::sql::JsonRows;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -126,10 +128,6 @@ impl SqliteStore {
     }
 }
 
-/// IMMEDIATE takes the write lock at once, so a transaction never has to upgrade a read
-/// lock later (which SQLite can refuse with SQLITE_BUSY without waiting).
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
-
 /// `PRAGMA mmap_size`: more than SQLite's compile-time cap, which it then uses.
 const MMAP_BYTES: &str = "17179869184";
 
@@ -183,7 +181,7 @@ impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         let tx = self
             .writer
-            .begin_with(BEGIN_WRITE)
+            .begin_with(Sqlite::BEGIN_WRITE)
             .await
             .map_err(db_error)?;
         Ok(Box::new(SqlTx::begun(tx)))
@@ -194,7 +192,7 @@ impl Store for SqliteStore {
         Ok(Box::new(SqlTx::deferred(
             self.writer.clone(),
             self.readers.clone(),
-            BEGIN_WRITE,
+            Sqlite::BEGIN_WRITE,
         )))
     }
 
@@ -236,6 +234,14 @@ impl Store for SqliteStore {
         Sql::ping(&self.readers).await
     }
 
+    async fn maintain_index(&self) -> Result<Box<dyn IndexMaintenance>, StoreError> {
+        Ok(Box::new(SqlMaintenance::<Sqlite>::new(
+            self.readers.clone(),
+            self.writer.clone(),
+            None,
+        )))
+    }
+
     fn pool_status(&self) -> Vec<PoolStatus> {
         [
             ("sqlite-writer", &self.writer),
@@ -256,4 +262,7 @@ impl Backend for Sqlite {
     const POSITIONAL_PLACEHOLDERS: bool = true;
     const LOCKS_RESOURCES: bool = false;
     const JSON_ROWS: JsonRows = JsonRows::Sqlite;
+    // IMMEDIATE takes the write lock now, so a transaction never has to upgrade a read lock
+    // later (which SQLite can refuse with SQLITE_BUSY without waiting).
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
 }

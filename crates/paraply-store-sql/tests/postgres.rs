@@ -66,3 +66,23 @@ async fn nodes_starting_together_migrate_once() {
     db.remove().await;
     assert_eq!(failures, 0);
 }
+
+/// Nodes starting together on one database reindex in turn: the second node's turn at index
+/// maintenance begins only when the first's ends, so it finds the work done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn index_maintenance_turns_are_taken_one_node_at_a_time() {
+    run_on_fresh_database(2, |stores| async move {
+        let first = stores[0].maintain_index().await.unwrap();
+        let other = stores[1].clone();
+        let second = tokio::spawn(async move { other.maintain_index().await.map(drop) });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!second.is_finished(), "the second node waits for its turn");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(10), second)
+            .await
+            .expect("the second node's turn follows the first")
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+}

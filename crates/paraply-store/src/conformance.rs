@@ -20,13 +20,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{Restriction, SearchQuery, SortValue, StaffScope, index_rows};
+use paraply_search::{
+    ParamDefinition, Restriction, SearchQuery, SortValue, StaffScope, index_rows, param_rows,
+};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    HistoryCursor, HistoryQuery, HistoryScope, NewVersion, SearchPage, Store, StoreError,
-    StoredResource,
+    CurrentVersion, HistoryCursor, HistoryQuery, HistoryScope, NewVersion, RecordedDefinition,
+    SearchPage, Store, StoreError, StoredResource,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling `$harness(case)`.
@@ -79,6 +81,10 @@ macro_rules! store_conformance_tests {
             history_pages_by_cursor_with_count_and_total,
             history_cursor_stays_correct_when_versions_are_written_between_pages,
             concurrent_writers_get_one_winner_per_version_and_lose_no_update,
+            index_maintenance_walks_current_versions_of_a_type_in_seq_batches,
+            index_maintenance_replaces_only_the_given_parameters_rows_of_current_versions,
+            index_maintenance_records_definitions_per_type,
+            index_maintenance_waits_for_a_write_in_progress_and_skips_the_version_it_retired,
             ping_succeeds,
         );
     };
@@ -2305,6 +2311,238 @@ pub async fn race_updates(stores: Vec<Arc<dyn Store>>, tasks_per_store: usize, u
         .map(str::to_owned)
         .collect();
     assert_eq!(tags.len(), writers * updates);
+}
+
+/// The current versions a walk over `resource_type` finds, `batch` at a time.
+async fn walk_current(
+    store: &dyn Store,
+    resource_type: ResourceType,
+    batch: u32,
+) -> Vec<CurrentVersion> {
+    let mut turn = store.maintain_index().await.expect("a maintenance turn");
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let versions = turn
+            .current_versions(resource_type, after, batch)
+            .await
+            .expect("a batch");
+        assert!(versions.len() <= batch as usize);
+        let Some(last) = versions.last() else {
+            return found;
+        };
+        after = Some(last.seq);
+        found.extend(versions);
+    }
+}
+
+pub async fn index_maintenance_walks_current_versions_of_a_type_in_seq_batches(
+    store: Arc<dyn Store>,
+) {
+    for name in ["p1", "p2", "p3", "p4", "p5"] {
+        write_ok(&*store, patient(name, 1, at(0), &[(None, "x")])).await;
+    }
+    write_ok(&*store, organization("o1", 1, at(0))).await;
+    let p2 = patient("p2", 2, at(1), &[(None, "y")]);
+    write_ok(&*store, p2.clone()).await;
+    write_ok(&*store, deletion(ResourceType::Patient, "p4", 2, at(1))).await;
+
+    let walked = walk_current(&*store, ResourceType::Patient, 2).await;
+    let seqs: Vec<i64> = walked.iter().map(|v| v.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq order: {seqs:?}");
+    // The current bodies only: no old version, no deletion, no other type.
+    let mut bodies: Vec<&str> = walked.iter().map(|v| v.body.as_str()).collect();
+    bodies.sort_unstable();
+    let mut expected: Vec<String> = ["p1", "p3", "p5"]
+        .iter()
+        .map(|name| patient_body(name, &[(None, "x")]))
+        .chain(p2.body)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(bodies, expected);
+    // The version rows are the ones searches report.
+    let mut query = patient_query(&[]);
+    query.count = 100;
+    let page = store.search(&query).await.unwrap();
+    let mut searched: Vec<i64> = page.matches.iter().map(|m| m.seq).collect();
+    searched.sort_unstable();
+    assert_eq!(seqs, searched);
+
+    let mut turn = store.maintain_index().await.unwrap();
+    assert_eq!(turn.count_current(ResourceType::Patient).await.unwrap(), 4);
+    assert_eq!(
+        turn.count_current(ResourceType::Organization)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(turn.count_current(ResourceType::Consent).await.unwrap(), 0);
+    let last = seqs[seqs.len() - 1];
+    assert_eq!(
+        turn.current_versions(ResourceType::Patient, Some(last), 10)
+            .await
+            .unwrap(),
+        Vec::new()
+    );
+}
+
+pub async fn index_maintenance_replaces_only_the_given_parameters_rows_of_current_versions(
+    store: Arc<dyn Store>,
+) {
+    for name in ["p1", "p2", "p3"] {
+        write_ok(
+            &*store,
+            patient(name, 1, at(0), &[(Some("http://a"), name)]),
+        )
+        .await;
+    }
+    let all = ["p1", "p2", "p3"];
+    assert_eq!(search_ids(&*store, &[("active", "true")]).await, all);
+    let before = walk_current(&*store, ResourceType::Patient, 10).await;
+    let mut turn = store.maintain_index().await.unwrap();
+
+    // Without rows for `active`, no resource is found by it; `identifier` is untouched.
+    let emptied: Vec<(i64, Vec<_>)> = before.iter().map(|v| (v.seq, Vec::new())).collect();
+    turn.replace_rows(ResourceType::Patient, &["active"], &emptied)
+        .await
+        .unwrap();
+    assert!(search_ids(&*store, &[("active", "true")]).await.is_empty());
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://a|")]).await,
+        all
+    );
+
+    // p2 is updated and p3 deleted after the batch was read: their writers replaced their
+    // rows, so the batch's rows for their old version rows are not inserted.
+    write_ok(
+        &*store,
+        patient("p2", 2, at(1), &[(Some("http://a"), "p2")]),
+    )
+    .await;
+    write_ok(&*store, deletion(ResourceType::Patient, "p3", 2, at(1))).await;
+    let extracted: Vec<(i64, Vec<_>)> = before
+        .iter()
+        .map(|v| {
+            let json: Value = serde_json::from_str(&v.body).unwrap();
+            let mut rows = param_rows(ResourceType::Patient, &["active"], &json);
+            // A value only the batch's rows hold: found only where they were inserted.
+            rows.extend(
+                param_rows(ResourceType::Patient, &["identifier"], &json)
+                    .into_iter()
+                    .map(|row| paraply_search::IndexRow {
+                        param: "active",
+                        ..row
+                    }),
+            );
+            (v.seq, rows)
+        })
+        .collect();
+    turn.replace_rows(ResourceType::Patient, &["active"], &extracted)
+        .await
+        .unwrap();
+    assert_eq!(
+        search_ids(&*store, &[("active", "true")]).await,
+        ["p1", "p2"]
+    );
+    assert_eq!(search_ids(&*store, &[("active", "p1")]).await, ["p1"]);
+    for stale in ["p2", "p3"] {
+        assert!(
+            search_ids(&*store, &[("active", stale)]).await.is_empty(),
+            "{stale}: rows of a retired version"
+        );
+    }
+    assert_eq!(
+        search_ids(&*store, &[("identifier", "http://a|")]).await,
+        ["p1", "p2"]
+    );
+}
+
+pub async fn index_maintenance_waits_for_a_write_in_progress_and_skips_the_version_it_retired(
+    store: Arc<dyn Store>,
+) {
+    write_ok(&*store, patient("p1", 1, at(0), &[(None, "x")])).await;
+    let [read] = &walk_current(&*store, ResourceType::Patient, 10).await[..] else {
+        panic!("one current version");
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.read(ResourceType::Patient, &id("p1")).await.unwrap();
+    tx.write(patient("p1", 2, at(1), &[(None, "x")]))
+        .await
+        .unwrap();
+
+    let stale = vec![paraply_search::IndexRow {
+        param: "active",
+        value: paraply_search::IndexValue::Token {
+            system: None,
+            code: Some("stale".into()),
+            text: None,
+        },
+    }];
+    let mut turn = store.maintain_index().await.unwrap();
+    let seq = read.seq;
+    let batch = tokio::spawn(async move {
+        turn.replace_rows(ResourceType::Patient, &["active"], &[(seq, stale)])
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!batch.is_finished(), "the batch waits for the write");
+    tx.commit().await.unwrap();
+    batch.await.unwrap().unwrap();
+    assert!(search_ids(&*store, &[("active", "stale")]).await.is_empty());
+    assert_eq!(search_ids(&*store, &[("active", "true")]).await, ["p1"]);
+}
+
+pub async fn index_maintenance_records_definitions_per_type(store: Arc<dyn Store>) {
+    let definition = |param: &'static str, text: &str| ParamDefinition {
+        param,
+        definition: text.to_owned(),
+    };
+    let recorded = |resource_type, param: &str, text: &str| RecordedDefinition {
+        resource_type,
+        param: param.to_owned(),
+        definition: text.to_owned(),
+    };
+    let sorted = |mut list: Vec<RecordedDefinition>| {
+        list.sort_by(|a, b| {
+            (a.resource_type.as_str(), &a.param).cmp(&(b.resource_type.as_str(), &b.param))
+        });
+        list
+    };
+    let mut turn = store.maintain_index().await.unwrap();
+    assert_eq!(turn.recorded_definitions().await.unwrap(), Vec::new());
+
+    let patient = [
+        definition("name", "1;string;name"),
+        definition("gender", "g"),
+    ];
+    turn.record_definitions(ResourceType::Patient, &patient)
+        .await
+        .unwrap();
+    turn.record_definitions(ResourceType::Consent, &[definition("status", "s")])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(turn.recorded_definitions().await.unwrap()),
+        [
+            recorded(ResourceType::Consent, "status", "s"),
+            recorded(ResourceType::Patient, "gender", "g"),
+            recorded(ResourceType::Patient, "name", "1;string;name"),
+        ]
+    );
+    drop(turn);
+
+    // A later turn replaces one type's definitions and keeps the others'.
+    let mut turn = store.maintain_index().await.unwrap();
+    turn.record_definitions(ResourceType::Patient, &[definition("name", "2")])
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted(turn.recorded_definitions().await.unwrap()),
+        [
+            recorded(ResourceType::Consent, "status", "s"),
+            recorded(ResourceType::Patient, "name", "2"),
+        ]
+    );
 }
 
 pub async fn ping_succeeds(store: Arc<dyn Store>) {

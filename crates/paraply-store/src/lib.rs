@@ -5,6 +5,7 @@
 //! given and hands it back untouched, so reads never pay for parsing.
 
 pub mod conformance;
+mod maintenance;
 mod sessions;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{IndexRow, PageCursor, Restriction, SearchQuery, SortValue};
 use time::OffsetDateTime;
 
+pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
 pub use sessions::{PendingLogin, Session, SessionStore};
 
 /// One stored version of a resource.
@@ -201,6 +203,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check of the database, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Waits for this database's turn at index maintenance (several nodes starting at once
+    /// take turns) and returns it; the turn ends when the value is dropped.
+    async fn maintain_index(&self) -> Result<Box<dyn IndexMaintenance>, StoreError>;
 
     /// Open and idle connections of each pool.
     fn pool_status(&self) -> Vec<PoolStatus>;
