@@ -139,12 +139,23 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
         let resource_type = b.stmt.text(query.resource_type.as_str());
         conditions.push(format!("r.resource_type = {resource_type}"));
     }
+    // Index rows exist only for current, non-deleted versions (the write path keeps it so):
+    // a streamed page whose other conditions only test index rows needs no version row
+    // per candidate — only the page's own rows are read, for their bodies.
+    let index_only = streamed.is_some()
+        && restricted.is_none()
+        && query
+            .filters
+            .iter()
+            .all(|f| !f.any_of.iter().any(reads_version_row));
     conditions.extend(restricted);
+    let mut filtered_by = Vec::with_capacity(query.filters.len());
     for (i, filter) in query.filters.iter().enumerate() {
         if streamed.as_ref().is_none_or(|(s, _)| *s != i) {
-            conditions.push(b.filter(&subject, filter, driver == Some(i)));
+            filtered_by.push(b.filter(&subject, filter, driver == Some(i)));
         }
     }
+    conditions.extend(filtered_by.iter().cloned());
     // Every condition but a streamed driver, which the page joins instead.
     let tested = conditions.join(" AND ");
     let filtered = match &streamed {
@@ -175,11 +186,24 @@ pub(crate) fn search(query: &SearchQuery, now_us: i64) -> SearchSql {
             };
             let direction = if backwards { "DESC" } else { "ASC" };
             let limit = b.stmt.int(i64::from(query.count) + 1);
-            let candidates = format!(
-                "SELECT {a}.rid AS seq FROM {from} JOIN resource_version r ON r.seq = {a}.rid \
-                 WHERE {predicate} AND {tested}{keyset} GROUP BY {a}.rid \
-                 ORDER BY {a}.rid {direction} LIMIT {limit}"
-            );
+            let candidates = if index_only {
+                let tests = if filtered_by.is_empty() {
+                    "TRUE".to_owned()
+                } else {
+                    filtered_by.join(" AND ")
+                };
+                format!(
+                    "SELECT r.seq FROM (SELECT {a}.rid AS seq FROM {from} \
+                     WHERE {predicate}{keyset}) r WHERE {tests} GROUP BY r.seq \
+                     ORDER BY r.seq {direction} LIMIT {limit}"
+                )
+            } else {
+                format!(
+                    "SELECT {a}.rid AS seq FROM {from} JOIN resource_version r ON r.seq = {a}.rid \
+                     WHERE {predicate} AND {tested}{keyset} GROUP BY {a}.rid \
+                     ORDER BY {a}.rid {direction} LIMIT {limit}"
+                )
+            };
             (candidates, Vec::new())
         }
         None => {
@@ -432,7 +456,11 @@ impl<'q> Builder<'q> {
                 .collect();
             return format!("{}.seq IN ({})", s.alias, sets.join(" UNION ALL "));
         }
-        let mut any: Vec<String> = filter.any_of.iter().map(|c| self.test(s, c)).collect();
+        let mut any: Vec<String> = match same_token_codes(&filter.any_of) {
+            // `status=requested,accepted`: one lookup of the candidate's rows, not one per code.
+            Some((param, system, codes)) => vec![self.token_codes(s, param, system, &codes)],
+            None => filter.any_of.iter().map(|c| self.test(s, c)).collect(),
+        };
         let any = match any.len() {
             0 => "FALSE".to_owned(),
             1 => any.remove(0),
@@ -620,6 +648,30 @@ impl<'q> Builder<'q> {
             // Index conditions were handled above.
             _ => "FALSE".to_owned(),
         }
+    }
+
+    /// Whether the subject has a `param` token row with one of `codes` (and `system`).
+    fn token_codes(
+        &mut self,
+        s: &Subject,
+        param: &str,
+        system: &TokenSystem,
+        codes: &[&str],
+    ) -> String {
+        let a = self.alias("a");
+        let param = self.stmt.text(param);
+        let codes: Vec<String> = codes.iter().map(|code| self.stmt.text(code)).collect();
+        let system = match system {
+            TokenSystem::Any => String::new(),
+            TokenSystem::Absent => format!(" AND {a}.system = ''"),
+            TokenSystem::Is(system) => format!(" AND {a}.system = {}", self.stmt.text(system)),
+        };
+        format!(
+            "EXISTS (SELECT 1 FROM index_token {a} WHERE {a}.rid = {}.seq AND {a}.param = {param} \
+             AND {a}.code IN ({}){system})",
+            s.alias,
+            codes.join(", ")
+        )
     }
 
     /// What one index row `a` must hold to match an index condition.
@@ -897,6 +949,38 @@ impl Lookup {
 /// search without `_sort` driven by such a condition reads its page straight off the
 /// index. Not so a token without a system (rows are ordered by system first), a reference
 /// without a type, or a prefix or range.
+/// The parameter, system and codes of alternatives that are all tokens of one parameter
+/// and system, each with a code (`status=requested,accepted`); `None` otherwise or for one.
+fn same_token_codes(any_of: &[Condition]) -> Option<(&'static str, &TokenSystem, Vec<&str>)> {
+    let [Condition::Token { param, system, .. }, ..] = any_of else {
+        return None;
+    };
+    if any_of.len() < 2 {
+        return None;
+    }
+    let codes = any_of
+        .iter()
+        .map(|c| match c {
+            Condition::Token {
+                param: p,
+                system: sys,
+                code: Some(code),
+            } if p == param && sys == system => Some(code.as_str()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((param, system, codes))
+}
+
+/// Whether testing `condition` reads a column of the version row beyond its `seq` (its id,
+/// type or write time), which index rows alone cannot answer.
+fn reads_version_row(condition: &Condition) -> bool {
+    matches!(
+        condition,
+        Condition::Id(_) | Condition::LastUpdated { .. } | Condition::Has { .. }
+    )
+}
+
 fn in_rid_order(condition: &Condition) -> bool {
     matches!(
         condition,
@@ -1020,7 +1104,9 @@ mod tests {
     fn without_sort_a_lookup_in_write_order_is_read_off_its_index_up_to_the_page() {
         let streamed = |t, pairs: &[(&str, &str)]| {
             let sql = search(&query(t, pairs), 0).page.sql;
-            sql.contains("FROM index_") && sql.contains("GROUP BY a1.rid ORDER BY a1.rid")
+            sql.contains("FROM index_")
+                && (sql.contains("GROUP BY a1.rid ORDER BY a1.rid")
+                    || sql.contains("GROUP BY r.seq ORDER BY r.seq"))
         };
         assert!(streamed(
             ResourceType::Task,
@@ -1052,6 +1138,60 @@ mod tests {
         ] {
             assert!(!streamed(t, pairs), "{t}?{pairs:?}");
         }
+    }
+
+    #[test]
+    fn a_streamed_page_tests_index_rows_alone_and_looks_up_only_its_own_versions() {
+        let owner_and_status = search(
+            &query(
+                ResourceType::Task,
+                &[
+                    ("owner", "Organization/o1"),
+                    ("status", "requested,accepted"),
+                ],
+            ),
+            0,
+        )
+        .page
+        .sql;
+        // Candidates come from index rows; the version table is read only for the page.
+        assert_eq!(
+            owner_and_status.matches("resource_version").count(),
+            1,
+            "{owner_and_status}"
+        );
+        // Both codes in one lookup of the candidate's token rows.
+        assert_eq!(
+            owner_and_status.matches("FROM index_token").count(),
+            1,
+            "{owner_and_status}"
+        );
+        assert!(
+            owner_and_status.contains(".code IN ($"),
+            "{owner_and_status}"
+        );
+        // A condition on the version row itself (`_lastUpdated`) or an access restriction
+        // needs the version row of every candidate.
+        let dated = search(
+            &query(
+                ResourceType::Task,
+                &[("owner", "Organization/o1"), ("_lastUpdated", "gt2026")],
+            ),
+            0,
+        )
+        .page
+        .sql;
+        assert!(
+            dated.contains("JOIN resource_version r ON r.seq = a1.rid"),
+            "{dated}"
+        );
+        let mut restricted = query(ResourceType::Task, &[("owner", "Organization/o1")]);
+        restricted.restriction = Some(patient_restriction());
+        let restricted = search(&restricted, 0).page.sql;
+        assert!(
+            restricted.matches("resource_version").count() > 1,
+            "{restricted}"
+        );
     }
 
     fn patient_restriction() -> Restriction {
