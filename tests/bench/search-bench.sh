@@ -56,6 +56,15 @@
 # as it is, BENCH_KEEP=1 keeps the work directory (server log, raw wrk output, samples, the
 # SQLite file). The work directory (and so the SQLite database) is made under TMPDIR (/tmp).
 #
+# Searching a database loaded earlier (the 1,000,000-patient load takes 1.5 h):
+#   BENCH_SQLITE_DB=<file>   serve this SQLite file (e.g. a kept work directory's
+#                            sqlite/paraply.db) and skip the load; PATIENTS must be the number
+#                            it holds; the load row then reports only its size;
+#   BENCH_PATIENT_RANGE=<n>  draw patients (and the personnummer and task owners sampled from
+#                            them) from 1..n only: on a database larger than memory this
+#                            separates what a search costs from the page-cache misses that
+#                            random patients across the whole file cause.
+#
 # All traffic goes to 127.0.0.1; every wrk run has a fixed duration and an outer timeout;
 # the server (and the PostgreSQL bench database) are removed on exit.
 set -euo pipefail
@@ -83,6 +92,13 @@ REFERENCE_DATE="${BENCH_REFERENCE_DATE:-2026-12-01T00:00:00+01:00}"
 SAMPLE="${BENCH_SAMPLE:-5000}"
 LOAD_LIMIT="${BENCH_LOAD_LIMIT:-0}"
 SEARCHES="${BENCH_SEARCHES:-careteam careplan appointment personnummer task}"
+EXISTING_DB="${BENCH_SQLITE_DB:-}"
+PATIENT_RANGE="${BENCH_PATIENT_RANGE:-0}"
+[[ "$PATIENT_RANGE" =~ ^[0-9]+$ ]] || { echo "BENCH_PATIENT_RANGE must be a number" >&2; exit 2; }
+if [[ -n "$EXISTING_DB" ]]; then
+  [[ "$BACKENDS" == sqlite && -f "$EXISTING_DB" ]] \
+    || { echo "BENCH_SQLITE_DB needs the sqlite backend and an existing file" >&2; exit 2; }
+fi
 PG_URL="${PARAPLY_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export PARAPLY_LOG="${PARAPLY_LOG:-warn}"
 CLK_TCK="$(getconf CLK_TCK)"
@@ -333,8 +349,10 @@ measure_size() {
         ck=$(sqlite3 "$DB_FILE" 'PRAGMA wal_checkpoint(TRUNCATE);' 2>&1 || true)
         log "sqlite: wal_checkpoint(TRUNCATE) -> $ck (busy|log|checkpointed)"
         [[ "$ck" == 0\|* ]] || detail=" (checkpoint incomplete: $ck)"
-        sqlite3 "$DB_FILE" "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC" \
-          >"$WORK/size-objects-$backend.txt" 2>/dev/null || true
+        # dbstat reads every page: minutes on a database loaded earlier, measured then.
+        [[ -n "$EXISTING_DB" ]] \
+          || sqlite3 "$DB_FILE" "SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC" \
+            >"$WORK/size-objects-$backend.txt" 2>/dev/null || true
       fi
       local f w=0
       f=$(stat -c %s "$DB_FILE")
@@ -377,14 +395,21 @@ source_of() {
   case "$1" in
     personnummer) echo "$WORK/pnr.txt" ;;
     task) echo "$WORK/owners.txt" ;;
-    *) echo "range:1:$LOADED" ;;
+    *) echo "range:1:$(draw_hi)" ;;
   esac
+}
+
+# Patients are drawn from 1..DRAW_HI: all loaded ones, or BENCH_PATIENT_RANGE of them.
+draw_hi() {
+  if ((PATIENT_RANGE > 0 && PATIENT_RANGE < LOADED)); then echo "$PATIENT_RANGE"; else echo "$LOADED"; fi
 }
 
 # Reads personnummer and task owners of existing resources into pnr.txt and owners.txt.
 sample_values() {
-  local n=$((SAMPLE < LOADED ? SAMPLE : LOADED)) k
-  shuf -i "1-$LOADED" -n "$n" >"$WORK/sample.txt"
+  local hi n k
+  hi=$(draw_hi)
+  n=$((SAMPLE < hi ? SAMPLE : hi))
+  shuf -i "1-$hi" -n "$n" >"$WORK/sample.txt"
   # One curl process per list (keep-alive); bodies arrive concatenated, which jq reads
   # as a stream of JSON values.
   while read -r k; do echo "url = \"$BASE/fhir/Patient/p-$k\""; done <"$WORK/sample.txt" >"$WORK/curl-patients.cfg"
@@ -504,7 +529,7 @@ run_backend() {
   case "$backend" in
     sqlite)
       mkdir -p "$WORK/sqlite"
-      DB_FILE="$WORK/sqlite/paraply.db"
+      DB_FILE="${EXISTING_DB:-$WORK/sqlite/paraply.db}"
       url="sqlite://$DB_FILE"
       ;;
     postgres)
@@ -516,7 +541,14 @@ run_backend() {
       ;;
   esac
   start_server "$url" "$backend"
-  load_population "$backend"
+  if [[ -n "$EXISTING_DB" ]]; then
+    LOADED="$PATIENTS"
+    RESOURCES=$(db_query "$backend" 'SELECT count(*) FROM resource_version WHERE is_current')
+    LOAD_ROW="| $backend | $LOADED (loaded earlier) | $RESOURCES | - | - | - |"
+    log "$backend: searching $DB_FILE ($RESOURCES resources) without loading"
+  else
+    load_population "$backend"
+  fi
   measure_size "$backend"
   sample_values
   local name
@@ -546,7 +578,9 @@ echo "| Backend | Search | Example | Matches | Included per request | Not 200 |"
 echo "|---|---|---|---:|---:|---:|"
 cat "$WORK/checks.md"
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up, a random existing value on every request:"
+range_note=""
+((PATIENT_RANGE > 0)) && range_note=" (patients drawn from 1..$PATIENT_RANGE only)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency after a $WARMUP warm-up, a random existing value on every request$range_note:"
 echo
 echo "| Backend | Patients | Search | Requests/s | p50 | p99 | Errors |"
 echo "|---|---:|---|---:|---:|---:|---|"
