@@ -127,13 +127,7 @@ impl Fhir {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            // The first attempt lets the store serve reads before it holds the writer; a
-            // retry holds it throughout, so it cannot lose the race again.
-            let tx = if attempt == 1 {
-                self.store().begin_optimistic().await?
-            } else {
-                self.store().begin().await?
-            };
+            let tx = self.begin_attempt(attempt).await?;
             let result = self
                 .run_transaction(
                     tx,

@@ -262,6 +262,21 @@ impl Fhir {
         }
     }
 
+    /// The store transaction for write attempt `attempt` (from 1). The first lets the store
+    /// serve reads before it holds the writer; a retry holds it throughout, so it cannot
+    /// lose the race again.
+    pub(crate) async fn begin_attempt(
+        &self,
+        attempt: usize,
+    ) -> Result<Box<dyn StoreTx>, CoreError> {
+        let tx = if attempt == 1 {
+            self.store.begin_optimistic().await?
+        } else {
+            self.store.begin().await?
+        };
+        Ok(tx)
+    }
+
     /// Runs a write in its own transaction, retrying when a concurrent writer won the
     /// version and the client did not pin one with `If-Match`.
     async fn write(
@@ -273,13 +288,7 @@ impl Fhir {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            // The first attempt lets the store serve reads before it holds the writer; a
-            // retry holds it throughout, so it cannot lose the race again.
-            let mut tx = if attempt == 1 {
-                self.store.begin_optimistic().await?
-            } else {
-                self.store.begin().await?
-            };
+            let mut tx = self.begin_attempt(attempt).await?;
             let written = match write_checked(tx.as_mut(), interaction.clone(), None, access).await
             {
                 Ok((outcome, written)) => {

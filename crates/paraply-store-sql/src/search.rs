@@ -943,12 +943,6 @@ impl Lookup {
     }
 }
 
-/// Whether the lookup index of a condition on one resource type yields its rows in `rid`
-/// order: true when the condition fixes every index column before `rid` by equality (the
-/// `*_lookup` indexes and `index_reference_target` of migration 0002 end in `rid`). A
-/// search without `_sort` driven by such a condition reads its page straight off the
-/// index. Not so a token without a system (rows are ordered by system first), a reference
-/// without a type, or a prefix or range.
 /// The parameter, system and codes of alternatives that are all tokens of one parameter
 /// and system, each with a code (`status=requested,accepted`); `None` otherwise or for one.
 fn same_token_codes(any_of: &[Condition]) -> Option<(&'static str, &TokenSystem, Vec<&str>)> {
@@ -981,6 +975,12 @@ fn reads_version_row(condition: &Condition) -> bool {
     )
 }
 
+/// Whether the lookup index of a condition on one resource type yields its rows in `rid`
+/// order: true when the condition fixes every index column before `rid` by equality (the
+/// `*_lookup` indexes and `index_reference_target` of migration 0002 end in `rid`). A
+/// search without `_sort` driven by such a condition reads its page straight off the
+/// index. Not so a token without a system (rows are ordered by system first), a reference
+/// without a type, or a prefix or range.
 fn in_rid_order(condition: &Condition) -> bool {
     matches!(
         condition,
