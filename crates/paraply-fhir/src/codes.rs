@@ -43,6 +43,41 @@ pub const CARE_PROVIDER_TAG_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/v
 /// notes never reach patients or relatives (I14).
 pub const NOTE_VISIBILITY_URL: &str = "https://paraply.se/fhir/StructureDefinition/note-visibility";
 
+/// A relative's permit Consent may add this `provision.action` to `access`: the relative
+/// may also answer and book the patient's agreed times (DOMAIN.md §3, I9).
+pub const CONSENT_ACTION_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/consent-action";
+pub const BOOK: &str = "book";
+
+/// Paraply's extensions.
+/// When a fixed contact can be reached: repeated on `CareTeam`, each with `daysOfWeek`
+/// (code, repeating), `availableStartTime` and `availableEndTime` (time), like
+/// `PractitionerRole.availableTime`.
+pub const REACHABLE_HOURS_URL: &str = "https://paraply.se/fhir/StructureDefinition/reachable-hours";
+/// How to reach a fixed contact when not by the CareTeam's telecom (`valueString`, e.g.
+/// "Ring vårdcentralens växel och be om Anna"), Inera's `contactViaTeam` idea.
+pub const CONTACT_ROUTE_URL: &str = "https://paraply.se/fhir/StructureDefinition/contact-route";
+/// On an Insats `Task`: the effort is carried out by someone other than a huvudman
+/// (Försäkringskassan, a school): `valueReference` (Organization) or `valueString`.
+pub const PERFORMED_BY_OTHER_URL: &str =
+    "https://paraply.se/fhir/StructureDefinition/performed-by-other";
+
+/// Paraply's profiles (`fhir-profiles/`), by canonical URL.
+pub mod profile {
+    pub const PATIENTKONTRAKT: &str = "https://paraply.se/fhir/StructureDefinition/patientkontrakt";
+    pub const SIP: &str = "https://paraply.se/fhir/StructureDefinition/sip";
+    pub const LINKED_PLAN: &str = "https://paraply.se/fhir/StructureDefinition/linked-plan";
+    pub const FAST_KONTAKT: &str = "https://paraply.se/fhir/StructureDefinition/fast-kontakt";
+    pub const SIP_TEAM: &str = "https://paraply.se/fhir/StructureDefinition/sip-team";
+    pub const AGREED_APPOINTMENT: &str =
+        "https://paraply.se/fhir/StructureDefinition/agreed-appointment";
+    pub const SIP_MEETING: &str = "https://paraply.se/fhir/StructureDefinition/sip-meeting";
+    pub const INSATS: &str = "https://paraply.se/fhir/StructureDefinition/insats";
+    pub const NARSTAENDE_CONSENT: &str =
+        "https://paraply.se/fhir/StructureDefinition/narstaende-consent";
+    pub const SIP_CONSENT: &str = "https://paraply.se/fhir/StructureDefinition/sip-consent";
+    pub const SPARR_CONSENT: &str = "https://paraply.se/fhir/StructureDefinition/sparr-consent";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +91,21 @@ mod tests {
             HUVUDMAN_TYPE_SYSTEM,
             SIP_ROLE_SYSTEM,
             SERVICE_TYPE_SYSTEM,
+            CONSENT_ACTION_SYSTEM,
+            REACHABLE_HOURS_URL,
+            CONTACT_ROUTE_URL,
+            PERFORMED_BY_OTHER_URL,
+            profile::PATIENTKONTRAKT,
+            profile::SIP,
+            profile::LINKED_PLAN,
+            profile::FAST_KONTAKT,
+            profile::SIP_TEAM,
+            profile::AGREED_APPOINTMENT,
+            profile::SIP_MEETING,
+            profile::INSATS,
+            profile::NARSTAENDE_CONSENT,
+            profile::SIP_CONSENT,
+            profile::SPARR_CONSENT,
         ] {
             assert!(system.starts_with(CANONICAL_BASE), "{system}");
         }
