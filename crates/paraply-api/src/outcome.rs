@@ -61,6 +61,7 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             vec![Issue::error(IssueType::NotSupported, search.to_string()).at(search.parameter())],
         ),
         Conflict { .. } => plain(StatusCode::CONFLICT, IssueType::Conflict),
+        RuleBroken { .. } => plain(StatusCode::UNPROCESSABLE_ENTITY, IssueType::BusinessRule),
         Transaction {
             index,
             request,

@@ -6,10 +6,6 @@
 //! asks the same question with a one-row search (`_id=…` + restriction). There is no second
 //! implementation of the rules in Rust that could drift from the SQL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use paraply_auth::{Context, Permission, Principal, Scopes};
 use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
 use paraply_fhir::{ResourceId, ResourceType};
@@ -17,24 +13,16 @@ use paraply_search::{
     Condition, Filter, IndexValue, PatientLink, ReferenceTarget, Restriction, SearchQuery,
     StaffScope, TokenSystem, Total, param_rows, patient_link,
 };
-use paraply_store::{HistoryScope, StoreTx};
+use paraply_store::HistoryScope;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditAction, AuditAgent, AuditOutcome, AuditRecord};
-use crate::audit_log::first_version;
 use crate::context::{Purpose, RequestContext};
 use crate::engine::Reader;
 use crate::error::CoreError;
+use crate::operations::{Audience, OperationAudit};
 use crate::request::{FhirRequest, Interaction};
 use crate::stamp::now;
-
-const HSA_SYSTEM: &str = "urn:oid:1.2.752.29.4.19";
-const PERSONNUMMER_SYSTEM: &str = "http://electronichealth.se/identifier/personnummer";
-
-/// How long a resolved identity (token subject → Patient / PractitionerRole id) is reused.
-/// Identities change rarely; consents and care relationships are *not* cached — they are
-/// checked in every query, so a revoked consent takes effect at once.
-const IDENTITY_TTL: Duration = Duration::from_secs(300);
 
 /// Settings of the access rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,271 +75,6 @@ pub(crate) struct Access {
     pub query: Option<String>,
 }
 
-/// Resolved identities, shared by all requests.
-#[derive(Clone, Default)]
-pub(crate) struct IdentityCache {
-    entries: Arc<Mutex<HashMap<String, (Instant, Subject)>>>,
-}
-
-impl IdentityCache {
-    fn get(&self, key: &str) -> Option<Subject> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < IDENTITY_TTL)
-            .map(|(_, subject)| subject.clone())
-    }
-
-    fn put(&self, key: String, subject: Subject) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() > 100_000 {
-                entries.retain(|_, (at, _)| at.elapsed() < IDENTITY_TTL);
-            }
-            entries.insert(key, (Instant::now(), subject));
-        }
-    }
-}
-
-/// Finds (or, for staff on first login, creates) the caller's resources.
-pub(crate) async fn resolve(
-    store: &dyn paraply_store::Store,
-    cache: &IdentityCache,
-    settings: &AccessSettings,
-    context: &RequestContext,
-    principal: &Principal,
-    query: Option<String>,
-) -> Result<Access, CoreError> {
-    let key = match principal {
-        Principal::Citizen {
-            personnummer,
-            issuer,
-            ..
-        } => format!("c|{issuer}|{}", personnummer.as_str()),
-        Principal::Staff {
-            hsa_id,
-            unit_hsa_id,
-            care_provider_hsa_id,
-            issuer,
-            ..
-        } => format!("s|{issuer}|{hsa_id}|{unit_hsa_id}|{care_provider_hsa_id}"),
-        Principal::System { .. } => String::new(),
-    };
-    let subject = match principal {
-        Principal::System { .. } => Subject::System,
-        _ => match cache.get(&key) {
-            Some(subject) => subject,
-            None => {
-                let subject = lookup(store, settings, principal).await?;
-                cache.put(key, subject.clone());
-                subject
-            }
-        },
-    };
-    Ok(Access {
-        principal: principal.clone(),
-        subject,
-        purpose: context.purpose.clone(),
-        request_id: context.request_id.clone(),
-        query,
-    })
-}
-
-async fn lookup(
-    store: &dyn paraply_store::Store,
-    settings: &AccessSettings,
-    principal: &Principal,
-) -> Result<Subject, CoreError> {
-    match principal {
-        Principal::Citizen { personnummer, .. } => {
-            let pnr = personnummer.as_str();
-            if let Some(patient) = find_one(store, ResourceType::Patient, PERSONNUMMER_SYSTEM, pnr)
-                .await?
-                .into_iter()
-                .next()
-            {
-                return Ok(Subject::Patient { patient });
-            }
-            let related_persons =
-                find_one(store, ResourceType::RelatedPerson, PERSONNUMMER_SYSTEM, pnr).await?;
-            if related_persons.is_empty() {
-                return Err(CoreError::Forbidden {
-                    reason: "no patient or relative record matches the logged-in person".into(),
-                });
-            }
-            Ok(Subject::Relative { related_persons })
-        }
-        Principal::Staff {
-            hsa_id,
-            unit_hsa_id,
-            care_provider_hsa_id,
-            huvudman,
-            ..
-        } => {
-            let unit = find_one(store, ResourceType::Organization, HSA_SYSTEM, unit_hsa_id)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| CoreError::Forbidden {
-                    reason: format!("the unit {unit_hsa_id} of the login is not registered"),
-                })?;
-            let care_provider = find_one(
-                store,
-                ResourceType::Organization,
-                HSA_SYSTEM,
-                care_provider_hsa_id,
-            )
-            .await?
-            .into_iter()
-            .next();
-            let role = match find_role(store, hsa_id, &unit).await? {
-                Some(role) => role,
-                None => {
-                    let speaks_for_provider = match (huvudman, &care_provider) {
-                        (Some(huvudman), Some(provider)) => {
-                            *huvudman == format!("Organization/{provider}")
-                        }
-                        _ => false,
-                    };
-                    if !settings.create_practitioner_role_on_first_login || !speaks_for_provider {
-                        return Err(CoreError::Forbidden {
-                            reason: format!(
-                                "{hsa_id} has no PractitionerRole at unit {unit_hsa_id}, and the issuer is not trusted to create one"
-                            ),
-                        });
-                    }
-                    create_role(store, hsa_id, &unit).await?
-                }
-            };
-            Ok(Subject::Staff(Box::new(StaffSubject {
-                role,
-                unit,
-                care_provider,
-                care_provider_hsa_id: care_provider_hsa_id.clone(),
-                huvudman: huvudman.clone(),
-            })))
-        }
-        Principal::System { .. } => Ok(Subject::System),
-    }
-}
-
-fn identifier_query(resource_type: ResourceType, system: &str, value: &str) -> SearchQuery {
-    let mut query = SearchQuery::new(resource_type);
-    query.filters.push(Filter {
-        negated: false,
-        any_of: vec![Condition::Token {
-            param: "identifier",
-            system: TokenSystem::Is(system.to_owned()),
-            code: Some(value.to_owned()),
-        }],
-    });
-    query.count = 20;
-    query.total = Total::None;
-    query
-}
-
-async fn find_one(
-    store: &dyn paraply_store::Store,
-    resource_type: ResourceType,
-    system: &str,
-    value: &str,
-) -> Result<Vec<ResourceId>, CoreError> {
-    let page = store
-        .search(&identifier_query(resource_type, system, value))
-        .await?;
-    Ok(page.matches.into_iter().map(|m| m.resource.id).collect())
-}
-
-fn reference_filter(param: &'static str, resource_type: ResourceType, id: &ResourceId) -> Filter {
-    Filter {
-        negated: false,
-        any_of: vec![Condition::Reference {
-            param,
-            target: ReferenceTarget::Local {
-                target_type: Some(resource_type),
-                id: id.to_string(),
-            },
-        }],
-    }
-}
-
-async fn find_role(
-    store: &dyn paraply_store::Store,
-    hsa_id: &str,
-    unit: &ResourceId,
-) -> Result<Option<ResourceId>, CoreError> {
-    let Some(practitioner) = find_one(store, ResourceType::Practitioner, HSA_SYSTEM, hsa_id)
-        .await?
-        .into_iter()
-        .next()
-    else {
-        return Ok(None);
-    };
-    let mut query = SearchQuery::new(ResourceType::PractitionerRole);
-    query.filters.push(reference_filter(
-        "practitioner",
-        ResourceType::Practitioner,
-        &practitioner,
-    ));
-    query.filters.push(reference_filter(
-        "organization",
-        ResourceType::Organization,
-        unit,
-    ));
-    query.count = 1;
-    query.total = Total::None;
-    let page = store.search(&query).await?;
-    Ok(page.matches.into_iter().next().map(|m| m.resource.id))
-}
-
-/// First login of a staff member at a unit: a Practitioner (if none) and a PractitionerRole.
-async fn create_role(
-    store: &dyn paraply_store::Store,
-    hsa_id: &str,
-    unit: &ResourceId,
-) -> Result<ResourceId, CoreError> {
-    let mut tx = store.begin().await?;
-    let practitioner = match find_one(store, ResourceType::Practitioner, HSA_SYSTEM, hsa_id)
-        .await?
-        .into_iter()
-        .next()
-    {
-        Some(id) => id,
-        None => {
-            let id = ResourceId::generate();
-            let body = json!({
-                "resourceType": "Practitioner",
-                "identifier": [{"system": HSA_SYSTEM, "value": hsa_id}],
-                "active": true
-            });
-            write_new(tx.as_mut(), ResourceType::Practitioner, &id, body).await?;
-            id
-        }
-    };
-    let role = ResourceId::generate();
-    let body = json!({
-        "resourceType": "PractitionerRole",
-        "active": true,
-        "practitioner": {"reference": format!("Practitioner/{practitioner}")},
-        "organization": {"reference": format!("Organization/{unit}")}
-    });
-    write_new(tx.as_mut(), ResourceType::PractitionerRole, &role, body).await?;
-    tx.commit().await?;
-    tracing::info!("created a PractitionerRole on a staff member's first login at a unit");
-    Ok(role)
-}
-
-/// Writes a server-built resource (a first login's Practitioner or PractitionerRole).
-async fn write_new(
-    tx: &mut dyn StoreTx,
-    resource_type: ResourceType,
-    id: &ResourceId,
-    body: Value,
-) -> Result<(), CoreError> {
-    tx.write(first_version(resource_type, id.clone(), body)?)
-        .await?;
-    Ok(())
-}
-
 /// How many resources `query` matches, without fetching any.
 async fn count(reader: &mut Reader<'_>, mut query: SearchQuery) -> Result<u64, CoreError> {
     query.count = 0;
@@ -385,7 +108,10 @@ pub(crate) fn required_permission(interaction: &Interaction) -> Option<(Resource
             }
             paraply_store::HistoryScope::System => return None,
         },
-        Interaction::AccessLog { .. } => (ResourceType::AuditEvent, Permission::Read),
+        Interaction::Operation { operation, call } => {
+            let (resource_type, permission) = operation.definition().permission;
+            (resource_type.or(call.resource_type)?, permission)
+        }
         Interaction::Capabilities
         | Interaction::ReadSearchParameter { .. }
         | Interaction::Bundle { .. } => return None,
@@ -753,9 +479,20 @@ impl Access {
     pub fn is_citizen(&self) -> bool {
         matches!(self.principal, Principal::Citizen { .. })
     }
+
+    /// Whom an operation's answer is for.
+    pub fn audience(&self) -> Audience {
+        match self.subject {
+            Subject::Patient { .. } => Audience::Patient,
+            Subject::Relative { .. } => Audience::Relative,
+            Subject::Staff(_) => Audience::Staff,
+            Subject::System => Audience::System,
+        }
+    }
 }
 
 /// What the access log needs to know of an interaction before it runs.
+#[derive(Debug, Clone)]
 pub(crate) struct AccessSummary {
     pub action: AuditAction,
     pub entity: Option<(ResourceType, ResourceId)>,
@@ -807,13 +544,23 @@ impl AccessSummary {
                 HistoryScope::Type(resource_type) if !patient_data(*resource_type) => return None,
                 _ => summary(AuditAction::History, None),
             },
-            Interaction::AccessLog { patient, .. } => AccessSummary {
-                patients: vec![patient.clone()],
-                ..summary(
-                    AuditAction::Operation,
-                    Some((ResourceType::Patient, patient.clone())),
-                )
-            },
+            Interaction::Operation { operation, call }
+                if operation.definition().audit == OperationAudit::PatientData =>
+            {
+                match (call.resource_type, &call.id) {
+                    (Some(ResourceType::Patient), Some(patient)) => AccessSummary {
+                        patients: vec![patient.clone()],
+                        ..summary(
+                            AuditAction::Operation,
+                            Some((ResourceType::Patient, patient.clone())),
+                        )
+                    },
+                    (Some(resource_type), Some(id)) => {
+                        summary(AuditAction::Operation, Some((resource_type, id.clone())))
+                    }
+                    _ => summary(AuditAction::Operation, None),
+                }
+            }
             Interaction::Create {
                 resource_type,
                 body,

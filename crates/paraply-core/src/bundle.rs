@@ -7,17 +7,17 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::SearchQuery;
 use serde_json::Value;
 
 use crate::access::{Access, AccessSummary};
-use crate::engine::{
-    Fhir, Outcome, Reader, WRITE_ATTEMPTS, is_write, log_read_in, log_write, named_target,
-    pinned_version, prevalidate, restricted, verify_written, write_checked,
-};
+use crate::engine::{Fhir, Outcome, Reader, is_write, log_read_in, restricted};
 use crate::error::{CoreError, Method};
+use crate::operations::Operations;
 use crate::request::{FhirRequest, Interaction, conditional, parse_query};
+use crate::write::{WriteFailure, WriteTx, WriteWork, named_target, write_checked};
 
 /// One entry of an incoming batch or transaction.
 struct Entry {
@@ -59,7 +59,11 @@ impl Fhir {
         };
         let entries: Vec<Entry> = match bundle.get("entry") {
             None => Vec::new(),
-            Some(Value::Array(items)) => items.iter().enumerate().map(parse_entry).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|entry| parse_entry(entry, self.operations()))
+                .collect(),
             Some(_) => {
                 return Err(CoreError::BadRequest {
                     message: "Bundle.entry must be an array".into(),
@@ -97,14 +101,14 @@ impl Fhir {
         let mut labels = Vec::with_capacity(entries.len());
         let mut entry_urls = Vec::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
-            let interaction = entry
+            let mut interaction = entry
                 .interaction
                 .map_err(|error| entry_failed(index, &entry.label, error))?;
             let checked = match access {
                 Some(access) => access.check_interaction(&interaction),
                 None => Ok(()),
             }
-            .and_then(|()| prevalidate(&interaction));
+            .and_then(|()| self.validator_ref().prevalidate(&mut interaction));
             if let Err(error) = checked {
                 if let Some(access) = access {
                     self.log_failure(access, AccessSummary::of(&interaction), &error)
@@ -120,30 +124,23 @@ impl Fhir {
             // write transaction in progress, which everyone's writes queue behind.
             tokio::task::yield_now().await;
         }
-        // A version another writer committed first (the store checks every version when it
-        // writes it) is retried from the start, as a write sent alone is, unless an entry
-        // pinned the version it expects.
-        let pinned = interactions.iter().any(|i| pinned_version(i).is_some());
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            let tx = self.begin_attempt(attempt).await?;
-            let result = self
-                .run_transaction(
-                    tx,
-                    interactions.clone(),
-                    &interactions,
-                    (&labels, &entry_urls),
-                    access,
-                )
-                .await;
-            match &result {
-                Err(error) if is_conflict(error) && !pinned && attempt < WRITE_ATTEMPTS => {
-                    tracing::debug!(attempt, "concurrent write in a transaction; retrying");
-                }
-                _ => break result,
-            }
+        let work = TransactionWork {
+            fhir: self,
+            interactions: &interactions,
+            labels: &labels,
+            entry_urls: &entry_urls,
+            access,
         };
+        let result = self
+            .write_transaction(access, &work)
+            .await
+            .map_err(|failure| match failure.entry {
+                // The rules, the access checks or the commit failed on an entry's write.
+                Some(index) if !matches!(failure.error, CoreError::Transaction { .. }) => {
+                    entry_failed(index, &labels[index], failure.error)
+                }
+                _ => failure.error,
+            });
         // The transaction is rolled back: the entry that failed it is logged on its own.
         if let (Some(access), Err(CoreError::Transaction { index, source, .. })) = (access, &result)
             && let Some(interaction) = interactions.get(*index)
@@ -153,18 +150,46 @@ impl Fhir {
         }
         result
     }
+}
 
+/// A transaction's entries, run in one write transaction (again on each attempt).
+struct TransactionWork<'a> {
+    fhir: &'a Fhir,
+    interactions: &'a [Interaction],
+    labels: &'a [String],
+    entry_urls: &'a [Option<String>],
+    access: Option<&'a Access>,
+}
+
+#[async_trait]
+impl WriteWork for TransactionWork<'_> {
+    type Output = Outcome;
+
+    async fn run(&self, tx: &mut WriteTx) -> Result<Outcome, WriteFailure> {
+        self.fhir
+            .run_transaction(
+                tx,
+                self.interactions.to_vec(),
+                self.interactions,
+                (self.labels, self.entry_urls),
+                self.access,
+            )
+            .await
+    }
+}
+
+impl Fhir {
     /// Runs checked entries in store transaction `tx`; every error names its entry.
     /// `interactions` are consumed (their references rewritten, then executed);
     /// `originals` are the same entries as sent, for the access log.
     async fn run_transaction(
         &self,
-        mut tx: Box<dyn paraply_store::StoreTx>,
+        tx: &mut WriteTx,
         mut interactions: Vec<Interaction>,
         originals: &[Interaction],
         (labels, entry_urls): (&[String], &[Option<String>]),
         access: Option<&Access>,
-    ) -> Result<Outcome, CoreError> {
+    ) -> Result<Outcome, WriteFailure> {
         // Reserve ids so references between entries resolve before anything is written.
         let mut assigned: Vec<Option<ResourceId>> = vec![None; interactions.len()];
         let mut full_urls: HashMap<String, String> = HashMap::new();
@@ -177,7 +202,7 @@ impl Fhir {
                     ..
                 } => {
                     let existing = match if_none_exist {
-                        Some(query) => single_match(tx.as_mut(), query)
+                        Some(query) => single_match(tx.store(), query)
                             .await
                             .map_err(|e| entry_failed(index, label, e))?,
                         None => None,
@@ -190,7 +215,7 @@ impl Fhir {
                     Some(format!("{resource_type}/{id}"))
                 }
                 Interaction::ConditionalUpdate { query, body } => {
-                    let existing = single_match(tx.as_mut(), query)
+                    let existing = single_match(tx.store(), query)
                         .await
                         .map_err(|e| entry_failed(index, label, e))?;
                     let id = match (existing, body.get("id").and_then(Value::as_str)) {
@@ -230,7 +255,7 @@ impl Fhir {
             for reference in references {
                 if let Some(target) = full_urls.get(&reference) {
                     resolved.insert(reference, target.clone());
-                } else if let Some(target) = resolve_conditional(tx.as_mut(), &reference, access)
+                } else if let Some(target) = resolve_conditional(tx.store(), &reference, access)
                     .await
                     .map_err(|e| entry_failed(index, &labels[index], e))?
                 {
@@ -246,31 +271,26 @@ impl Fhir {
         // round trip instead of one per entry.
         let targets: Vec<(ResourceType, ResourceId)> =
             interactions.iter().filter_map(named_target).collect();
-        tx.read_many(&targets).await?;
+        tx.store().read_many(&targets).await?;
 
         let mut results: Vec<Option<Outcome>> = (0..interactions.len()).map(|_| None).collect();
         let mut ordered: Vec<(usize, Interaction)> = interactions.into_iter().enumerate().collect();
         ordered.sort_by_key(|(_, interaction)| processing_rank(interaction));
-        let mut written = Vec::new();
         for (index, interaction) in ordered {
             let label = &labels[index];
+            tx.set_entry(Some(index));
             let outcome = if is_write(&interaction) {
-                write_checked(tx.as_mut(), interaction, assigned[index].clone(), access)
-                    .await
-                    .map(|(outcome, resource)| {
-                        written.extend(resource.map(|resource| (index, resource)));
-                        outcome
-                    })
+                write_checked(tx, interaction, assigned[index].clone(), access).await
             } else if matches!(interaction, Interaction::Bundle { .. }) {
                 Err(CoreError::bad_request(
                     "a Bundle entry cannot be another batch or transaction",
                 ))
             } else {
                 match self
-                    .read(&mut Reader::Tx(tx.as_mut()), interaction, access)
+                    .read(&mut Reader::Tx(tx.store()), interaction, access)
                     .await
                 {
-                    Ok(outcome) => log_read_in(tx.as_mut(), access, &originals[index], &outcome)
+                    Ok(outcome) => log_read_in(tx.store(), access, &originals[index], &outcome)
                         .await
                         .map(|()| outcome),
                     Err(error) => Err(error),
@@ -278,46 +298,11 @@ impl Fhir {
             };
             results[index] = Some(outcome.map_err(|e| entry_failed(index, label, e))?);
         }
-        // All checks before all log entries: the checks ask the database, which sends the
-        // writes kept back so far, so the log entries go out together at commit.
-        for (index, resource) in &written {
-            verify_written(tx.as_mut(), access, Some(resource))
-                .await
-                .map_err(|e| entry_failed(*index, &labels[*index], e))?;
-        }
-        for (index, resource) in &written {
-            log_write(tx.as_mut(), access, &originals[*index], Some(resource))
-                .await
-                .map_err(|e| entry_failed(*index, &labels[*index], e))?;
-        }
-        if let Err(error) = tx.commit().await {
-            // A write kept back until the commit can still lose a race: name its entry.
-            let error = CoreError::from(error);
-            let culprit = match &error {
-                CoreError::Conflict { resource_type, id } => results.iter().position(|result| {
-                    matches!(result, Some(Outcome::Resource { resource, .. })
-                        if resource.resource_type == *resource_type && resource.id == *id)
-                }),
-                _ => None,
-            };
-            return Err(match culprit {
-                Some(index) => entry_failed(index, &labels[index], error),
-                None => error,
-            });
-        }
+        tx.set_entry(None);
         Ok(Outcome::BundleResponse {
             transaction: true,
             entries: results.into_iter().flatten().map(Ok).collect(),
         })
-    }
-}
-
-/// Whether a transaction failed because another writer committed a version first.
-fn is_conflict(error: &CoreError) -> bool {
-    match error {
-        CoreError::Conflict { .. } => true,
-        CoreError::Transaction { source, .. } => matches!(**source, CoreError::Conflict { .. }),
-        _ => false,
     }
 }
 
@@ -421,7 +406,7 @@ fn processing_rank(interaction: &Interaction) -> u8 {
     }
 }
 
-fn parse_entry((index, entry): (usize, &Value)) -> Entry {
+fn parse_entry((index, entry): (usize, &Value), operations: &Operations) -> Entry {
     let request = entry.get("request");
     let method = request
         .and_then(|r| r.get("method"))
@@ -456,7 +441,7 @@ fn parse_entry((index, entry): (usize, &Value)) -> Entry {
         if method == Method::Patch {
             request.body = request.body.map(binary_patch).transpose()?;
         }
-        Interaction::parse(request)
+        Interaction::parse(request, operations)
     })();
     Entry {
         full_url,

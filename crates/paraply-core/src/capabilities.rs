@@ -3,10 +3,10 @@
 //! Paraply's own SearchParameter definitions.
 
 use paraply_fhir::ResourceType;
-use paraply_fhir::codes::CANONICAL_BASE;
 use paraply_search::{PARAPLY_DEFINITIONS, ParamKind, params_for};
 use serde_json::{Value, json};
 
+use crate::operations::{OperationDef, Operations};
 use crate::stamp::{format_instant, now};
 
 /// Instance and type interactions every served type supports.
@@ -25,7 +25,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 /// Whole-system interactions.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
-fn resource_entry(resource_type: ResourceType) -> Value {
+fn resource_entry(resource_type: ResourceType, operations: &Operations) -> Value {
     let mut search_params = vec![
         json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
         json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
@@ -58,22 +58,32 @@ fn resource_entry(resource_type: ResourceType) -> Value {
         "searchRevInclude": revincludes,
         "searchParam": search_params,
     });
-    if resource_type == ResourceType::Patient {
-        entry["operation"] = json!([{
-            "name": "access-log",
-            "definition": format!("{CANONICAL_BASE}/OperationDefinition/Patient-access-log"),
-            "documentation": "Who accessed the patient's data: unit, care provider, when, why (no staff names)"
-        }]);
+    let operations: Vec<Value> = operations
+        .on_type(resource_type)
+        .map(operation_entry)
+        .collect();
+    if !operations.is_empty() {
+        entry["operation"] = Value::Array(operations);
     }
     entry
 }
 
-pub fn capability_statement() -> Value {
+fn operation_entry(definition: &OperationDef) -> Value {
+    json!({
+        "name": definition.name,
+        "definition": definition.definition,
+        "documentation": definition.documentation,
+    })
+}
+
+/// The CapabilityStatement of the engine with `operations` (its table).
+pub fn capability_statement(operations: &Operations) -> Value {
     let resources: Vec<Value> = ResourceType::ALL
         .iter()
-        .map(|t| resource_entry(*t))
+        .map(|t| resource_entry(*t, operations))
         .collect();
-    json!({
+    let system_operations: Vec<Value> = operations.on_system().map(operation_entry).collect();
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": format_instant(now()),
@@ -99,7 +109,11 @@ pub fn capability_statement() -> Value {
                 {"name": "_has", "type": "special"}
             ],
         }]
-    })
+    });
+    if !system_operations.is_empty() {
+        statement["rest"][0]["operation"] = Value::Array(system_operations);
+    }
+    statement
 }
 
 /// How clients authenticate, for the CapabilityStatement's `rest.security`.
@@ -202,7 +216,7 @@ mod tests {
 
     #[test]
     fn smart_security_names_the_service_and_the_oauth_uris() {
-        let mut statement = capability_statement();
+        let mut statement = capability_statement(&Operations::with(Vec::new()));
         add_security(
             &mut statement,
             &Security::Smart {
@@ -224,7 +238,7 @@ mod tests {
 
     #[test]
     fn unknown_endpoints_leave_out_the_extension() {
-        let mut statement = capability_statement();
+        let mut statement = capability_statement(&Operations::with(Vec::new()));
         add_security(
             &mut statement,
             &Security::Smart {

@@ -1,37 +1,53 @@
-//! Executes interactions against the store.
+//! The engine: who is asking ([`Fhir::handle_as`]), which interaction, and where it goes —
+//! reads here, writes down [`crate::write`]'s one path, Bundles to [`crate::bundle`],
+//! operations to their entry in [`crate::operations`]'s table.
 
 use std::sync::{Arc, OnceLock};
 
 use paraply_auth::Permission;
-use paraply_fhir::{ResourceId, ResourceType, VersionId, validate};
-use paraply_search::{Restriction, SearchQuery, Summary, Total, index_rows};
+use paraply_fhir::{ResourceId, ResourceType};
+use paraply_search::{Restriction, SearchQuery, Summary, Total};
 use paraply_store::{
-    HistoryPage, HistoryQuery, HistoryScope, NewVersion, SearchPage, Store, StoreTx, StoredResource,
+    HistoryPage, HistoryQuery, HistoryScope, SearchPage, Store, StoreTx, StoredResource,
 };
 use serde_json::Value;
 
 use crate::access::{
-    self, Access, AccessSettings, AccessSummary, IdentityCache, Subject, owner_of, patients_of,
-    query_text, required_permission, server_written, without_internal_notes,
+    self, Access, AccessSettings, AccessSummary, patients_of, query_text, required_permission,
+    server_written, without_internal_notes,
 };
-use crate::audit::AuditAction;
 use crate::audit_log::{AuditLog, stage_audit_event};
 use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
-use crate::provenance::{ProvenanceActivity, stage_provenance};
+use crate::identity::IdentityCache;
+use crate::operations::{Operation, OperationContext, Operations};
 use crate::request::{FhirRequest, HistoryParams, Interaction};
-use crate::stamp::{now, stamp};
+use crate::rules::WriteRule;
+use crate::validation::{ResourceCheck, Validator};
+use crate::write::SingleWrite;
 
-/// How often a write without `If-Match` is retried when another writer took the version
-/// it wanted (the other writer's version is kept; this one is written on top of it).
-pub(crate) const WRITE_ATTEMPTS: usize = 5;
+/// The public FHIR base URL when none is configured: the default listen address.
+const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080/fhir";
+
+/// What a domain plugs into the engine (the patientkontrakt does: identifier checks,
+/// profiles, the rules I1–I10, `$patientkontrakt`).
+#[derive(Clone, Default)]
+pub struct Extensions {
+    /// Checks of each resource written (and of `$validate`).
+    pub checks: Vec<Arc<dyn ResourceCheck>>,
+    /// Rules over each write transaction, before it commits.
+    pub rules: Vec<Arc<dyn WriteRule>>,
+    /// Operations besides the engine's own.
+    pub operations: Vec<Arc<dyn Operation>>,
+}
 
 /// What an interaction produced.
 #[derive(Debug)]
 pub enum Outcome {
     Capabilities(Value),
-    /// A Bundle an operation built (`$access-log`), with links relative to the base.
-    OperationBundle(Value),
+    /// A resource an operation built (a Bundle, an OperationOutcome); a Bundle's links are
+    /// relative to the base.
+    Built(Value),
     /// A resource version: read, vread, or the result of a write.
     Resource {
         /// `true` when the write created the resource (201), `false` otherwise (200).
@@ -66,6 +82,11 @@ pub struct Fhir {
     identities: IdentityCache,
     /// Started on the first authenticated request, on the runtime serving it.
     audit: Arc<OnceLock<AuditLog>>,
+    validator: Arc<Validator>,
+    rules: Arc<[Arc<dyn WriteRule>]>,
+    operations: Arc<Operations>,
+    /// The public FHIR base URL (from settings, never from a request).
+    base_url: Arc<str>,
 }
 
 /// Where reads of one interaction go: straight to the store, or into an open transaction
@@ -118,7 +139,46 @@ impl Fhir {
             access: Arc::new(access),
             identities: IdentityCache::default(),
             audit: Arc::new(OnceLock::new()),
+            validator: Arc::new(Validator::default()),
+            rules: Arc::from(Vec::new()),
+            operations: Arc::new(Operations::with(Vec::new())),
+            base_url: Arc::from(DEFAULT_BASE_URL),
         }
+    }
+
+    /// The engine with a domain's checks, rules and operations.
+    pub fn extended(mut self, extensions: Extensions) -> Self {
+        self.validator = Arc::new(Validator::new(extensions.checks));
+        self.rules = Arc::from(extensions.rules);
+        self.operations = Arc::new(Operations::with(extensions.operations));
+        self
+    }
+
+    /// The public FHIR base URL (`https://paraply.example.se/fhir`, no trailing slash).
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
+        self.base_url = Arc::from(base_url.trim_end_matches('/'));
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The operations table (for the CapabilityStatement).
+    pub fn operations(&self) -> &Operations {
+        &self.operations
+    }
+
+    pub(crate) fn validator(&self) -> Arc<Validator> {
+        self.validator.clone()
+    }
+
+    pub(crate) fn validator_ref(&self) -> &Validator {
+        &self.validator
+    }
+
+    pub(crate) fn rules(&self) -> &[Arc<dyn WriteRule>] {
+        &self.rules
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -128,7 +188,7 @@ impl Fhir {
     /// Parses and executes one request as the server itself (no access rules, no log):
     /// demo data and start-up tasks.
     pub async fn handle(&self, request: FhirRequest) -> Result<Outcome, CoreError> {
-        let interaction = Interaction::parse(request)?;
+        let interaction = Interaction::parse(request, &self.operations)?;
         self.execute(interaction, None).await
     }
 
@@ -140,7 +200,7 @@ impl Fhir {
         request: FhirRequest,
     ) -> Result<Outcome, CoreError> {
         let query_text = query_text(&request);
-        let interaction = Interaction::parse(request)?;
+        let interaction = Interaction::parse(request, &self.operations)?;
         let principal = match &context.caller {
             Caller::Unrestricted => {
                 // Even without logins, the access log stays append-only.
@@ -156,15 +216,15 @@ impl Fhir {
             }
             Caller::Authenticated(principal) => principal,
         };
-        let access = match access::resolve(
-            self.store.as_ref(),
-            &self.identities,
-            &self.access,
-            context,
-            principal,
-            query_text,
-        )
-        .await
+        let access = match self
+            .resolve(
+                &self.identities,
+                &self.access,
+                context,
+                principal,
+                query_text,
+            )
+            .await
         {
             Ok(access) => access,
             Err(error) => {
@@ -231,6 +291,12 @@ impl Fhir {
         let result = self.execute_checked(interaction, Some(access)).await;
         if let Some(logged) = logged {
             let patients = match &result {
+                // An operation on a patient's record names the patient it was invoked on.
+                Ok(outcome)
+                    if !logged.patients.is_empty() && matches!(outcome, Outcome::Built(_)) =>
+                {
+                    logged.patients.clone()
+                }
                 Ok(outcome) => patients_in(outcome),
                 Err(_) => logged.patients_of_target(self.store.as_ref()).await,
             };
@@ -262,71 +328,20 @@ impl Fhir {
         }
     }
 
-    /// The store transaction for write attempt `attempt` (from 1). The first lets the store
-    /// serve reads before it holds the writer; a retry holds it throughout, so it cannot
-    /// lose the race again.
-    pub(crate) async fn begin_attempt(
-        &self,
-        attempt: usize,
-    ) -> Result<Box<dyn StoreTx>, CoreError> {
-        let tx = if attempt == 1 {
-            self.store.begin_optimistic().await?
-        } else {
-            self.store.begin().await?
-        };
-        Ok(tx)
-    }
-
-    /// Runs a write in its own transaction, retrying when a concurrent writer won the
-    /// version and the client did not pin one with `If-Match`.
+    /// A write sent alone: one interaction down the one write path.
     async fn write(
         &self,
-        interaction: Interaction,
+        mut interaction: Interaction,
         access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
-        prevalidate(&interaction)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut tx = self.begin_attempt(attempt).await?;
-            let written = match write_checked(tx.as_mut(), interaction.clone(), None, access).await
-            {
-                Ok((outcome, written)) => {
-                    match verify_written(tx.as_mut(), access, written.as_ref()).await {
-                        Ok(()) => log_write(tx.as_mut(), access, &interaction, written.as_ref())
-                            .await
-                            .map(|()| outcome),
-                        Err(error) => Err(error),
-                    }
-                }
-                Err(error) => Err(error),
-            };
-            // The store may send the write only now, so a lost race can show here too.
-            let committed = match written {
-                Ok(outcome) => tx.commit().await.map(|()| outcome).map_err(CoreError::from),
-                Err(error) => Err(error),
-            };
-            match committed {
-                Ok(outcome) => return Ok(outcome),
-                Err(CoreError::Conflict { resource_type, id }) => {
-                    if let Some(expected) = pinned_version(&interaction) {
-                        // The version the client pinned stopped being current between our
-                        // read and our write: the same answer as a stale If-Match.
-                        return Err(CoreError::PreconditionFailed {
-                            resource_type,
-                            id,
-                            expected,
-                            current: "a newer version, written concurrently".into(),
-                        });
-                    }
-                    if attempt >= WRITE_ATTEMPTS {
-                        return Err(CoreError::Conflict { resource_type, id });
-                    }
-                    tracing::debug!(attempt, "concurrent write; retrying");
-                }
-                Err(error) => return Err(error),
-            }
-        }
+        self.validator.prevalidate(&mut interaction)?;
+        let work = SingleWrite {
+            interaction: &interaction,
+            access,
+        };
+        self.write_transaction(access, &work)
+            .await
+            .map_err(|failure| failure.error)
     }
 
     pub(crate) async fn read(
@@ -337,7 +352,7 @@ impl Fhir {
     ) -> Result<Outcome, CoreError> {
         match interaction {
             Interaction::Capabilities => Ok(Outcome::Capabilities(
-                crate::capabilities::capability_statement(),
+                crate::capabilities::capability_statement(&self.operations),
             )),
             Interaction::ReadSearchParameter { id } => crate::capabilities::search_parameter(&id)
                 .map(Outcome::Capabilities)
@@ -424,19 +439,9 @@ impl Fhir {
                     blocked,
                 })
             }
-            Interaction::AccessLog {
-                patient,
-                count,
-                page,
-            } => {
-                if let Some(access) = access {
-                    access
-                        .require_visible(reader, ResourceType::Patient, &patient)
-                        .await?;
-                }
-                crate::access_log::access_log(self.store.as_ref(), &patient, count, page)
-                    .await
-                    .map(Outcome::OperationBundle)
+            Interaction::Operation { operation, call } => {
+                let mut context = OperationContext { fhir: self, access };
+                operation.0.run(call, &mut context).await
             }
             Interaction::History(params) => {
                 if let (Some(access), HistoryScope::Instance(resource_type, id)) =
@@ -475,16 +480,6 @@ pub(crate) fn is_write(interaction: &Interaction) -> bool {
     )
 }
 
-/// The version an `If-Match` pinned, if any.
-pub(crate) fn pinned_version(interaction: &Interaction) -> Option<VersionId> {
-    match interaction {
-        Interaction::Update { if_match, .. }
-        | Interaction::Patch { if_match, .. }
-        | Interaction::Delete { if_match, .. } => *if_match,
-        _ => None,
-    }
-}
-
 pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
     match interaction {
         Interaction::Capabilities => "capabilities",
@@ -499,7 +494,7 @@ pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
         Interaction::ConditionalDelete { .. } => "conditional delete",
         Interaction::Search { .. } => "search",
         Interaction::History(_) => "history",
-        Interaction::AccessLog { .. } => "$access-log",
+        Interaction::Operation { .. } => "operation",
         Interaction::Bundle { .. } => "batch/transaction",
     }
 }
@@ -521,168 +516,6 @@ pub(crate) fn restricted(mut interaction: Interaction, access: Option<&Access>) 
         _ => {}
     }
     interaction
-}
-
-/// The resource an update, patch or delete entry names by id.
-pub(crate) fn named_target(interaction: &Interaction) -> Option<(ResourceType, ResourceId)> {
-    match interaction {
-        Interaction::Update {
-            resource_type, id, ..
-        }
-        | Interaction::Patch {
-            resource_type, id, ..
-        }
-        | Interaction::Delete {
-            resource_type, id, ..
-        } => Some((*resource_type, id.clone())),
-        _ => None,
-    }
-}
-
-/// A resource a write produced, to be checked against the access rules before commit.
-pub(crate) struct Written {
-    resource_type: ResourceType,
-    id: ResourceId,
-    /// The care-provider owner the new version must carry.
-    owner: Option<String>,
-    deleted: bool,
-    /// Whose data it is (before a delete, after any other write), for the access log.
-    patients: Vec<ResourceId>,
-}
-
-/// Runs one write for `access` inside `tx`: the version it replaces must be visible to the
-/// caller, and a staff write stamps the owner tag. The new state is checked by
-/// [`verify_written`] — after the whole transaction, since a Bundle may create the care
-/// relationship that makes its own entries visible.
-pub(crate) async fn write_checked(
-    tx: &mut dyn StoreTx,
-    mut interaction: Interaction,
-    assigned_id: Option<ResourceId>,
-    access: Option<&Access>,
-) -> Result<(Outcome, Option<Written>), CoreError> {
-    let Some(access) = access else {
-        return Ok((write_in(tx, interaction, assigned_id).await?, None));
-    };
-    let target = named_target(&interaction);
-    let mut current_owner = None;
-    let mut previous_patients = Vec::new();
-    if let Some((resource_type, id)) = &target
-        && let Some(current) = tx.read(*resource_type, id).await?
-        && let Some(body) = current.body.as_deref()
-    {
-        access
-            .require_visible(&mut Reader::Tx(&mut *tx), *resource_type, id)
-            .await?;
-        current_owner = Some(owner_of(body));
-        previous_patients = patients_of(*resource_type, id, body);
-    }
-    if let Interaction::Create { body, .. }
-    | Interaction::Update { body, .. }
-    | Interaction::ConditionalUpdate { body, .. } = &mut interaction
-    {
-        access.stamp_owner(body, current_owner.clone());
-    }
-    let expected_owner = match (&access.subject, current_owner) {
-        (_, Some(owner)) => owner,
-        (Subject::Staff(staff), None) => Some(staff.care_provider_hsa_id.clone()),
-        (_, None) => None,
-    };
-    let outcome = write_in(tx, interaction, assigned_id).await?;
-    let written = match &outcome {
-        Outcome::Resource { resource, .. } => Some(Written {
-            resource_type: resource.resource_type,
-            id: resource.id.clone(),
-            owner: expected_owner,
-            deleted: false,
-            patients: resource
-                .body
-                .as_deref()
-                .map(|body| patients_of(resource.resource_type, &resource.id, body))
-                .unwrap_or_default(),
-        }),
-        Outcome::Deleted => target.map(|(resource_type, id)| Written {
-            resource_type,
-            id,
-            owner: None,
-            deleted: true,
-            patients: previous_patients,
-        }),
-        _ => None,
-    };
-    Ok((outcome, written))
-}
-
-/// The state a write leaves must still be the caller's to see (a patient cannot write data
-/// into another patient's record, staff only where they have a care relationship), and the
-/// owner tag cannot be changed by a patch. A staff member registering a new Patient is the
-/// exception: nobody has a care relationship with a patient before their first CareTeam.
-pub(crate) async fn verify_written(
-    tx: &mut dyn StoreTx,
-    access: Option<&Access>,
-    written: Option<&Written>,
-) -> Result<(), CoreError> {
-    let (Some(access), Some(written)) = (access, written) else {
-        return Ok(());
-    };
-    if written.deleted {
-        return Ok(());
-    }
-    let current = tx.read(written.resource_type, &written.id).await?;
-    let owner = current
-        .as_ref()
-        .and_then(|c| c.body.as_deref())
-        .and_then(owner_of);
-    if matches!(access.subject, Subject::Staff(_)) && owner != written.owner {
-        return Err(CoreError::Forbidden {
-            reason: "the care provider that owns a resource (its vardgivare tag) cannot be changed"
-                .into(),
-        });
-    }
-    let registering_patient = matches!(access.subject, Subject::Staff(_))
-        && written.resource_type == ResourceType::Patient;
-    if !registering_patient {
-        access
-            .require_visible(&mut Reader::Tx(tx), written.resource_type, &written.id)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The access log of one successful write, in its transaction: an AuditEvent and the
-/// Provenance of the version written (I15).
-pub(crate) async fn log_write(
-    tx: &mut dyn StoreTx,
-    access: Option<&Access>,
-    interaction: &Interaction,
-    written: Option<&Written>,
-) -> Result<(), CoreError> {
-    let (Some(access), Some(written)) = (access, written) else {
-        return Ok(());
-    };
-    let Some(mut logged) = AccessSummary::of(interaction) else {
-        return Ok(());
-    };
-    logged.entity = Some((written.resource_type, written.id.clone()));
-    let record = access.record(&logged, None, written.patients.clone());
-    stage_audit_event(tx, &record).await?;
-    let version = tx
-        .read(written.resource_type, &written.id)
-        .await?
-        .map(|current| current.version_id)
-        .unwrap_or(VersionId::FIRST);
-    let activity = match logged.action {
-        AuditAction::Create => ProvenanceActivity::Create,
-        AuditAction::Delete => ProvenanceActivity::Delete,
-        _ => ProvenanceActivity::Update,
-    };
-    stage_provenance(
-        tx,
-        (written.resource_type, &written.id, version),
-        activity,
-        &record.agent,
-        record.recorded,
-    )
-    .await
 }
 
 /// The access log of a read inside a transaction Bundle, committed with it.
@@ -767,368 +600,4 @@ fn without_internal_notes_in(outcome: Outcome) -> Outcome {
         },
         other => other,
     }
-}
-
-/// Executes one write inside `tx`; create and update bodies have passed [`prevalidate`].
-/// `assigned_id` is the id a transaction reserved for a
-/// `POST` entry (so references to its `urn:uuid` resolve before it is written).
-pub(crate) async fn write_in(
-    tx: &mut dyn StoreTx,
-    interaction: Interaction,
-    assigned_id: Option<ResourceId>,
-) -> Result<Outcome, CoreError> {
-    match interaction {
-        Interaction::Create {
-            resource_type,
-            body,
-            if_none_exist,
-        } => {
-            if let Some(query) = if_none_exist {
-                let matches = tx.search(&query).await?;
-                match matches.total.unwrap_or_default() {
-                    0 => {}
-                    1 => {
-                        if let Some(existing) = matches.matches.into_iter().next() {
-                            return Ok(Outcome::Resource {
-                                created: false,
-                                resource: existing.resource,
-                            });
-                        }
-                    }
-                    count => {
-                        return Err(CoreError::MultipleMatches {
-                            resource_type,
-                            count,
-                        });
-                    }
-                }
-            }
-            let id = assigned_id.unwrap_or_else(ResourceId::generate);
-            put_version(
-                tx,
-                resource_type,
-                id,
-                body,
-                None,
-                WriteKind::Create,
-                Validation::Done,
-            )
-            .await
-        }
-        Interaction::Update {
-            resource_type,
-            id,
-            body,
-            if_match,
-        } => {
-            match body.get("id").and_then(Value::as_str) {
-                Some(body_id) if body_id == id.as_str() => {}
-                other => {
-                    return Err(CoreError::IdMismatch {
-                        url: id.to_string(),
-                        body: other.unwrap_or("(none)").to_owned(),
-                    });
-                }
-            }
-            put_version(
-                tx,
-                resource_type,
-                id,
-                body,
-                if_match,
-                WriteKind::Update,
-                Validation::Done,
-            )
-            .await
-        }
-        Interaction::ConditionalUpdate { query, body } => {
-            let resource_type = query.resource_type;
-            let matches = tx.search(&query).await?;
-            let body_id = body.get("id").and_then(Value::as_str).map(str::to_owned);
-            let first = matches.matches.first().map(|m| &m.resource);
-            let id = match (matches.total.unwrap_or_default(), first) {
-                (0, _) => match body_id {
-                    Some(id) => id
-                        .parse::<ResourceId>()
-                        .map_err(|e| CoreError::BadRequest {
-                            message: e.to_string(),
-                            expression: Some(format!("{resource_type}.id")),
-                        })?,
-                    None => assigned_id.unwrap_or_else(ResourceId::generate),
-                },
-                (1, Some(found)) => {
-                    if let Some(body_id) = body_id
-                        && body_id != found.id.as_str()
-                    {
-                        return Err(CoreError::IdMismatch {
-                            url: found.id.to_string(),
-                            body: body_id,
-                        });
-                    }
-                    found.id.clone()
-                }
-                (count, _) => {
-                    return Err(CoreError::MultipleMatches {
-                        resource_type,
-                        count,
-                    });
-                }
-            };
-            put_version(
-                tx,
-                resource_type,
-                id,
-                body,
-                None,
-                WriteKind::Update,
-                Validation::Done,
-            )
-            .await
-        }
-        Interaction::Patch {
-            resource_type,
-            id,
-            patch,
-            if_match,
-        } => {
-            let current = current_or_error(tx, resource_type, &id).await?;
-            check_if_match(resource_type, &id, if_match, Some(&current))?;
-            let operations: json_patch::Patch = serde_json::from_value(patch)
-                .map_err(|e| CoreError::bad_request(format!("not a JSON Patch document: {e}")))?;
-            let mut body: Value = serde_json::from_str(current.body.as_deref().unwrap_or("{}"))
-                .map_err(|e| CoreError::Store(paraply_store::StoreError::Corrupt(e.to_string())))?;
-            json_patch::patch(&mut body, &operations)
-                .map_err(|e| CoreError::Patch(e.to_string()))?;
-            if body.get("id").and_then(Value::as_str) != Some(id.as_str())
-                || body.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str())
-            {
-                return Err(CoreError::Patch(
-                    "a patch must not change 'id' or 'resourceType'".into(),
-                ));
-            }
-            put_version(
-                tx,
-                resource_type,
-                id,
-                body,
-                Some(current.version_id),
-                WriteKind::Update,
-                Validation::Needed,
-            )
-            .await
-        }
-        Interaction::Delete {
-            resource_type,
-            id,
-            if_match,
-        } => delete(tx, resource_type, id, if_match).await,
-        Interaction::ConditionalDelete { query } => {
-            let matches = tx.search(&query).await?;
-            let first = matches.matches.into_iter().next().map(|m| m.resource);
-            match (matches.total.unwrap_or_default(), first) {
-                (0, _) => Ok(Outcome::Deleted),
-                (1, Some(found)) => delete(tx, found.resource_type, found.id, None).await,
-                (count, _) => Err(CoreError::MultipleMatches {
-                    resource_type: query.resource_type,
-                    count,
-                }),
-            }
-        }
-        other => Err(CoreError::bad_request(format!(
-            "{} is not a write",
-            interaction_name(&other)
-        ))),
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WriteKind {
-    Create,
-    Update,
-}
-
-async fn current_or_error(
-    tx: &mut dyn StoreTx,
-    resource_type: ResourceType,
-    id: &ResourceId,
-) -> Result<StoredResource, CoreError> {
-    let current = tx
-        .read(resource_type, id)
-        .await?
-        .ok_or(CoreError::NotFound {
-            resource_type,
-            id: id.clone(),
-        })?;
-    if current.is_deleted() {
-        return Err(CoreError::Gone {
-            resource_type,
-            id: id.clone(),
-            version_id: current.version_id,
-        });
-    }
-    Ok(current)
-}
-
-fn check_if_match(
-    resource_type: ResourceType,
-    id: &ResourceId,
-    if_match: Option<VersionId>,
-    current: Option<&StoredResource>,
-) -> Result<(), CoreError> {
-    let Some(expected) = if_match else {
-        return Ok(());
-    };
-    match current {
-        Some(current) if current.version_id == expected && !current.is_deleted() => Ok(()),
-        other => Err(CoreError::PreconditionFailed {
-            resource_type,
-            id: id.clone(),
-            expected,
-            current: match other {
-                None => "none (the resource does not exist)".into(),
-                Some(c) if c.is_deleted() => format!("{} (deleted)", c.version_id),
-                Some(c) => c.version_id.to_string(),
-            },
-        }),
-    }
-}
-
-/// Validates the body a create or update carries, before its write transaction begins: a
-/// database has one writer at a time (SQLite one connection, PostgreSQL one per resource),
-/// and validation is the costliest step of a write, so it runs on the request's own task, in
-/// parallel with other requests, not while holding the writer. What happens to the body
-/// later (the server's `id` and `meta`, an owner tag, `urn:uuid:` references rewritten to
-/// `Type/id`) keeps it valid. A patch's body only exists inside the transaction and is
-/// validated there.
-pub(crate) fn prevalidate(interaction: &Interaction) -> Result<(), CoreError> {
-    let (resource_type, body) = match interaction {
-        Interaction::Create {
-            resource_type,
-            body,
-            ..
-        }
-        | Interaction::Update {
-            resource_type,
-            body,
-            ..
-        } => (*resource_type, body),
-        Interaction::ConditionalUpdate { query, body } => (query.resource_type, body),
-        _ => return Ok(()),
-    };
-    // A body of the wrong shape or type is refused by `put_version`, with its own message.
-    let Value::Object(map) = body else {
-        return Ok(());
-    };
-    if map.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
-        return Ok(());
-    }
-    // Stamped as the server will stamp it, so client-sent `id`/`meta` values that the
-    // server replaces are not held against the body.
-    let stamped = stamp(
-        map.clone(),
-        &ResourceId::generate(),
-        VersionId::FIRST,
-        now(),
-    );
-    validate(&stamped).map_err(CoreError::Invalid)?;
-    Ok(())
-}
-
-/// Whether [`put_version`] still has to validate the body.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Validation {
-    /// By [`prevalidate`], before the transaction (creates and updates).
-    Done,
-    /// Here (a patch, whose body is built inside the transaction).
-    Needed,
-}
-
-/// Stamps and writes the next version of a resource (validating it if still needed).
-async fn put_version(
-    tx: &mut dyn StoreTx,
-    resource_type: ResourceType,
-    id: ResourceId,
-    body: Value,
-    if_match: Option<VersionId>,
-    kind: WriteKind,
-    validation: Validation,
-) -> Result<Outcome, CoreError> {
-    let Value::Object(map) = body else {
-        return Err(CoreError::bad_request("the body must be a JSON object"));
-    };
-    match map.get("resourceType").and_then(Value::as_str) {
-        Some(name) if name == resource_type.as_str() => {}
-        other => {
-            return Err(CoreError::TypeMismatch {
-                url: resource_type,
-                body: other.unwrap_or("(no resourceType)").to_owned(),
-            });
-        }
-    }
-    let current = match kind {
-        WriteKind::Create => None,
-        WriteKind::Update => tx.read(resource_type, &id).await?,
-    };
-    check_if_match(resource_type, &id, if_match, current.as_ref())?;
-    let version_id = current
-        .as_ref()
-        .map_or(VersionId::FIRST, |c| c.version_id.next());
-    let created = current.as_ref().is_none_or(StoredResource::is_deleted);
-    let last_updated = now();
-    let stamped = stamp(map, &id, version_id, last_updated);
-    if validation == Validation::Needed {
-        validate(&stamped).map_err(CoreError::Invalid)?;
-    }
-    let index = index_rows(resource_type, &stamped);
-    let text = serde_json::to_string(&stamped)
-        .map_err(|e| CoreError::bad_request(format!("unserializable body: {e}")))?;
-    tx.write(NewVersion {
-        resource_type,
-        id: id.clone(),
-        version_id,
-        last_updated,
-        body: Some(text.clone()),
-        index,
-    })
-    .await?;
-    Ok(Outcome::Resource {
-        created,
-        resource: StoredResource {
-            resource_type,
-            id,
-            version_id,
-            last_updated,
-            body: Some(text),
-        },
-    })
-}
-
-async fn delete(
-    tx: &mut dyn StoreTx,
-    resource_type: ResourceType,
-    id: ResourceId,
-    if_match: Option<VersionId>,
-) -> Result<Outcome, CoreError> {
-    let current = tx
-        .read(resource_type, &id)
-        .await?
-        .ok_or_else(|| CoreError::NotFound {
-            resource_type,
-            id: id.clone(),
-        })?;
-    if current.is_deleted() && if_match.is_none() {
-        // Deleting a deleted resource changes nothing (R4 http.html#delete).
-        return Ok(Outcome::Deleted);
-    }
-    check_if_match(resource_type, &id, if_match, Some(&current))?;
-    tx.write(NewVersion {
-        resource_type,
-        id,
-        version_id: current.version_id.next(),
-        last_updated: now(),
-        body: None,
-        index: Vec::new(),
-    })
-    .await?;
-    Ok(Outcome::Deleted)
 }

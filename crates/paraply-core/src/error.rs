@@ -83,6 +83,14 @@ pub enum CoreError {
         resource_type: ResourceType,
         id: ResourceId,
     },
+    /// A write would break a rule across resources (DOMAIN.md §4): `rule` is its code
+    /// (`paraply-I1`), `resource` the resource in conflict with it.
+    #[error("{rule}: {message}")]
+    RuleBroken {
+        rule: &'static str,
+        message: String,
+        resource: Option<(ResourceType, ResourceId)>,
+    },
     /// A transaction entry failed, so the whole transaction was rolled back.
     #[error("transaction failed at entry {index} ({request}): {source}")]
     Transaction {

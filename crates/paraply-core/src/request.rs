@@ -4,12 +4,13 @@
 //! [`Interaction::parse`], so a Bundle entry and the same request sent alone take one path.
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
-use paraply_search::{DEFAULT_COUNT, Handling, MAX_COUNT, PageCursor, SearchQuery};
+use paraply_search::{DEFAULT_COUNT, Handling, MAX_COUNT, SearchQuery};
 use paraply_store::{HistoryCursor, HistoryScope};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::error::{CoreError, Method};
+use crate::operations::{OperationCall, OperationLevel, OperationRef, Operations};
 
 /// One request: method, the path below the FHIR base, decoded query pairs, the
 /// FHIR-relevant headers and the parsed JSON body.
@@ -115,12 +116,10 @@ pub enum Interaction {
         query: SearchQuery,
     },
     History(HistoryParams),
-    /// `GET Patient/{id}/$access-log`: who accessed the patient's data (for the patient).
-    AccessLog {
-        patient: ResourceId,
-        count: u32,
-        /// Continue after this cursor (from a `next` link).
-        page: Option<PageCursor>,
+    /// An `$operation` from the table.
+    Operation {
+        operation: OperationRef,
+        call: OperationCall,
     },
     /// A batch or transaction Bundle posted to the base.
     Bundle {
@@ -129,7 +128,7 @@ pub enum Interaction {
 }
 
 impl Interaction {
-    pub fn parse(request: FhirRequest) -> Result<Interaction, CoreError> {
+    pub fn parse(request: FhirRequest, operations: &Operations) -> Result<Interaction, CoreError> {
         let FhirRequest {
             method,
             path,
@@ -161,21 +160,16 @@ impl Interaction {
                 .ok_or_else(|| CoreError::bad_request("this interaction needs a JSON body"))
         };
 
-        if let ["Patient", id, "$access-log"] = segments.as_slice() {
-            let patient = resource_id(id)?;
-            return match method {
-                Method::Get => access_log(patient, &query),
-                _ => Err(not_allowed()),
-            };
-        }
-
-        if let Some(operation) = segments.iter().find_map(|s| s.strip_prefix('$')) {
-            if let Some(first) = segments.first()
-                && !first.starts_with('$')
-            {
-                resource_type(first)?;
-            }
-            return Err(CoreError::UnsupportedOperation(operation.to_owned()));
+        if let Some(position) = segments.iter().position(|s| s.starts_with('$')) {
+            return operation(
+                &segments,
+                position,
+                method,
+                query,
+                body,
+                operations,
+                not_allowed,
+            );
         }
 
         match segments.as_slice() {
@@ -378,40 +372,50 @@ fn history(scope: HistoryScope, pairs: &[(String, String)]) -> Result<Interactio
     Ok(Interaction::History(params))
 }
 
-fn access_log(patient: ResourceId, pairs: &[(String, String)]) -> Result<Interaction, CoreError> {
-    let mut count = DEFAULT_COUNT;
-    let mut page = None;
-    for (name, value) in pairs {
-        let invalid = |reason: &str| CoreError::BadRequest {
-            message: format!("invalid value '{value}' for '{name}': {reason}"),
-            expression: Some(name.clone()),
-        };
-        match name.as_str() {
-            "_count" => {
-                let n = value
-                    .parse::<u32>()
-                    .map_err(|_| invalid("expected a whole number"))?;
-                count = n.clamp(1, MAX_COUNT);
-            }
-            "_page" => {
-                page = Some(
-                    PageCursor::decode(value)
-                        .ok_or_else(|| invalid("expected a page cursor from a next link"))?,
-                );
-            }
-            "_format" | "_pretty" => {}
-            other => {
-                return Err(CoreError::BadRequest {
-                    message: format!("unknown $access-log parameter '{other}'"),
-                    expression: Some(other.to_owned()),
-                });
-            }
+/// `[base]/$op`, `[base]/Type/$op` or `[base]/Type/id/$op`, looked up in the table.
+fn operation(
+    segments: &[&str],
+    position: usize,
+    method: Method,
+    params: Vec<(String, String)>,
+    body: Option<Value>,
+    operations: &Operations,
+    not_allowed: impl Fn() -> CoreError,
+) -> Result<Interaction, CoreError> {
+    let name = &segments[position][1..];
+    let (level, resource_type, id) = match (position, segments.len()) {
+        (0, 1) => (OperationLevel::System, None, None),
+        (1, 2) => (
+            OperationLevel::Type,
+            Some(resource_type(segments[0])?),
+            None,
+        ),
+        (2, 3) => (
+            OperationLevel::Instance,
+            Some(resource_type(segments[0])?),
+            Some(resource_id(segments[1])?),
+        ),
+        _ => {
+            return Err(CoreError::UnknownRoute(format!(
+                "no FHIR interaction at /{}",
+                segments.join("/")
+            )));
         }
+    };
+    let operation = operations
+        .find(name, level, resource_type)
+        .ok_or_else(|| CoreError::UnsupportedOperation(name.to_owned()))?;
+    if !operation.definition().methods.contains(&method) {
+        return Err(not_allowed());
     }
-    Ok(Interaction::AccessLog {
-        patient,
-        count,
-        page,
+    Ok(Interaction::Operation {
+        operation,
+        call: OperationCall {
+            resource_type,
+            id,
+            params,
+            body,
+        },
     })
 }
 
@@ -422,7 +426,7 @@ mod tests {
     fn parse(method: Method, url: &str) -> Result<Interaction, CoreError> {
         let mut request = FhirRequest::from_url(method, url);
         request.body = Some(serde_json::json!({"resourceType": "Patient"}));
-        Interaction::parse(request)
+        Interaction::parse(request, &Operations::with(Vec::new()))
     }
 
     #[test]
@@ -462,35 +466,18 @@ mod tests {
     }
 
     #[test]
-    fn access_log_takes_count_and_page_and_nothing_else() {
+    fn operations_are_looked_up_in_the_table_by_name_level_and_type() {
         match parse(Method::Get, "Patient/p1/$access-log?_count=5") {
-            Ok(Interaction::AccessLog {
-                patient,
-                count,
-                page,
-            }) => {
-                assert_eq!(patient.as_str(), "p1");
-                assert_eq!(count, 5);
-                assert!(page.is_none());
+            Ok(Interaction::Operation { operation, call }) => {
+                assert_eq!(operation.definition().name, "access-log");
+                assert_eq!(call.id.as_ref().map(ResourceId::as_str), Some("p1"));
+                assert_eq!(call.param("_count"), Some("5"));
             }
             other => panic!("{other:?}"),
         }
-        let cursor = PageCursor {
-            values: Vec::new(),
-            seq: 7,
-            backwards: false,
-        };
         assert!(matches!(
-            parse(Method::Get, &format!("Patient/p1/$access-log?_page={}", cursor.encode())),
-            Ok(Interaction::AccessLog { page: Some(p), count: DEFAULT_COUNT, .. }) if p == cursor
-        ));
-        assert!(matches!(
-            parse(Method::Get, "Patient/p1/$access-log?_page=garbage"),
-            Err(CoreError::BadRequest { .. })
-        ));
-        assert!(matches!(
-            parse(Method::Get, "Patient/p1/$access-log?date=2026"),
-            Err(CoreError::BadRequest { .. })
+            parse(Method::Post, "CarePlan/$validate"),
+            Ok(Interaction::Operation { .. })
         ));
         assert!(matches!(
             parse(Method::Post, "Patient/p1/$access-log"),
@@ -499,6 +486,10 @@ mod tests {
         assert!(matches!(
             parse(Method::Get, "CarePlan/p1/$access-log"),
             Err(CoreError::UnsupportedOperation(_))
+        ));
+        assert!(matches!(
+            parse(Method::Get, "Patient/p1/$access-log/more"),
+            Err(CoreError::UnknownRoute(_))
         ));
     }
 

@@ -42,6 +42,10 @@ pub(crate) trait Backend: Database {
     const JSON_ROWS: JsonRows;
     /// The statement that starts a write transaction.
     const BEGIN_WRITE: &'static str;
+    /// The statement that makes a transaction wait for others serialized on the same key
+    /// (bound as `$1`) until they end; `None` where the transaction already holds the
+    /// database's only writer once it has begun.
+    const SERIALIZE_ON: Option<&'static str>;
 }
 
 /// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
@@ -593,6 +597,20 @@ where
     async fn search(&mut self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
         Sql::<DB>::search_on(tx, query).await
+    }
+
+    async fn serialize_on(&mut self, key: &str) -> Result<(), StoreError> {
+        // Beginning is enough where the transaction then holds the only writer (SQLite);
+        // elsewhere it waits for the key's lock, held until commit or rollback.
+        let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        if let Some(statement) = DB::SERIALIZE_ON {
+            sqlx::query(AssertSqlSafe(statement))
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
     }
 
     async fn visible(

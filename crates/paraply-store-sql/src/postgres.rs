@@ -144,4 +144,7 @@ impl Backend for Postgres {
     const LOCKS_RESOURCES: bool = true;
     const JSON_ROWS: JsonRows = JsonRows::Postgres;
     const BEGIN_WRITE: &'static str = "BEGIN";
+    /// Seed 1 keeps these keys apart from the per-resource locks (seed 0).
+    const SERIALIZE_ON: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))");
 }

@@ -265,4 +265,5 @@ impl Backend for Sqlite {
     // IMMEDIATE takes the write lock now, so a transaction never has to upgrade a read lock
     // later (which SQLite can refuse with SQLITE_BUSY without waiting).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    const SERIALIZE_ON: Option<&'static str> = None;
 }

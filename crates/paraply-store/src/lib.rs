@@ -248,6 +248,12 @@ pub trait StoreTx: Send {
     /// check or the commit), so a [`StoreError::VersionConflict`] — the current version is
     /// not `version_id - 1` — may come from that later call; it names the resource.
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError>;
+    /// Waits until no other transaction serialized on `key` is running, and keeps others
+    /// waiting until this one ends. Rules across resources take it before they read (keyed
+    /// by the patient): two transactions that each check "no other active fast
+    /// läkarkontakt" and each write one would otherwise both pass, as under READ COMMITTED
+    /// neither sees the other's row.
+    async fn serialize_on(&mut self, key: &str) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
