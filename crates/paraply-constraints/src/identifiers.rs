@@ -32,13 +32,13 @@ const HSA_SUFFIX_MAX: usize = 18;
 /// accepted OID spellings of its `system` to the stored one, and returns one issue per
 /// malformed Swedish identifier value. Contained resources are walked as well.
 pub fn check_identifiers(resource: &mut Value) -> Vec<ConstraintIssue> {
-    let root = resource
+    let mut path = resource
         .get("resourceType")
         .and_then(Value::as_str)
         .unwrap_or("Resource")
         .to_owned();
     let mut issues = Vec::new();
-    walk(resource, &mut root.clone(), false, &mut issues);
+    walk(resource, &mut path, false, &mut issues);
     issues
 }
 
@@ -193,7 +193,9 @@ fn date_error(day_offset: u32) -> String {
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         _ => 31,
     }
@@ -216,7 +218,7 @@ fn luhn_valid(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `SE` + the ten-digit organisationsnummer of the organisation issuing it + `-` + 1–18
@@ -250,4 +252,151 @@ fn check_organisationsnummer(value: &str) -> Result<(), String> {
         return Err("the check digit is wrong".to_owned());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn verdict(kind: SwedishIdentifier, value: &str) -> Result<(), String> {
+        kind.validate(value)
+    }
+
+    #[test]
+    fn swedish_identifier_values_are_accepted_or_refused_by_their_rules() {
+        use SwedishIdentifier::*;
+        let cases: &[(SwedishIdentifier, &str, Option<&str>)] = &[
+            (Personnummer, "191212121212", None),
+            (Personnummer, "200002291235", None), // 29 Feb in a leap year (2000 is one)
+            (Personnummer, "1", Some("it must have 12 digits")),
+            (Personnummer, "1912121212", Some("it must have 12 digits")),
+            (
+                Personnummer,
+                "19121212-1212",
+                Some("it must have 12 digits"),
+            ),
+            (Personnummer, "19121212121X", Some("it must have 12 digits")),
+            (Personnummer, "190002291235", Some("is not a date")), // 1900 is no leap year
+            (Personnummer, "191213121212", Some("is not a date")),
+            (Personnummer, "191204311212", Some("is not a date")),
+            (
+                Personnummer,
+                "191212121213",
+                Some("the check digit is wrong"),
+            ),
+            (Personnummer, "197010632391", Some("is not a date")), // a samordningsnummer
+            (Samordningsnummer, "197010632391", None),
+            (
+                Samordningsnummer,
+                "191212121212",
+                Some("with the day less 60 is not a date"),
+            ),
+            (
+                Samordningsnummer,
+                "197010632392",
+                Some("the check digit is wrong"),
+            ),
+            (HsaId, "SE2321000016-15CX", None),
+            (HsaId, "SE2321000016-1", None),
+            (HsaId, "SE2321000016-", Some("it must be SE")),
+            (HsaId, "SE232100001-15CX", Some("it must be SE")),
+            (HsaId, "2321000016-15CX", Some("it must be SE")),
+            (HsaId, "SE2321000016-15ÅX", Some("it must be SE")),
+            (
+                HsaId,
+                "SE2321000016-1234567890123456789",
+                Some("it must be SE"),
+            ), // 32 characters
+            (Organisationsnummer, "2321000016", None),
+            (Organisationsnummer, "5560912148", None),
+            (
+                Organisationsnummer,
+                "5560912149",
+                Some("the check digit is wrong"),
+            ),
+            (
+                Organisationsnummer,
+                "556091214",
+                Some("it must have 10 digits"),
+            ),
+        ];
+        for (kind, value, expected) in cases {
+            match (verdict(*kind, value), expected) {
+                (Ok(()), None) => {}
+                (Err(reason), Some(part)) if reason.contains(part) => {}
+                (got, _) => panic!("{kind:?} {value}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_invalid_identifier_is_reported_at_its_value() {
+        let mut patient = json!({
+            "resourceType": "Patient",
+            "identifier": [
+                {"system": PERSONNUMMER, "value": "191212121212"},
+                {"system": PERSONNUMMER, "value": "1"}
+            ]
+        });
+        let issues = check_identifiers(&mut patient);
+        assert_eq!(
+            issues,
+            vec![ConstraintIssue {
+                key: "se-personnummer".to_owned(),
+                expression: "Patient.identifier[1].value".to_owned(),
+                message: "'1' is not a valid personnummer: it must have 12 digits (YYYYMMDDNNNC, no hyphen)"
+                    .to_owned(),
+            }]
+        );
+    }
+
+    #[test]
+    fn oid_spellings_are_rewritten_to_the_stored_system_everywhere() {
+        let mut team = json!({
+            "resourceType": "CareTeam",
+            "identifier": [{"system": "urn:oid:1.2.752.129.2.1.4.1", "value": "SE2321000016-15CX"}],
+            "subject": {"identifier": {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121212"}},
+            "participant": [{"member": {"identifier": {"system": "urn:oid:1.2.752.129.2.1.3.3", "value": "197010632391"}}}],
+            "managingOrganization": [{"identifier": {"system": "urn:oid:2.5.4.97", "value": "232100-0016"}}]
+        });
+        assert_eq!(check_identifiers(&mut team), vec![]);
+        assert_eq!(team["identifier"][0]["system"], HSA_ID);
+        assert_eq!(team["subject"]["identifier"]["system"], PERSONNUMMER);
+        assert_eq!(
+            team["participant"][0]["member"]["identifier"]["system"],
+            SAMORDNINGSNUMMER
+        );
+        assert_eq!(
+            team["managingOrganization"][0]["identifier"]["value"],
+            "2321000016"
+        );
+    }
+
+    #[test]
+    fn a_rewritten_oid_spelling_is_checked_under_the_stored_system() {
+        let mut document = json!({
+            "resourceType": "DocumentReference",
+            "masterIdentifier": {"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121213"}
+        });
+        let issues = check_identifiers(&mut document);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(
+            issues[0].expression,
+            "DocumentReference.masterIdentifier.value"
+        );
+        assert_eq!(document["masterIdentifier"]["system"], PERSONNUMMER);
+    }
+
+    #[test]
+    fn identifiers_of_other_systems_are_left_alone() {
+        let mut patient = json!({
+            "resourceType": "Patient",
+            "identifier": [{"system": "http://example.org/mrn", "value": "1"}, {"value": "no system"}]
+        });
+        let before = patient.clone();
+        assert!(check_identifiers(&mut patient).is_empty());
+        assert_eq!(patient, before);
+    }
 }
