@@ -379,12 +379,12 @@ fn truth(collection: &[Item]) -> Option<bool> {
 }
 
 pub(crate) fn evaluate<'a>(
-    expr: &Expr,
+    expr: &'a Expr,
     focus: &[Item<'a>],
     context: &Context<'a>,
 ) -> Collection<'a> {
     match expr {
-        Expr::String(s) => vec![Item::String(Cow::Owned(s.clone()))],
+        Expr::String(s) => vec![Item::String(Cow::Borrowed(s))],
         Expr::Number(n) => vec![Item::Number(*n)],
         Expr::Boolean(b) => vec![Item::Boolean(*b)],
         Expr::EmptySet => Vec::new(),
@@ -445,7 +445,7 @@ fn navigate<'a>(focus: &[Item<'a>], name: &str) -> Collection<'a> {
 }
 
 fn string_arg<'a>(
-    args: &[Expr],
+    args: &'a [Expr],
     index: usize,
     focus: &[Item<'a>],
     context: &Context<'a>,
@@ -459,7 +459,7 @@ fn string_arg<'a>(
 fn call<'a>(
     function: Function,
     input: Collection<'a>,
-    args: &[Expr],
+    args: &'a [Expr],
     context: &Context<'a>,
 ) -> Collection<'a> {
     match function {
@@ -547,7 +547,7 @@ fn call<'a>(
     }
 }
 
-fn filter<'a>(input: Collection<'a>, criterion: &Expr, context: &Context<'a>) -> Collection<'a> {
+fn filter<'a>(input: Collection<'a>, criterion: &'a Expr, context: &Context<'a>) -> Collection<'a> {
     input
         .into_iter()
         .filter(|item| {
@@ -592,8 +592,8 @@ fn resolve<'a>(item: &Item<'a>, context: &Context<'a>) -> Option<Item<'a>> {
 
 fn binary<'a>(
     op: BinaryOp,
-    left: &Expr,
-    right: &Expr,
+    left: &'a Expr,
+    right: &'a Expr,
     focus: &[Item<'a>],
     context: &Context<'a>,
 ) -> Collection<'a> {

@@ -1,6 +1,7 @@
 //! The R4 invariants of a resource, checked by walking its JSON together with the generated
 //! element tree (`r4.rs`): only elements present in the resource are visited.
 
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use serde_json::Value;
@@ -90,7 +91,8 @@ fn walk(
             Value::Array(items) => {
                 let element_length = path.len();
                 for (index, item) in items.iter().enumerate() {
-                    path.push_str(&format!("[{index}]"));
+                    // Writing into a String cannot fail.
+                    let _ = write!(path, "[{index}]");
                     walk(item, child, path, context, issues);
                     path.truncate(element_length);
                 }
