@@ -590,6 +590,25 @@ mod tests {
     }
 
     #[test]
+    fn claiming_a_profile_that_cannot_be_read_is_an_issue_not_a_pass() {
+        let definition = r#"{
+            "resourceType": "StructureDefinition", "url": "https://paraply.se/fhir/StructureDefinition/x",
+            "name": "X", "kind": "resource", "type": "Task",
+            "differential": {"element": [{"id": "Task.input.value[x]", "path": "Task.input.value[x]", "min": 1}]}
+        }"#;
+        let catalog = crate::catalog::Catalog::read(&[("StructureDefinition", "x", definition)]);
+        let task = json!({"resourceType": "Task", "meta": {"profile": [format!("{B}/StructureDefinition/x")]}});
+        let issues = super::check_profiles(&catalog, &task);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].expression, "Task.meta.profile[0]");
+        assert!(
+            issues[0].message.contains("cannot be checked"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
     fn a_resource_without_claims_has_no_issues() {
         let mut team = fast_kontakt();
         team.as_object_mut().unwrap().remove("meta");
