@@ -1,6 +1,7 @@
-//! A tiny OpenID provider for `paraply demo` only: two issuers under `/demo-idp` (`citizen`
-//! for the demo patient and relative, `staff` for the demo physician) so the demo can be
-//! tried with real bearer tokens and no external login service.
+//! A tiny OpenID provider for `paraply demo` only: three issuers under `/demo-idp` (`citizen`
+//! for the demo patients and relative, `staff` for Region Stockholm's staff, `kommun` for
+//! Solna stad's staff) so the demo can be tried with real bearer tokens and no external
+//! login service.
 //!
 //! **It is a demo.** Anyone may log in as any demo person by clicking a name (or naming it
 //! in `login_hint`); any client id and redirect URI are accepted; the RSA signing key is
@@ -38,11 +39,15 @@ const KID: &str = "paraply-demo-1";
 const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 const CODE_LIFETIME: Duration = Duration::from_secs(120);
 
-/// The two demo issuers.
+/// The demo issuers. Region and municipality staff log in through different issuers, as
+/// in real life, because each staff issuer speaks for one huvudman.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Realm {
     Citizen,
+    /// Region Stockholm's staff.
     Staff,
+    /// Solna stad's staff.
+    Kommun,
 }
 
 impl Realm {
@@ -50,6 +55,7 @@ impl Realm {
         match name {
             "citizen" => Some(Realm::Citizen),
             "staff" => Some(Realm::Staff),
+            "kommun" => Some(Realm::Kommun),
             _ => None,
         }
     }
@@ -58,6 +64,7 @@ impl Realm {
         match self {
             Realm::Citizen => "citizen",
             Realm::Staff => "staff",
+            Realm::Kommun => "kommun",
         }
     }
 }
@@ -134,6 +141,92 @@ const PEOPLE: &[DemoPerson] = &[
             ),
         ],
         roles: &["lakare"],
+    },
+    DemoPerson {
+        login: "eva",
+        realm: Realm::Citizen,
+        sub: "demo-citizen-eva",
+        description: "Eva Lindqvist, patient in cancer care (196103142383)",
+        given_name: "Eva",
+        family_name: "Lindqvist",
+        patient: Some("demo-eva"),
+        claims: &[(
+            "https://id.oidc.se/claim/personalIdentityNumber",
+            "196103142383",
+        )],
+        roles: &[],
+    },
+    DemoPerson {
+        login: "elias",
+        realm: Realm::Citizen,
+        sub: "demo-citizen-elias",
+        description: "Elias Karlsson, young adult in psychiatric care with a SIP (200706114576)",
+        given_name: "Elias",
+        family_name: "Karlsson",
+        patient: Some("demo-elias"),
+        claims: &[(
+            "https://id.oidc.se/claim/personalIdentityNumber",
+            "200706114576",
+        )],
+        roles: &[],
+    },
+    DemoPerson {
+        login: "sara",
+        realm: Realm::Staff,
+        sub: "demo-staff-sara",
+        description: "Sara Ek, kontaktsjuksköterska at Onkologiska mottagningen Solna (SE2321000016-2005)",
+        given_name: "Sara",
+        family_name: "Ek",
+        patient: None,
+        claims: &[
+            ("urn:oid:1.2.752.29.6.2.1", "SE2321000016-2005"),
+            (
+                "http://sambi.se/attributes/1/healthCareUnitHsaId",
+                "SE2321000016-4ONK",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareUnitName",
+                "Onkologiska mottagningen Solna",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareProviderHsaId",
+                "SE2321000016-0001",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareProviderName",
+                "Region Stockholm",
+            ),
+        ],
+        roles: &["sjukskoterska"],
+    },
+    DemoPerson {
+        login: "karin",
+        realm: Realm::Kommun,
+        sub: "demo-kommun-karin",
+        description: "Karin Sjöberg, biståndshandläggare and SIP-samordnare at Solna stad (SE2120001314-3002)",
+        given_name: "Karin",
+        family_name: "Sjöberg",
+        patient: None,
+        claims: &[
+            ("urn:oid:1.2.752.29.6.2.1", "SE2120001314-3002"),
+            (
+                "http://sambi.se/attributes/1/healthCareUnitHsaId",
+                "SE2120001314-BI01",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareUnitName",
+                "Äldreomsorgens biståndsenhet Solna",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareProviderHsaId",
+                "SE2120001314-0001",
+            ),
+            (
+                "http://sambi.se/attributes/1/healthCareProviderName",
+                "Solna stad",
+            ),
+        ],
+        roles: &["bistandshandlaggare"],
     },
 ];
 
@@ -228,7 +321,8 @@ impl DemoIdp {
         &self.inner.root
     }
 
-    /// The issuers the demo server trusts: citizen logins, and staff of the demo region.
+    /// The issuers the demo server trusts: citizen logins, staff of the demo region and
+    /// staff of the demo municipality.
     pub fn trusted_issuers(&self) -> Vec<TrustedIssuer> {
         vec![
             TrustedIssuer::new(
@@ -242,6 +336,12 @@ impl DemoIdp {
                 IssuerKind::Staff,
             )
             .with_huvudman("Organization/demo-region"),
+            TrustedIssuer::new(
+                self.inner.issuer(Realm::Kommun),
+                &self.inner.fhir_base,
+                IssuerKind::Staff,
+            )
+            .with_huvudman("Organization/demo-kommun"),
         ]
     }
 
@@ -257,7 +357,7 @@ impl DemoIdp {
         }
     }
 
-    /// The routes under `/demo-idp/{citizen|staff}/`.
+    /// The routes under `/demo-idp/{citizen|staff|kommun}/`.
     pub fn router(&self) -> Router {
         Router::new()
             .route(
@@ -287,7 +387,7 @@ impl Inner {
 fn no_such_issuer() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "the demo login service has the issuers 'citizen' and 'staff'",
+        "the demo login service has the issuers 'citizen', 'staff' and 'kommun'",
     )
         .into_response()
 }
@@ -606,6 +706,15 @@ mod tests {
             Some("anna")
         );
         assert!(DemoPerson::find(Realm::Staff, "tolvan").is_none());
+        assert_eq!(
+            idp.trusted_issuers()[2].huvudman.as_deref(),
+            Some("Organization/demo-kommun")
+        );
+        assert_eq!(
+            DemoPerson::find(Realm::Kommun, "SE2120001314-3002").map(|p| p.login),
+            Some("karin")
+        );
+        assert!(DemoPerson::find(Realm::Staff, "karin").is_none());
     }
 
     #[test]

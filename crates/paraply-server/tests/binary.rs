@@ -259,10 +259,10 @@ async fn demo_login(client: &reqwest::Client, issuer: &str, login_hint: &str) ->
             // Staff apps act as their user, patients' apps for their patient (SMART).
             (
                 "scope",
-                if issuer.ends_with("/staff") {
-                    "openid user/*.rs"
-                } else {
+                if issuer.ends_with("/citizen") {
                     "openid launch/patient patient/*.rs"
+                } else {
+                    "openid user/*.rs"
                 },
             ),
             ("state", "s1"),
@@ -384,7 +384,7 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(
         smart["paraply_trusted_issuers"].as_array().map(Vec::len),
-        Some(2)
+        Some(3)
     );
     let (status, capabilities) = get_json(&client, &first.url("/fhir/metadata")).await;
     assert_eq!(status, 200, "{capabilities}");
@@ -443,12 +443,13 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     let search = "/fhir/CareTeam?patient=demo-tolvan&category=fast-kontakt&status=active";
     let (status, contacts) = get_as(&client, &first.url(search), &tolvan).await;
     assert_eq!(status, 200, "{contacts}");
-    assert_eq!(contacts["total"], 1, "{contacts}");
+    // Fast vårdkontakt (coordinating), fast läkarkontakt and fast omsorgskontakt.
+    assert_eq!(contacts["total"], 3, "{contacts}");
     let search =
         "/fhir/CarePlan?patient=demo-tolvan&category=patientkontrakt&_include=CarePlan:care-team";
     let (status, plans) = get_as(&client, &first.url(search), &tolvan).await;
     assert_eq!(status, 200, "{plans}");
-    assert_eq!(plans["entry"].as_array().map(Vec::len), Some(2), "{plans}");
+    assert_eq!(plans["entry"].as_array().map(Vec::len), Some(4), "{plans}");
 
     // The relative and the physician log in too.
     let lisa = demo_login(&client, &citizen, "198505052384").await;
@@ -467,6 +468,28 @@ async fn demo_serves_the_demo_patient_ready_to_click() {
     )
     .await;
     assert_eq!(status, 200, "{patient}");
+
+    // The municipality's SIP coordinator logs in through the kommun issuer and reads the SIP
+    // she coordinates, internal note included; Tolvan's daughter sees it without (I14).
+    let karin = demo_login(&client, &first.url("/demo-idp/kommun"), "karin").await;
+    let sip = first.url("/fhir/CarePlan/demo-sip-tolvan");
+    let (status, plan) = get_as(&client, &sip, &bearer(&karin)).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["note"].as_array().map(Vec::len), Some(2), "{plan}");
+    let (status, plan) = get_as(&client, &sip, &bearer(&lisa)).await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["note"].as_array().map(Vec::len), Some(1), "{plan}");
+
+    // The cancer patient sees her umbrella and Min vårdplan under it.
+    let eva = demo_login(&client, &citizen, "eva").await;
+    let (status, plans) = get_as(
+        &client,
+        &first.url("/fhir/CarePlan?patient=demo-eva"),
+        &bearer(&eva),
+    )
+    .await;
+    assert_eq!(status, 200, "{plans}");
+    assert_eq!(plans["entry"].as_array().map(Vec::len), Some(2), "{plans}");
 
     // The portal logs a patient in through the demo login service.
     let browser = reqwest::Client::builder()

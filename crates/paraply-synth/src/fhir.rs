@@ -2,6 +2,7 @@
 //! Bundle. No validation here: the tests run every generated resource through
 //! `paraply_fhir::validate`.
 
+use paraply_fhir::codes::REACHABLE_HOURS_URL;
 use serde_json::{Value, json};
 
 /// External code systems. Paraply's own and the identifier systems come from
@@ -28,6 +29,24 @@ pub(crate) fn concept(system: &str, code: &str, display: &str) -> Value {
 
 pub(crate) fn identifier(system: &str, value: &str) -> Value {
     json!({ "system": system, "value": value })
+}
+
+/// `meta` claiming one of Paraply's profiles (`paraply_fhir::codes::profile`), so a
+/// client and the server's profile checks know which patientkontrakt part a resource is.
+pub(crate) fn claims(profile: &str) -> Value {
+    json!({ "profile": [profile] })
+}
+
+/// The reachable-hours extension of a fixed contact: the weekdays and the hours, shaped like
+/// `PractitionerRole.availableTime`.
+pub(crate) fn reachable_hours(days: &[&str], start: &str, end: &str) -> Value {
+    let mut parts: Vec<Value> = days
+        .iter()
+        .map(|d| json!({ "url": "daysOfWeek", "valueCode": d }))
+        .collect();
+    parts.push(json!({ "url": "availableStartTime", "valueTime": start }));
+    parts.push(json!({ "url": "availableEndTime", "valueTime": end }));
+    json!({ "url": REACHABLE_HOURS_URL, "extension": parts })
 }
 
 pub(crate) fn phone(value: &str, use_: &str) -> Value {

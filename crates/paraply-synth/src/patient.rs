@@ -5,7 +5,7 @@
 use paraply_fhir::PERSONNUMMER;
 use paraply_fhir::codes::{
     CARE_TEAM_CATEGORY_SYSTEM, FAST_KONTAKT, FAST_KONTAKT_ROLE_SYSTEM, PATIENTKONTRAKT,
-    PLAN_CATEGORY_SYSTEM, PLAN_TYPE_SYSTEM,
+    PLAN_CATEGORY_SYSTEM, PLAN_TYPE_SYSTEM, profile,
 };
 use serde_json::{Value, json};
 use time::Date;
@@ -17,8 +17,8 @@ use crate::data::{
     STREETS,
 };
 use crate::fhir::{
-    CONSENT_ACTION, CONSENT_SCOPE, LOINC, V3_ACT_CODE, V3_PARTICIPATION_TYPE, V3_ROLE_CODE,
-    concept, identifier, phone, reference,
+    CONSENT_ACTION, CONSENT_SCOPE, LOINC, V3_ACT_CODE, V3_PARTICIPATION_TYPE, V3_ROLE_CODE, claims,
+    concept, identifier, phone, reachable_hours, reference,
 };
 use crate::personnummer::{self, Personnummer, RELATIVES_PER_PATIENT};
 use crate::rng::Rng;
@@ -184,6 +184,7 @@ impl Builder<'_> {
         let mut umbrella = json!({
             "resourceType": "CarePlan",
             "id": umbrella_id,
+            "meta": claims(profile::PATIENTKONTRAKT),
             "status": "active",
             "intent": "plan",
             "category": [concept(PLAN_CATEGORY_SYSTEM, PATIENTKONTRAKT, "Patientkontrakt")],
@@ -279,6 +280,7 @@ impl Builder<'_> {
             self.out.push(json!({
                 "resourceType": "Consent",
                 "id": format!("consent-{}-{}", self.n, k + 1),
+                "meta": claims(profile::NARSTAENDE_CONSENT),
                 "status": "active",
                 "scope": concept(CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
                 "category": [concept(LOINC, "59284-0", "Patient Consent")],
@@ -364,6 +366,9 @@ impl Builder<'_> {
             self.out.push(json!({
                 "resourceType": "CareTeam",
                 "id": contact.team_id,
+                "meta": claims(profile::FAST_KONTAKT),
+                // Reachable when the contact works (their role's availableTime).
+                "extension": [reachable_hours(staff.days, staff.hours.0, staff.hours.1)],
                 "status": "active",
                 "category": [concept(CARE_TEAM_CATEGORY_SYSTEM, FAST_KONTAKT, "Fast kontakt")],
                 "name": display,
@@ -371,8 +376,9 @@ impl Builder<'_> {
                 "period": { "start": day(from) },
                 "participant": [{
                     "role": [concept(FAST_KONTAKT_ROLE_SYSTEM, contact.role_code, display)],
+                    // No onBehalfOf: R4's ctm-1 allows it only for a Practitioner
+                    // member; the role's own `organization` names the unit.
                     "member": reference("PractitionerRole", &staff.role_id),
-                    "onBehalfOf": reference("Organization", &unit.id),
                 }],
                 "managingOrganization": [reference("Organization", &unit.id)],
                 "telecom": [phone(&unit.phone, "work")],
@@ -428,6 +434,7 @@ impl Builder<'_> {
             self.out.push(json!({
                 "resourceType": "Appointment",
                 "id": id,
+                "meta": claims(profile::AGREED_APPOINTMENT),
                 "status": status,
                 "description": self.rng.pick(APPOINTMENT_TOPICS),
                 "start": at(date, hour, minute),
@@ -495,6 +502,7 @@ impl Builder<'_> {
         self.out.push(json!({
             "resourceType": "Task",
             "id": id,
+            "meta": claims(profile::INSATS),
             "status": status,
             "intent": "plan",
             "description": description,
@@ -576,6 +584,7 @@ impl Builder<'_> {
             let mut plan = json!({
                 "resourceType": "CarePlan",
                 "id": id,
+                "meta": claims(profile::LINKED_PLAN),
                 "status": "active",
                 "intent": "plan",
                 "category": [concept(PLAN_TYPE_SYSTEM, code, title)],

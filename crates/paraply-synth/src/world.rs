@@ -64,8 +64,8 @@ pub(crate) struct Staff {
     hsa: String,
     phone: String,
     /// Weekdays the role is reachable (PractitionerRole.availableTime).
-    days: &'static [&'static str],
-    hours: (&'static str, &'static str),
+    pub(crate) days: &'static [&'static str],
+    pub(crate) hours: (&'static str, &'static str),
 }
 
 pub(crate) struct World {

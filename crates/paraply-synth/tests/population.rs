@@ -397,3 +397,448 @@ fn too_many_patients_or_empty_bundles_are_refused() {
         .is_err()
     );
 }
+
+/// The patientkontrakt rules of the server (DOMAIN.md §4, I1–I10 as the server reads them),
+/// written out over plain JSON so a generator mistake cannot hide behind the server's own
+/// code: every generated patient must load into a server that enforces them.
+mod rules {
+    use std::collections::BTreeMap;
+
+    use paraply_fhir::codes::{
+        BOOK, CARE_TEAM_CATEGORY_SYSTEM, CONSENT_ACTION_SYSTEM, FAST_KONTAKT,
+        FAST_KONTAKT_ROLE_SYSTEM, HUVUDMAN_TYPE_SYSTEM, PATIENTKONTRAKT, PLAN_CATEGORY_SYSTEM,
+        PLAN_TYPE_SYSTEM, SERVICE_TYPE_SYSTEM, SIP_MOTE, SIP_TEAM, profile,
+    };
+    use serde_json::Value;
+
+    use super::{codes, key};
+
+    /// Resources by `Type/id`: the shared world plus one patient's own.
+    pub struct Resources<'a> {
+        pub shared: &'a BTreeMap<String, Value>,
+        pub own: BTreeMap<String, &'a Value>,
+    }
+
+    fn has_code(concepts: &Value, system: &str, code: &str) -> bool {
+        codes(concepts).contains(&(system.to_owned(), code.to_owned()))
+    }
+
+    fn claims(resource: &Value, url: &str) -> bool {
+        resource["meta"]["profile"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|u| u == url))
+    }
+
+    fn reference(value: &Value) -> &str {
+        value["reference"].as_str().unwrap_or_default()
+    }
+
+    fn active(resource: &Value) -> bool {
+        resource["status"] == "active"
+    }
+
+    fn is_umbrella(plan: &Value) -> bool {
+        has_code(&plan["category"], PLAN_CATEGORY_SYSTEM, PATIENTKONTRAKT)
+    }
+
+    fn plan_type(plan: &Value) -> Option<String> {
+        codes(&plan["category"])
+            .into_iter()
+            .find(|(system, _)| system == PLAN_TYPE_SYSTEM)
+            .map(|(_, code)| code)
+    }
+
+    impl Resources<'_> {
+        fn get(&self, reference: &str) -> Option<&Value> {
+            self.own
+                .get(reference)
+                .copied()
+                .or_else(|| self.shared.get(reference))
+        }
+
+        fn of_type<'s>(&'s self, t: &'s str) -> impl Iterator<Item = &'s Value> + 's {
+            self.own
+                .values()
+                .copied()
+                .filter(move |r| r["resourceType"] == t)
+        }
+
+        /// The huvudman (its type and `Organization/id`) a reference resolves to.
+        fn huvudman(&self, reference: &str) -> Option<(String, String)> {
+            let mut at = reference.to_owned();
+            // partOf chains are short; the bound only stops a cycle.
+            for _ in 0..10 {
+                let resource = self.get(&at)?;
+                match resource["resourceType"].as_str()? {
+                    "PractitionerRole" => {
+                        at = super::rules::reference(&resource["organization"]).to_owned()
+                    }
+                    "Organization" => {
+                        if let Some((_, code)) = codes(&resource["type"])
+                            .into_iter()
+                            .find(|(system, _)| system == HUVUDMAN_TYPE_SYSTEM)
+                        {
+                            return Some((code, at));
+                        }
+                        at = super::rules::reference(&resource["partOf"]).to_owned();
+                    }
+                    _ => return None,
+                }
+            }
+            None
+        }
+
+        fn huvudman_type(&self, reference: &str) -> Option<String> {
+            self.huvudman(reference).map(|(t, _)| t)
+        }
+
+        /// Active närstående consents naming `related`, with whether they allow booking.
+        fn narstaende_consent(&self, related: &str) -> Option<bool> {
+            self.of_type("Consent")
+                .filter(|c| active(c) && c["provision"]["type"] == "permit")
+                .filter(|c| {
+                    c["provision"]["actor"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|a| reference(&a["reference"]) == related)
+                })
+                .map(|c| {
+                    c["provision"]["action"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|a| {
+                            has_code(&Value::Array(vec![a.clone()]), CONSENT_ACTION_SYSTEM, BOOK)
+                        })
+                })
+                .reduce(|a, b| a || b)
+        }
+    }
+
+    /// Every breach of I1–I10, the ctm-1 invariant and the profile claims in one patient's
+    /// resources, as readable lines; empty when the patient is fine.
+    pub fn breaches(patient_key: &str, r: &Resources<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut fail = |rule: &str, resource: &Value, what: &str| {
+            out.push(format!("{patient_key} {rule} {}: {what}", key(resource)));
+        };
+
+        // FastKontakt CareTeams: I1–I4 and ctm-1.
+        let mut active_roles = Vec::new();
+        for team in r.of_type("CareTeam") {
+            for participant in team["participant"].as_array().into_iter().flatten() {
+                if !participant["onBehalfOf"].is_null()
+                    && !reference(&participant["member"]).starts_with("Practitioner/")
+                {
+                    fail(
+                        "ctm-1",
+                        team,
+                        "onBehalfOf with a member that is not a Practitioner",
+                    );
+                }
+            }
+            if has_code(&team["category"], CARE_TEAM_CATEGORY_SYSTEM, SIP_TEAM)
+                && !claims(team, profile::SIP_TEAM)
+            {
+                fail("profile", team, "SIP team without the sip-team claim");
+            }
+            if !has_code(&team["category"], CARE_TEAM_CATEGORY_SYSTEM, FAST_KONTAKT) {
+                continue;
+            }
+            if !claims(team, profile::FAST_KONTAKT) {
+                fail("profile", team, "fast-kontakt without its claim");
+            }
+            let participants = team["participant"].as_array().cloned().unwrap_or_default();
+            if reference(&team["subject"]) != patient_key || participants.len() != 1 {
+                fail("I4", team, "needs the subject and exactly one participant");
+                continue;
+            }
+            let role = codes(&participants[0]["role"])
+                .into_iter()
+                .find(|(system, _)| system == FAST_KONTAKT_ROLE_SYSTEM);
+            if !reference(&participants[0]["member"]).starts_with("PractitionerRole/") {
+                fail("I4", team, "member is not a PractitionerRole");
+            }
+            match role {
+                Some((_, code)) if ["1", "2", "3", "4"].contains(&code.as_str()) => {
+                    if active(team) {
+                        active_roles.push(code);
+                    }
+                }
+                _ => fail("I4", team, "no role from 1.2.752.129.5.1.69"),
+            }
+        }
+        let count = |codes: &[&str]| {
+            active_roles
+                .iter()
+                .filter(|c| codes.contains(&c.as_str()))
+                .count()
+        };
+        let patient = r.own[patient_key];
+        if count(&["2"]) > 1 {
+            fail("I1", patient, "more than one fast läkarkontakt");
+        }
+        if count(&["1", "4"]) > 9 {
+            fail("I2", patient, "more than nine fasta vårdkontakter");
+        }
+        if count(&["4"]) > 1 {
+            fail("I3", patient, "more than one coordinating contact");
+        }
+
+        // Plans: I5–I8.
+        let plans: Vec<&Value> = r
+            .of_type("CarePlan")
+            .filter(|p| is_umbrella(p) || plan_type(p).is_some())
+            .collect();
+        let umbrellas: Vec<&Value> = plans
+            .iter()
+            .copied()
+            .filter(|p| is_umbrella(p) && active(p))
+            .collect();
+        if umbrellas.len() != 1 {
+            fail("I5", patient, "needs exactly one active umbrella");
+        }
+        for plan in &plans {
+            if reference(&plan["subject"]) != patient_key {
+                fail("I5", plan, "plan of another subject");
+            }
+            if is_umbrella(plan) {
+                if !claims(plan, profile::PATIENTKONTRAKT) {
+                    fail("profile", plan, "umbrella without its claim");
+                }
+                if !plan["partOf"].is_null() {
+                    fail("I5", plan, "umbrella with partOf");
+                }
+                continue;
+            }
+            let is_sip = plan_type(plan).as_deref() == Some("SIP");
+            let url = if is_sip {
+                profile::SIP
+            } else {
+                profile::LINKED_PLAN
+            };
+            if !claims(plan, url) {
+                fail("profile", plan, "plan without its claim");
+            }
+            if ["draft", "active", "on-hold"].contains(&plan["status"].as_str().unwrap_or_default())
+            {
+                let parent = plan["partOf"]
+                    .as_array()
+                    .and_then(|p| p.first())
+                    .and_then(|p| r.get(reference(p)));
+                if !parent.is_some_and(|p| is_umbrella(p) && active(p)) {
+                    fail("I5", plan, "partOf does not name the active umbrella");
+                }
+            }
+            if !is_sip || plan["status"] == "entered-in-error" {
+                continue;
+            }
+            let sip_key = key(plan);
+            // I6.
+            let consented = r.of_type("Consent").any(|c| {
+                active(c)
+                    && c["provision"]["type"] == "permit"
+                    && reference(&c["patient"]) == patient_key
+                    && c["provision"]["data"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|d| reference(&d["reference"]) == sip_key)
+            });
+            if active(plan) && !consented {
+                fail(
+                    "I6",
+                    plan,
+                    "active SIP without an active SIP consent naming it",
+                );
+            }
+            // I7.
+            let sides: Vec<(String, String)> = std::iter::once(&plan["author"])
+                .chain(plan["contributor"].as_array().into_iter().flatten())
+                .filter_map(|a| r.huvudman(reference(a)))
+                .collect();
+            let has = |t: &str| sides.iter().any(|(kind, _)| kind == t);
+            let author = r.huvudman_type(reference(&plan["author"]));
+            if !has("region")
+                || !has("kommun")
+                || !matches!(author.as_deref(), Some("region" | "kommun"))
+            {
+                fail(
+                    "I7",
+                    plan,
+                    "needs region + kommun with one of them as author",
+                );
+            }
+            // I8.
+            if active(plan) {
+                for (_, huvudman) in sides.iter().filter(|(t, _)| t == "region" || t == "kommun") {
+                    let carried = r.of_type("Task").any(|t| {
+                        !["cancelled", "rejected", "entered-in-error"]
+                            .contains(&t["status"].as_str().unwrap_or_default())
+                            && t["basedOn"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|b| reference(b) == sip_key)
+                            && r.huvudman(reference(&t["owner"]))
+                                .is_some_and(|(_, h)| &h == huvudman)
+                    });
+                    if !carried {
+                        fail("I8", plan, &format!("no insats owned by {huvudman}"));
+                    }
+                }
+            }
+        }
+        for task in r.of_type("Task") {
+            let insats = task["basedOn"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|b| reference(b).starts_with("CarePlan/"));
+            if insats && !claims(task, profile::INSATS) {
+                fail("profile", task, "insats without its claim");
+            }
+            if insats && task["owner"].is_null() {
+                fail("I8", task, "insats without an owner");
+            }
+        }
+
+        // Consents claim their kind.
+        for consent in r.of_type("Consent") {
+            let names_sip = consent["provision"]["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|d| reference(&d["reference"]).starts_with("CarePlan/"));
+            let names_relative = consent["provision"]["actor"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| reference(&a["reference"]).starts_with("RelatedPerson/"));
+            if names_sip && !claims(consent, profile::SIP_CONSENT) {
+                fail("profile", consent, "SIP consent without its claim");
+            }
+            if names_relative && !claims(consent, profile::NARSTAENDE_CONSENT) {
+                fail("profile", consent, "närstående consent without its claim");
+            }
+        }
+
+        // Appointments: I9, I10.
+        for appointment in r.of_type("Appointment") {
+            let appointment_key = key(appointment);
+            let participants = appointment["participant"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let actor_of = |p: &Value| reference(&p["actor"]).to_owned();
+            let sip_meeting = has_code(&appointment["serviceType"], SERVICE_TYPE_SYSTEM, SIP_MOTE);
+            if sip_meeting {
+                if !claims(appointment, profile::SIP_MEETING) {
+                    fail("profile", appointment, "SIP meeting without its claim");
+                }
+                if ["cancelled", "entered-in-error"]
+                    .contains(&appointment["status"].as_str().unwrap_or_default())
+                {
+                    continue;
+                }
+                let actors: Vec<String> = participants.iter().map(actor_of).collect();
+                let of = |t: &str| {
+                    actors
+                        .iter()
+                        .any(|a| r.huvudman_type(a).as_deref() == Some(t))
+                };
+                if !actors.iter().any(|a| a == patient_key) || !of("region") || !of("kommun") {
+                    fail(
+                        "I10",
+                        appointment,
+                        "needs the patient, a region and a kommun",
+                    );
+                }
+                for related in actors.iter().filter(|a| a.starts_with("RelatedPerson/")) {
+                    if r.narstaende_consent(related).is_none() {
+                        fail("I10", appointment, &format!("{related} without consent"));
+                    }
+                }
+                continue;
+            }
+            if !claims(appointment, profile::AGREED_APPOINTMENT)
+                || appointment["status"] != "booked"
+            {
+                continue;
+            }
+            let patient_accepted = participants
+                .iter()
+                .any(|p| actor_of(p) == patient_key && p["status"] == "accepted");
+            let answered = r.of_type("AppointmentResponse").any(|response| {
+                let actor = reference(&response["actor"]);
+                reference(&response["appointment"]) == appointment_key
+                    && response["participantStatus"] == "accepted"
+                    && (actor == patient_key || r.narstaende_consent(actor) == Some(true))
+            });
+            if !patient_accepted || !answered {
+                fail(
+                    "I9",
+                    appointment,
+                    "booked without the patient's acceptance and answer",
+                );
+            }
+        }
+        out
+    }
+}
+
+/// RULES.md: a server enforcing I1–I10 (and R4's ctm-1) accepts every generated patient,
+/// and every patientkontrakt part claims its Paraply profile.
+#[test]
+fn generated_patients_keep_every_rule_and_claim_their_profiles() {
+    let population = generate(&options(400, 12)).unwrap();
+    let shared: BTreeMap<String, Value> = population
+        .shared_resources()
+        .into_iter()
+        .map(|r| (key(&r), r))
+        .collect();
+    let mut breaches = Vec::new();
+    let mut claimed: BTreeMap<String, usize> = BTreeMap::new();
+    for patient in population.patients() {
+        let own: BTreeMap<String, &Value> = patient.resources.iter().map(|r| (key(r), r)).collect();
+        for resource in &patient.resources {
+            for url in resource["meta"]["profile"].as_array().into_iter().flatten() {
+                *claimed.entry(url.as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        }
+        let patient_key = format!("Patient/p-{}", patient.number);
+        breaches.extend(rules::breaches(
+            &patient_key,
+            &rules::Resources {
+                shared: &shared,
+                own,
+            },
+        ));
+    }
+    assert!(
+        breaches.is_empty(),
+        "{} breaches:\n{}",
+        breaches.len(),
+        breaches[..breaches.len().min(20)].join("\n")
+    );
+    // Every profile but the spärr is used (the generator makes no spärr).
+    use paraply_fhir::codes::profile::*;
+    for url in [
+        PATIENTKONTRAKT,
+        SIP,
+        LINKED_PLAN,
+        FAST_KONTAKT,
+        SIP_TEAM,
+        AGREED_APPOINTMENT,
+        SIP_MEETING,
+        INSATS,
+        NARSTAENDE_CONSENT,
+        SIP_CONSENT,
+    ] {
+        assert!(
+            claimed.get(url).is_some_and(|n| *n > 0),
+            "nobody claims {url}"
+        );
+    }
+}

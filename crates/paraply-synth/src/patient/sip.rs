@@ -2,7 +2,7 @@
 
 use paraply_fhir::codes::{
     CARE_TEAM_CATEGORY_SYSTEM, PLAN_TYPE_SYSTEM, SERVICE_TYPE_SYSTEM, SIP_MOTE, SIP_ROLE_SYSTEM,
-    SIP_TEAM,
+    SIP_TEAM, profile,
 };
 use serde_json::{Map, Value, json};
 use time::Date;
@@ -10,7 +10,9 @@ use time::Date;
 use super::{Builder, Relative};
 use crate::clock::{at, day, plus_days, weekday_on_or_after};
 use crate::data::{KOMMUN_TASKS, Profession, REGION_TASKS};
-use crate::fhir::{CONSENT_SCOPE, LOINC, V3_ACT_CODE, V3_PARTICIPATION_TYPE, concept, reference};
+use crate::fhir::{
+    CONSENT_SCOPE, LOINC, V3_ACT_CODE, V3_PARTICIPATION_TYPE, claims, concept, reference,
+};
 
 impl Builder<'_> {
     /// A SIP: region and municipality plan together with the patient, who consented; one
@@ -43,17 +45,17 @@ impl Builder<'_> {
         let consent_id = format!("sipsamtycke-{n}");
         let start = self.day_between(since, plus_days(self.today, -7));
 
+        // Members are PractitionerRoles whose `organization` leads to their huvudman; R4's
+        // ctm-1 forbids `onBehalfOf` with such a member.
         let role_ref = |s: usize| reference("PractitionerRole", &world.staff[s].role_id);
         let sip_role = |code: &str, display: &str| concept(SIP_ROLE_SYSTEM, code, display);
         let region_member = json!({
             "role": [if region_led { sip_role("sip-samordnare", "SIP-samordnare") } else { sip_role("insatsansvarig", "Insatsansvarig") }],
             "member": role_ref(region_staff),
-            "onBehalfOf": reference("Organization", region_org),
         });
         let kommun_member = json!({
             "role": [if region_led { sip_role("insatsansvarig", "Insatsansvarig") } else { sip_role("sip-samordnare", "SIP-samordnare") }],
             "member": role_ref(kommun_staff),
-            "onBehalfOf": reference("Organization", kommun_org),
         });
         let mut participants = vec![
             json!({ "member": self.patient_ref() }),
@@ -70,6 +72,7 @@ impl Builder<'_> {
         self.out.push(json!({
             "resourceType": "CareTeam",
             "id": team_id,
+            "meta": claims(profile::SIP_TEAM),
             "status": "active",
             "category": [concept(CARE_TEAM_CATEGORY_SYSTEM, SIP_TEAM, "SIP-team")],
             "name": "SIP-team",
@@ -81,6 +84,7 @@ impl Builder<'_> {
         self.out.push(json!({
             "resourceType": "Consent",
             "id": consent_id,
+            "meta": claims(profile::SIP_CONSENT),
             "status": "active",
             "scope": concept(CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
             "category": [concept(LOINC, "59284-0", "Patient Consent")],
@@ -152,6 +156,7 @@ impl Builder<'_> {
         self.out.push(json!({
             "resourceType": "CarePlan",
             "id": sip_id,
+            "meta": claims(profile::SIP),
             "status": "active",
             "intent": "plan",
             "category": [concept(PLAN_TYPE_SYSTEM, "SIP", "Samordnad individuell plan")],
@@ -229,6 +234,7 @@ impl Builder<'_> {
         self.out.push(json!({
             "resourceType": "Appointment",
             "id": id,
+            "meta": claims(profile::SIP_MEETING),
             "status": status,
             "serviceType": [concept(SERVICE_TYPE_SYSTEM, SIP_MOTE, "SIP-möte")],
             "description": if held { "SIP-möte" } else { "Uppföljande SIP-möte" },
