@@ -297,23 +297,15 @@ pub(crate) static INVARIANTS: [Invariant; 48] = [
 
 static ADDRESS: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("period", &PERIOD),
-    ],
+    children: &[("extension", &EXTENSION), ("period", &PERIOD)],
 };
 static AGE: Node = Node {
     invariants: &[0, 1],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static ANNOTATION: Node = Node {
     invariants: &[],
-    children: &[
-        ("authorReference", &REFERENCE),
-        ("extension", &EXTENSION),
-    ],
+    children: &[("authorReference", &REFERENCE), ("extension", &EXTENSION)],
 };
 static APPOINTMENT: Node = Node {
     invariants: &[2, 3, 4, 5, 6, 7],
@@ -362,9 +354,7 @@ static APPOINTMENTRESPONSE: Node = Node {
 };
 static ATTACHMENT: Node = Node {
     invariants: &[10],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static AUDITEVENT: Node = Node {
     invariants: &[5, 6, 7],
@@ -398,10 +388,7 @@ static AUDITEVENT_AGENT: Node = Node {
 };
 static AUDITEVENT_AGENT_NETWORK: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("modifierExtension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION), ("modifierExtension", &EXTENSION)],
 };
 static AUDITEVENT_ENTITY: Node = Node {
     invariants: &[11],
@@ -418,10 +405,7 @@ static AUDITEVENT_ENTITY: Node = Node {
 };
 static AUDITEVENT_ENTITY_DETAIL: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("modifierExtension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION), ("modifierExtension", &EXTENSION)],
 };
 static AUDITEVENT_SOURCE: Node = Node {
     invariants: &[],
@@ -520,16 +504,11 @@ static CARETEAM_PARTICIPANT: Node = Node {
 };
 static CODEABLECONCEPT: Node = Node {
     invariants: &[],
-    children: &[
-        ("coding", &CODING),
-        ("extension", &EXTENSION),
-    ],
+    children: &[("coding", &CODING), ("extension", &EXTENSION)],
 };
 static CODING: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static COMMUNICATION: Node = Node {
     invariants: &[5, 6, 7],
@@ -625,10 +604,7 @@ static CONSENT: Node = Node {
 };
 static CONSENT_POLICY: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("modifierExtension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION), ("modifierExtension", &EXTENSION)],
 };
 static CONSENT_PROVISION: Node = Node {
     invariants: &[],
@@ -674,30 +650,19 @@ static CONSENT_VERIFICATION: Node = Node {
 };
 static CONTACTDETAIL: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("telecom", &CONTACTPOINT),
-    ],
+    children: &[("extension", &EXTENSION), ("telecom", &CONTACTPOINT)],
 };
 static CONTACTPOINT: Node = Node {
     invariants: &[19],
-    children: &[
-        ("extension", &EXTENSION),
-        ("period", &PERIOD),
-    ],
+    children: &[("extension", &EXTENSION), ("period", &PERIOD)],
 };
 static CONTRIBUTOR: Node = Node {
     invariants: &[],
-    children: &[
-        ("contact", &CONTACTDETAIL),
-        ("extension", &EXTENSION),
-    ],
+    children: &[("contact", &CONTACTDETAIL), ("extension", &EXTENSION)],
 };
 static COUNT: Node = Node {
     invariants: &[20, 1],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static DATAREQUIREMENT: Node = Node {
     invariants: &[],
@@ -712,10 +677,7 @@ static DATAREQUIREMENT: Node = Node {
 };
 static DATAREQUIREMENT_CODEFILTER: Node = Node {
     invariants: &[21],
-    children: &[
-        ("code", &CODING),
-        ("extension", &EXTENSION),
-    ],
+    children: &[("code", &CODING), ("extension", &EXTENSION)],
 };
 static DATAREQUIREMENT_DATEFILTER: Node = Node {
     invariants: &[22],
@@ -727,15 +689,11 @@ static DATAREQUIREMENT_DATEFILTER: Node = Node {
 };
 static DATAREQUIREMENT_SORT: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static DISTANCE: Node = Node {
     invariants: &[23, 1],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static DOSAGE: Node = Node {
     invariants: &[],
@@ -764,9 +722,7 @@ static DOSAGE_DOSEANDRATE: Node = Node {
 };
 static DURATION: Node = Node {
     invariants: &[24, 1],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static ENCOUNTER: Node = Node {
     invariants: &[5, 6, 7],
@@ -863,9 +819,7 @@ static ENCOUNTER_STATUSHISTORY: Node = Node {
 };
 static EXPRESSION: Node = Node {
     invariants: &[25],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static EXTENSION: Node = Node {
     invariants: &[26],
@@ -941,10 +895,7 @@ static GOAL_TARGET: Node = Node {
 };
 static HUMANNAME: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("period", &PERIOD),
-    ],
+    children: &[("extension", &EXTENSION), ("period", &PERIOD)],
 };
 static IDENTIFIER: Node = Node {
     invariants: &[],
@@ -965,15 +916,11 @@ static META: Node = Node {
 };
 static MONEY: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static NARRATIVE: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static ORGANIZATION: Node = Node {
     invariants: &[5, 6, 7, 28],
@@ -993,10 +940,7 @@ static ORGANIZATION: Node = Node {
 };
 static ORGANIZATION_ADDRESS: Node = Node {
     invariants: &[29],
-    children: &[
-        ("extension", &EXTENSION),
-        ("period", &PERIOD),
-    ],
+    children: &[("extension", &EXTENSION), ("period", &PERIOD)],
 };
 static ORGANIZATION_CONTACT: Node = Node {
     invariants: &[],
@@ -1011,16 +955,11 @@ static ORGANIZATION_CONTACT: Node = Node {
 };
 static ORGANIZATION_TELECOM: Node = Node {
     invariants: &[19, 30],
-    children: &[
-        ("extension", &EXTENSION),
-        ("period", &PERIOD),
-    ],
+    children: &[("extension", &EXTENSION), ("period", &PERIOD)],
 };
 static PARAMETERDEFINITION: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static PATIENT: Node = Node {
     invariants: &[5, 6, 7],
@@ -1073,9 +1012,7 @@ static PATIENT_LINK: Node = Node {
 };
 static PERIOD: Node = Node {
     invariants: &[32],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static PRACTITIONER: Node = Node {
     invariants: &[5, 6, 7],
@@ -1127,10 +1064,7 @@ static PRACTITIONERROLE: Node = Node {
 };
 static PRACTITIONERROLE_AVAILABLETIME: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("modifierExtension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION), ("modifierExtension", &EXTENSION)],
 };
 static PRACTITIONERROLE_NOTAVAILABLE: Node = Node {
     invariants: &[],
@@ -1179,15 +1113,11 @@ static PROVENANCE_ENTITY: Node = Node {
 };
 static QUANTITY: Node = Node {
     invariants: &[1],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static RANGE: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static RATIO: Node = Node {
     invariants: &[33],
@@ -1199,17 +1129,11 @@ static RATIO: Node = Node {
 };
 static REFERENCE: Node = Node {
     invariants: &[34],
-    children: &[
-        ("extension", &EXTENSION),
-        ("identifier", &IDENTIFIER),
-    ],
+    children: &[("extension", &EXTENSION), ("identifier", &IDENTIFIER)],
 };
 static RELATEDARTIFACT: Node = Node {
     invariants: &[],
-    children: &[
-        ("document", &ATTACHMENT),
-        ("extension", &EXTENSION),
-    ],
+    children: &[("document", &ATTACHMENT), ("extension", &EXTENSION)],
 };
 static RELATEDPERSON: Node = Node {
     invariants: &[5, 6, 7],
@@ -1239,9 +1163,7 @@ static RELATEDPERSON_COMMUNICATION: Node = Node {
 };
 static SAMPLEDDATA: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION)],
 };
 static SIGNATURE: Node = Node {
     invariants: &[],
@@ -1265,10 +1187,7 @@ static SUBSCRIPTION: Node = Node {
 };
 static SUBSCRIPTION_CHANNEL: Node = Node {
     invariants: &[],
-    children: &[
-        ("extension", &EXTENSION),
-        ("modifierExtension", &EXTENSION),
-    ],
+    children: &[("extension", &EXTENSION), ("modifierExtension", &EXTENSION)],
 };
 static TASK: Node = Node {
     invariants: &[5, 6, 7, 35],
@@ -1455,15 +1374,41 @@ pub(crate) fn resource_node(resource_type: &str) -> Option<&'static Node> {
 }
 
 /// Served types whose StructureDefinition is not in ../shared (their own invariants are not checked).
-pub const TYPES_WITHOUT_DEFINITION: &[&str] = &["Composition", "DocumentReference", "HealthcareService", "Location"];
+pub const TYPES_WITHOUT_DEFINITION: &[&str] = &[
+    "Composition",
+    "DocumentReference",
+    "HealthcareService",
+    "Location",
+];
 
 /// Invariants deliberately not checked, with the reason.
 pub const SKIPPED: &[(&str, &str)] = &[
-    ("dom-3", "needs descendants() over the whole resource and reference matching; contained resources are rare in Paraply"),
-    ("eld-19", "ElementDefinition is not used by served resources"),
-    ("eld-20", "ElementDefinition is not used by served resources"),
-    ("ele-1", "applies to every element of every resource (cost); empty elements are a parser concern"),
-    ("rng-2", "compares two Quantities, which needs unit conversion (UCUM)"),
-    ("txt-1", "htmlChecks() is a narrative XHTML validator, not FHIRPath"),
-    ("txt-2", "htmlChecks() is a narrative XHTML validator, not FHIRPath"),
+    (
+        "dom-3",
+        "needs descendants() over the whole resource and reference matching; contained resources are rare in Paraply",
+    ),
+    (
+        "eld-19",
+        "ElementDefinition is not used by served resources",
+    ),
+    (
+        "eld-20",
+        "ElementDefinition is not used by served resources",
+    ),
+    (
+        "ele-1",
+        "applies to every element of every resource (cost); empty elements are a parser concern",
+    ),
+    (
+        "rng-2",
+        "compares two Quantities, which needs unit conversion (UCUM)",
+    ),
+    (
+        "txt-1",
+        "htmlChecks() is a narrative XHTML validator, not FHIRPath",
+    ),
+    (
+        "txt-2",
+        "htmlChecks() is a narrative XHTML validator, not FHIRPath",
+    ),
 ];

@@ -113,7 +113,8 @@ pub(crate) fn required_permission(interaction: &Interaction) -> Option<(Resource
             (resource_type.or(call.resource_type)?, permission)
         }
         Interaction::Capabilities
-        | Interaction::ReadSearchParameter { .. }
+        | Interaction::ReadConformance { .. }
+        | Interaction::ListConformance { .. }
         | Interaction::Bundle { .. } => return None,
     })
 }

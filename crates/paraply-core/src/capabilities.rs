@@ -1,11 +1,12 @@
 //! The CapabilityStatement, generated from what is wired: the served types, the
-//! interactions the engine executes and the parameters in the search registry; and
-//! Paraply's own SearchParameter definitions.
+//! interactions the engine executes, the parameters in the search registry, the operations
+//! table and the conformance resources (profiles) a domain publishes.
 
 use paraply_fhir::ResourceType;
-use paraply_search::{PARAPLY_DEFINITIONS, ParamKind, params_for};
+use paraply_search::{ParamKind, params_for};
 use serde_json::{Value, json};
 
+use crate::conformance::{CONFORMANCE_TYPES, ConformanceCatalog};
 use crate::operations::{OperationDef, Operations};
 use crate::stamp::{format_instant, now};
 
@@ -25,7 +26,11 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 /// Whole-system interactions.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
-fn resource_entry(resource_type: ResourceType, operations: &Operations) -> Value {
+fn resource_entry(
+    resource_type: ResourceType,
+    operations: &Operations,
+    conformance: &dyn ConformanceCatalog,
+) -> Value {
     let mut search_params = vec![
         json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
         json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
@@ -65,6 +70,10 @@ fn resource_entry(resource_type: ResourceType, operations: &Operations) -> Value
     if !operations.is_empty() {
         entry["operation"] = Value::Array(operations);
     }
+    let profiles = conformance.profiles_of(resource_type);
+    if !profiles.is_empty() {
+        entry["supportedProfile"] = json!(profiles);
+    }
     entry
 }
 
@@ -76,12 +85,30 @@ fn operation_entry(definition: &OperationDef) -> Value {
     })
 }
 
-/// The CapabilityStatement of the engine with `operations` (its table).
-pub fn capability_statement(operations: &Operations) -> Value {
-    let resources: Vec<Value> = ResourceType::ALL
+/// The conformance resources a catalog serves: read and listed, never written.
+fn conformance_entry(type_name: &str) -> Value {
+    json!({
+        "type": type_name,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "documentation": "Paraply's own definitions (fhir-profiles/), read-only",
+    })
+}
+
+/// The CapabilityStatement of the engine with `operations` (its table) and `conformance`.
+pub fn capability_statement(
+    operations: &Operations,
+    conformance: &dyn ConformanceCatalog,
+) -> Value {
+    let mut resources: Vec<Value> = ResourceType::ALL
         .iter()
-        .map(|t| resource_entry(*t, operations))
+        .map(|t| resource_entry(*t, operations, conformance))
         .collect();
+    resources.extend(
+        CONFORMANCE_TYPES
+            .iter()
+            .filter(|t| !conformance.resources_of(t).is_empty())
+            .map(|t| conformance_entry(t)),
+    );
     let system_operations: Vec<Value> = operations.on_system().map(operation_entry).collect();
     let mut statement = json!({
         "resourceType": "CapabilityStatement",
@@ -179,44 +206,14 @@ pub fn add_security(statement: &mut Value, security: &Security) {
     }
 }
 
-/// Paraply's own SearchParameter resource with this id (`CareTeam-participant-role`).
-pub fn search_parameter(id: &str) -> Option<Value> {
-    PARAPLY_DEFINITIONS
-        .iter()
-        .find_map(|(base, def, expression, description)| {
-            let resource_id = format!("{base}-{}", def.name);
-            (resource_id == id).then(|| {
-                let mut resource = json!({
-                    "resourceType": "SearchParameter",
-                    "id": resource_id,
-                    "url": def.url,
-                    "name": def.name,
-                    "status": "active",
-                    "publisher": "Paraply",
-                    "description": description,
-                    "code": def.name,
-                    "base": [base.as_str()],
-                    "type": def.kind.as_str(),
-                    "expression": expression,
-                });
-                if !def.targets.is_empty()
-                    && let Some(map) = resource.as_object_mut()
-                {
-                    let targets: Vec<&str> = def.targets.iter().map(|t| t.as_str()).collect();
-                    map.insert("target".into(), json!(targets));
-                }
-                resource
-            })
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conformance::NoConformance;
 
     #[test]
     fn smart_security_names_the_service_and_the_oauth_uris() {
-        let mut statement = capability_statement(&Operations::with(Vec::new()));
+        let mut statement = capability_statement(&Operations::with(Vec::new()), &NoConformance);
         add_security(
             &mut statement,
             &Security::Smart {
@@ -238,7 +235,7 @@ mod tests {
 
     #[test]
     fn unknown_endpoints_leave_out_the_extension() {
-        let mut statement = capability_statement(&Operations::with(Vec::new()));
+        let mut statement = capability_statement(&Operations::with(Vec::new()), &NoConformance);
         add_security(
             &mut statement,
             &Security::Smart {

@@ -17,6 +17,7 @@ use crate::access::{
     server_written, without_internal_notes,
 };
 use crate::audit_log::{AuditLog, stage_audit_event};
+use crate::conformance::{ConformanceCatalog, NoConformance};
 use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
 use crate::identity::IdentityCache;
@@ -39,6 +40,8 @@ pub struct Extensions {
     pub rules: Vec<Arc<dyn WriteRule>>,
     /// Operations besides the engine's own.
     pub operations: Vec<Arc<dyn Operation>>,
+    /// Conformance resources to serve (`None`: none).
+    pub conformance: Option<Arc<dyn ConformanceCatalog>>,
 }
 
 /// What an interaction produced.
@@ -85,6 +88,7 @@ pub struct Fhir {
     validator: Arc<Validator>,
     rules: Arc<[Arc<dyn WriteRule>]>,
     operations: Arc<Operations>,
+    conformance: Arc<dyn ConformanceCatalog>,
     /// The public FHIR base URL (from settings, never from a request).
     base_url: Arc<str>,
 }
@@ -142,6 +146,7 @@ impl Fhir {
             validator: Arc::new(Validator::default()),
             rules: Arc::from(Vec::new()),
             operations: Arc::new(Operations::with(Vec::new())),
+            conformance: Arc::new(NoConformance),
             base_url: Arc::from(DEFAULT_BASE_URL),
         }
     }
@@ -151,6 +156,9 @@ impl Fhir {
         self.validator = Arc::new(Validator::new(extensions.checks));
         self.rules = Arc::from(extensions.rules);
         self.operations = Arc::new(Operations::with(extensions.operations));
+        if let Some(conformance) = extensions.conformance {
+            self.conformance = conformance;
+        }
         self
     }
 
@@ -352,13 +360,46 @@ impl Fhir {
     ) -> Result<Outcome, CoreError> {
         match interaction {
             Interaction::Capabilities => Ok(Outcome::Capabilities(
-                crate::capabilities::capability_statement(&self.operations),
+                crate::capabilities::capability_statement(
+                    &self.operations,
+                    self.conformance.as_ref(),
+                ),
             )),
-            Interaction::ReadSearchParameter { id } => crate::capabilities::search_parameter(&id)
-                .map(Outcome::Capabilities)
+            Interaction::ReadConformance { resource_type, id } => self
+                .conformance
+                .resource(resource_type, &id)
+                .map(|text| Outcome::Capabilities(parse_static(text)))
                 .ok_or(CoreError::UnknownRoute(format!(
-                    "SearchParameter/{id} is not one of Paraply's own definitions"
+                    "{resource_type}/{id} is not one of Paraply's own definitions"
                 ))),
+            Interaction::ListConformance { resource_type } => {
+                let entries: Vec<Value> = self
+                    .conformance
+                    .resources_of(resource_type)
+                    .into_iter()
+                    .map(parse_static)
+                    .map(|resource| {
+                        let id = resource
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        serde_json::json!({
+                            "fullUrl": format!("{}/{resource_type}/{id}", self.base_url),
+                            "resource": resource,
+                            "search": {"mode": "match"}
+                        })
+                    })
+                    .collect();
+                let mut bundle = serde_json::json!({
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "total": entries.len(),
+                });
+                if !entries.is_empty() {
+                    bundle["entry"] = Value::Array(entries);
+                }
+                Ok(Outcome::Built(bundle))
+            }
             Interaction::Read { resource_type, id } => {
                 let resource =
                     reader
@@ -468,6 +509,12 @@ impl Fhir {
     }
 }
 
+/// A conformance resource's text: embedded at build time and checked by the catalog's own
+/// tests, so it parses; a broken one reads as an empty object rather than a panic.
+fn parse_static(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+}
+
 pub(crate) fn is_write(interaction: &Interaction) -> bool {
     matches!(
         interaction,
@@ -483,7 +530,8 @@ pub(crate) fn is_write(interaction: &Interaction) -> bool {
 pub(crate) fn interaction_name(interaction: &Interaction) -> &'static str {
     match interaction {
         Interaction::Capabilities => "capabilities",
-        Interaction::ReadSearchParameter { .. } => "read",
+        Interaction::ReadConformance { .. } => "read",
+        Interaction::ListConformance { .. } => "search",
         Interaction::Read { .. } => "read",
         Interaction::VRead { .. } => "vread",
         Interaction::Create { .. } => "create",

@@ -16,6 +16,7 @@ mod audit;
 mod audit_log;
 mod bundle;
 mod capabilities;
+mod conformance;
 mod context;
 mod engine;
 mod error;
@@ -31,7 +32,8 @@ mod versions;
 mod write;
 
 pub use access::AccessSettings;
-pub use capabilities::{Security, add_security, capability_statement, search_parameter};
+pub use capabilities::{Security, add_security, capability_statement};
+pub use conformance::{CONFORMANCE_TYPES, ConformanceCatalog, NoConformance};
 pub use context::{Caller, Purpose, RequestContext};
 pub use engine::{Extensions, Fhir, Outcome};
 pub use error::{CoreError, Method};

@@ -9,6 +9,7 @@ use paraply_store::{HistoryCursor, HistoryScope};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::conformance::CONFORMANCE_TYPES;
 use crate::error::{CoreError, Method};
 use crate::operations::{OperationCall, OperationLevel, OperationRef, Operations};
 
@@ -70,9 +71,14 @@ pub struct HistoryParams {
 #[derive(Debug, Clone)]
 pub enum Interaction {
     Capabilities,
-    /// One of Paraply's own SearchParameter definitions.
-    ReadSearchParameter {
+    /// A conformance resource the domain publishes (`StructureDefinition/fast-kontakt`).
+    ReadConformance {
+        resource_type: &'static str,
         id: String,
+    },
+    /// Every conformance resource of a type (`GET StructureDefinition`).
+    ListConformance {
+        resource_type: &'static str,
     },
     Read {
         resource_type: ResourceType,
@@ -172,6 +178,23 @@ impl Interaction {
             );
         }
 
+        if let Some(resource_type) = segments
+            .first()
+            .and_then(|name| CONFORMANCE_TYPES.iter().copied().find(|t| t == name))
+        {
+            return match (method, &segments[1..]) {
+                (Method::Get, []) => Ok(Interaction::ListConformance { resource_type }),
+                (Method::Get, [id]) => Ok(Interaction::ReadConformance {
+                    resource_type,
+                    id: (*id).to_owned(),
+                }),
+                (_, [] | [_]) => Err(not_allowed()),
+                _ => Err(CoreError::UnknownRoute(format!(
+                    "no FHIR interaction at /{path}"
+                ))),
+            };
+        }
+
         match segments.as_slice() {
             [] => match method {
                 Method::Post => Ok(Interaction::Bundle {
@@ -185,12 +208,6 @@ impl Interaction {
             },
             ["_history"] => match method {
                 Method::Get => history(HistoryScope::System, &query),
-                _ => Err(not_allowed()),
-            },
-            ["SearchParameter", id] => match method {
-                Method::Get => Ok(Interaction::ReadSearchParameter {
-                    id: (*id).to_owned(),
-                }),
                 _ => Err(not_allowed()),
             },
             [type_name] => {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use paraply_fhir::{Invalid, Issue, ResourceId, ResourceType, Severity, VersionId, validate};
+use paraply_fhir::{
+    Invalid, Issue, IssueType, ResourceId, ResourceType, Severity, VersionId, validate,
+};
 use serde_json::{Map, Value};
 
 use crate::error::CoreError;
@@ -21,14 +23,25 @@ pub trait ResourceCheck: Send + Sync {
 }
 
 /// The checks of every write, shared by all requests.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Validator {
     checks: Vec<Arc<dyn ResourceCheck>>,
 }
 
+impl Default for Validator {
+    fn default() -> Self {
+        Validator::new(Vec::new())
+    }
+}
+
 impl Validator {
+    /// The engine's own checks of every write (Swedish identifiers, the R4 invariants),
+    /// then `checks`.
     pub fn new(checks: Vec<Arc<dyn ResourceCheck>>) -> Self {
-        Validator { checks }
+        let mut all: Vec<Arc<dyn ResourceCheck>> =
+            vec![Arc::new(SwedishIdentifiers), Arc::new(R4Invariants)];
+        all.extend(checks);
+        Validator { checks: all }
     }
 
     /// Validates the body a create or update carries, before its write transaction begins:
@@ -129,4 +142,53 @@ fn refuse(stamped: &Value, issues: &mut Vec<Issue>) -> Result<(), CoreError> {
         return Err(CoreError::Invalid(Invalid::Content(std::mem::take(issues))));
     }
     Ok(())
+}
+
+/// Personnummer, samordningsnummer, HSA-id and organisationsnummer on every write, profile
+/// or not (DOMAIN.md §2); an accepted OID spelling of the system is stored as the HL7
+/// Sweden one.
+struct SwedishIdentifiers;
+
+impl ResourceCheck for SwedishIdentifiers {
+    fn check(&self, _: ResourceType, resource: &mut Map<String, Value>) -> Vec<Issue> {
+        let mut value = Value::Object(std::mem::take(resource));
+        let issues = paraply_constraints::check_identifiers(&mut value);
+        if let Value::Object(map) = value {
+            *resource = map;
+        }
+        issues
+            .into_iter()
+            .map(|issue| {
+                Issue::error(
+                    IssueType::Value,
+                    format!("{} ({})", issue.message, issue.key),
+                )
+                .at(issue.expression)
+            })
+            .collect()
+    }
+}
+
+/// The FHIRPath `constraint`s of R4 (e.g. CareTeam ctm-1) with severity error.
+struct R4Invariants;
+
+impl ResourceCheck for R4Invariants {
+    fn check(&self, resource_type: ResourceType, resource: &mut Map<String, Value>) -> Vec<Issue> {
+        // The evaluator reads a `Value`; the map is moved in and back, not copied.
+        let value = Value::Object(std::mem::take(resource));
+        let issues = paraply_constraints::check_invariants(resource_type.as_str(), &value);
+        if let Value::Object(map) = value {
+            *resource = map;
+        }
+        issues
+            .into_iter()
+            .map(|issue| {
+                Issue::error(
+                    IssueType::Invariant,
+                    format!("{}: {}", issue.key, issue.message),
+                )
+                .at(issue.expression)
+            })
+            .collect()
+    }
 }

@@ -1,13 +1,8 @@
 //! Swedish identifier systems (DOMAIN.md §2): one stored spelling per system.
 
-/// Personnummer, as stored.
-pub const PERSONNUMMER: &str = "http://electronichealth.se/identifier/personnummer";
-/// Samordningsnummer, as stored.
-pub const SAMORDNINGSNUMMER: &str = "http://electronichealth.se/identifier/samordningsnummer";
-/// HSA-id of staff, units and care providers, as stored.
-pub const HSA_ID: &str = "urn:oid:1.2.752.29.4.19";
-/// Organisationsnummer.
-pub const ORGANISATIONSNUMMER: &str = "urn:oid:2.5.4.97";
+/// The stored spellings of the Swedish identifier systems: defined once, by the checks
+/// that enforce them on every write.
+pub use paraply_constraints::{HSA_ID, ORGANISATIONSNUMMER, PERSONNUMMER, SAMORDNINGSNUMMER};
 
 /// Maps an accepted alias of an identifier system to the spelling Paraply stores and
 /// searches by, so that `urn:oid:1.2.752.129.2.1.3.1|19121212…` finds a patient stored

@@ -1,15 +1,20 @@
-//! The patientkontrakt's domain logic (DOMAIN.md §3–§5), pure: no IO, no async, no
-//! database. It owns
+//! The patientkontrakt (DOMAIN.md §3–§5) as a domain plugged into the generic FHIR engine.
+//! Its judgements are pure — no IO, no async, no database:
 //! - [`rules`]: the cross-resource invariants I1–I10, judged over one patient's state;
 //! - [`agreed_time`]: how an `AppointmentResponse` changes the Appointment it answers;
 //! - [`unified_plan`]: the `$patientkontrakt` document (a FHIR `document` Bundle).
 //!
-//! It does not load anything, decide who may see what, or speak HTTP: the caller reads
-//! the resources (inside the write transaction for the rules), passes them in as
-//! `serde_json::Value`, and turns the answers into writes, 422s and responses.
+//! [`extensions`] plugs them into `paraply-core` (the only module that reads the database,
+//! inside the engine's write transaction or under the caller's access rules): the profile
+//! checks and conformance catalog of `paraply-profiles`, the rules and agreed times as a
+//! write rule, and the `$patientkontrakt` operation. It decides no access and speaks no HTTP.
 
 pub mod agreed_time;
+mod engine;
 mod json;
 mod kind;
 pub mod rules;
 pub mod unified_plan;
+
+pub use engine::extensions;
+pub use rules::RuleSettings;

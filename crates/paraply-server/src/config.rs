@@ -83,6 +83,8 @@ pub struct FileConfig {
     /// The portal's login (`[portal]`): its OpenID provider and client. Without it the
     /// `/auth/*` routes are not served (`paraply demo` uses its demo provider).
     pub portal: Option<paraply_portal::PortalSettings>,
+    /// The patientkontrakt's rules (`[patientkontrakt]`).
+    pub patientkontrakt: PatientkontraktConfig,
 }
 
 impl Default for FileConfig {
@@ -93,6 +95,33 @@ impl Default for FileConfig {
             issuer: Vec::new(),
             access: AccessConfig::default(),
             portal: None,
+            patientkontrakt: PatientkontraktConfig::default(),
+        }
+    }
+}
+
+/// `[patientkontrakt]`: the limits of DOMAIN.md §4.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatientkontraktConfig {
+    /// I2: the most active fasta vårdkontakter (roles 1 and 4) one patient may have; a
+    /// region's journal allows nine.
+    pub max_fasta_vardkontakter: usize,
+}
+
+impl Default for PatientkontraktConfig {
+    fn default() -> Self {
+        PatientkontraktConfig {
+            max_fasta_vardkontakter: paraply_patientkontrakt::RuleSettings::default()
+                .max_fasta_vardkontakter,
+        }
+    }
+}
+
+impl PatientkontraktConfig {
+    pub fn settings(&self) -> paraply_patientkontrakt::RuleSettings {
+        paraply_patientkontrakt::RuleSettings {
+            max_fasta_vardkontakter: self.max_fasta_vardkontakter,
         }
     }
 }
@@ -204,6 +233,13 @@ impl Config {
                     return Err(ConfigError::ConfigValue {
                         path: shown,
                         reason: "max_body_bytes and database_pool_size must be at least 1".into(),
+                    });
+                }
+                if file.patientkontrakt.max_fasta_vardkontakter == 0 {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: "[patientkontrakt] max_fasta_vardkontakter must be at least 1"
+                            .into(),
                     });
                 }
                 file

@@ -11,19 +11,16 @@
 //! It is a reviewed JSON file rather than Rust code so the data can be read and changed as
 //! what a client would send; every entry is a PUT to a fixed id, so loading twice overwrites.
 
-use std::sync::Arc;
-
 use paraply_core::{Fhir, FhirRequest, Method, Outcome};
-use paraply_store::Store;
 
 use crate::ServerError;
 
 const DEMO_BUNDLE: &str = include_str!("../demo/demo-bundle.json");
 const MARKER: &str = "Patient/demo-tolvan";
 
-/// Loads the demo data unless it is already there; returns how many resources were written.
-pub async fn load_demo_data(store: Arc<dyn Store>) -> Result<usize, ServerError> {
-    let fhir = Fhir::new(store);
+/// Loads the demo data through `fhir` (the server's engine, so the profiles and rules
+/// apply) unless it is already there; returns how many resources were written.
+pub async fn load_demo_data(fhir: &Fhir) -> Result<usize, ServerError> {
     if fhir
         .handle(FhirRequest::new(Method::Get, MARKER))
         .await

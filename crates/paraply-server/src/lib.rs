@@ -152,7 +152,7 @@ async fn serve(
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let mut app = router(
-        Fhir::with_access(stores.resources, config.file.access.settings()),
+        engine(stores.resources, config),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
         },
@@ -177,6 +177,14 @@ async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// The FHIR engine with the patientkontrakt plugged in: every request, the demo load and
+/// the server's own writes use this one.
+pub fn engine(store: Arc<dyn Store>, config: &Config) -> Fhir {
+    Fhir::with_access(store, config.file.access.settings()).extended(
+        paraply_patientkontrakt::extensions(config.file.patientkontrakt.settings()),
+    )
 }
 
 /// How the HTTP edge authenticates callers.

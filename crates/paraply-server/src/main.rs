@@ -3,7 +3,7 @@
 use clap::Parser;
 use paraply_server::config::{Cli, Command};
 use paraply_server::{
-    Config, ServerError, load_demo_data, open_stores, reindex_database, run, run_demo,
+    Config, ServerError, engine, load_demo_data, open_stores, reindex_database, run, run_demo,
     shutdown_signal,
 };
 use tokio::net::TcpListener;
@@ -57,7 +57,7 @@ async fn start(command: Command) -> Result<(), ServerError> {
     };
     let stores = open_stores(&config).await?;
     if demo {
-        let loaded = load_demo_data(stores.resources.clone()).await?;
+        let loaded = load_demo_data(&engine(stores.resources.clone(), &config)).await?;
         tracing::info!(resources = loaded, "demo data loaded");
     }
     let listener = TcpListener::bind(config.listen).await?;

@@ -1,0 +1,399 @@
+//! How the patientkontrakt plugs into the generic engine ([`paraply_core::Extensions`]):
+//! the profile checks and the conformance catalog (`paraply-profiles`), the rules I1–I10 and
+//! agreed times as one [`WriteRule`] run inside every write transaction, and the
+//! `$patientkontrakt` operation. This is the only module that reads the database; the
+//! judgements stay in [`crate::rules`], [`crate::agreed_time`] and [`crate::unified_plan`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use paraply_core::{
+    Change, ConformanceCatalog, CoreError, DerivedWrite, Extensions, ResourceCheck, WriteRule,
+};
+use paraply_fhir::{Issue, IssueType, ResourceId, ResourceType};
+use paraply_search::{SearchQuery, Total};
+use paraply_store::StoreTx;
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::agreed_time::{self, Responder};
+use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
+
+mod plan;
+
+/// Largest page the rules and the document read at once; a patient's plan is far smaller,
+/// and pages continue after it anyway.
+pub(crate) const PAGE: u32 = 1000;
+
+/// How many `partOf` steps lead from a unit to its huvudman at most (region → förvaltning
+/// → klinik → enhet is three).
+const MAX_PART_OF_DEPTH: usize = 6;
+
+/// The patientkontrakt's extensions of the engine.
+pub fn extensions(settings: RuleSettings) -> Extensions {
+    Extensions {
+        checks: vec![Arc::new(Profiles)],
+        rules: vec![Arc::new(Patientkontrakt { settings })],
+        operations: vec![Arc::new(plan::PatientkontraktOperation)],
+        conformance: Some(Arc::new(Catalog)),
+    }
+}
+
+/// The rules of a resource's claimed Paraply profiles.
+struct Profiles;
+
+impl ResourceCheck for Profiles {
+    fn check(&self, _: ResourceType, resource: &mut Map<String, Value>) -> Vec<Issue> {
+        if !resource.contains_key("meta") {
+            return Vec::new();
+        }
+        // The checker reads a `Value`; the map is moved in and back, not copied.
+        let value = Value::Object(std::mem::take(resource));
+        let issues = paraply_profiles::check_profiles(&value);
+        if let Value::Object(map) = value {
+            *resource = map;
+        }
+        issues
+            .into_iter()
+            .map(|issue| {
+                Issue::error(
+                    IssueType::Invalid,
+                    format!("{} (profile {})", issue.message, issue.profile),
+                )
+                .at(issue.expression)
+            })
+            .collect()
+    }
+}
+
+/// `fhir-profiles/`, served read-only.
+struct Catalog;
+
+impl ConformanceCatalog for Catalog {
+    fn resource(&self, resource_type: &str, id: &str) -> Option<&'static str> {
+        paraply_profiles::conformance_resource(resource_type, id)
+    }
+
+    fn resources_of(&self, resource_type: &str) -> Vec<&'static str> {
+        paraply_profiles::conformance_resources()
+            .filter(|(t, _, _)| *t == resource_type)
+            .map(|(_, _, json)| json)
+            .collect()
+    }
+
+    fn profiles_of(&self, resource_type: ResourceType) -> Vec<&'static str> {
+        paraply_profiles::profiles_of(resource_type.as_str())
+    }
+}
+
+/// I1–I10 and agreed times over a transaction's writes.
+struct Patientkontrakt {
+    settings: RuleSettings,
+}
+
+#[async_trait]
+impl WriteRule for Patientkontrakt {
+    async fn check(
+        &self,
+        tx: &mut dyn StoreTx,
+        changes: &[Change],
+    ) -> Result<Vec<DerivedWrite>, CoreError> {
+        let today = OffsetDateTime::now_utc().date();
+        let mut derived = Vec::new();
+        for change in changes {
+            if change.resource_type == ResourceType::AppointmentResponse
+                && let Some(after) = change.after.as_deref()
+            {
+                derived.extend(answer(tx, change, &parse(after)?, today).await?);
+            }
+        }
+        let types: Vec<ResourceType> = changes.iter().map(|c| c.resource_type).collect();
+        let rules = rules::rules_for(&types);
+        if rules.is_empty() {
+            return Ok(derived);
+        }
+        let written: Vec<String> = changes
+            .iter()
+            .map(|c| format!("{}/{}", c.resource_type, c.id))
+            .collect();
+        // Whose plans the writes touch: before and after, so moving a resource from one
+        // patient to another checks both.
+        let mut patients = BTreeSet::new();
+        for change in changes {
+            for body in [change.before.as_deref(), change.after.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                let resource = parse(body)?;
+                match rules::patient_of(&resource) {
+                    Some(patient) => {
+                        patients.insert(patient);
+                    }
+                    None if change.after.as_deref() == Some(body) => {
+                        refuse(rules::check_without_patient(&resource, &rules))?;
+                    }
+                    None => {}
+                }
+            }
+        }
+        // In a fixed order, so two transactions touching the same patients cannot each
+        // hold one and wait for the other.
+        for patient in patients {
+            tx.serialize_on(&format!("patientkontrakt/{patient}"))
+                .await?;
+            let state = PatientRecord::load(tx, &patient, changes).await?;
+            let violations = rules::check(
+                &PatientState {
+                    patient: &patient,
+                    resources: &state.resources,
+                    responses: &state.responses,
+                    huvudman: &state.huvudman,
+                    today,
+                },
+                &rules,
+                &written,
+                &self.settings,
+            );
+            refuse(violations)?;
+        }
+        Ok(derived)
+    }
+}
+
+/// The first breach, as the engine's error (422 naming the rule and the resource).
+fn refuse(violations: Vec<Violation>) -> Result<(), CoreError> {
+    let Some(violation) = violations.into_iter().next() else {
+        return Ok(());
+    };
+    let resource = violation.resource.split_once('/').and_then(|(t, id)| {
+        Some((
+            t.parse::<ResourceType>().ok()?,
+            id.parse::<ResourceId>().ok()?,
+        ))
+    });
+    Err(CoreError::RuleBroken {
+        rule: violation.rule.code(),
+        message: violation.message,
+        resource,
+    })
+}
+
+/// What the rules read of one patient, inside the write transaction.
+struct PatientRecord {
+    resources: Vec<Value>,
+    responses: Vec<Value>,
+    huvudman: HashMap<String, Huvudman>,
+}
+
+impl PatientRecord {
+    async fn load(
+        tx: &mut dyn StoreTx,
+        patient: &str,
+        changes: &[Change],
+    ) -> Result<PatientRecord, CoreError> {
+        let reference = format!("Patient/{patient}");
+        let mut resources = Vec::new();
+        for resource_type in [
+            ResourceType::CareTeam,
+            ResourceType::CarePlan,
+            ResourceType::Consent,
+            ResourceType::Task,
+            ResourceType::Appointment,
+        ] {
+            resources.extend(all(tx, query(resource_type, &[("patient", &reference)])?).await?);
+        }
+        let appointments: Vec<String> = changes
+            .iter()
+            .filter(|c| c.resource_type == ResourceType::Appointment && c.after.is_some())
+            .map(|c| format!("Appointment/{}", c.id))
+            .collect();
+        let responses = if appointments.is_empty() {
+            Vec::new()
+        } else {
+            let list = appointments.join(",");
+            all(
+                tx,
+                query(ResourceType::AppointmentResponse, &[("appointment", &list)])?,
+            )
+            .await?
+        };
+        let huvudman = huvudman_of(tx, rules::huvudman_references(&resources)).await?;
+        Ok(PatientRecord {
+            resources,
+            responses,
+            huvudman,
+        })
+    }
+}
+
+/// The huvudman of each reference: an Organization with a huvudman type, reached from a
+/// PractitionerRole through its `organization` and from a unit through `partOf`.
+async fn huvudman_of(
+    tx: &mut dyn StoreTx,
+    references: Vec<String>,
+) -> Result<HashMap<String, Huvudman>, CoreError> {
+    let mut found = HashMap::new();
+    for reference in references {
+        let mut next = Some(reference.clone());
+        for _ in 0..MAX_PART_OF_DEPTH {
+            let Some(current) = next.take() else {
+                break;
+            };
+            let Some(resource) = read_reference(tx, &current).await? else {
+                break;
+            };
+            match resource.get("resourceType").and_then(Value::as_str) {
+                Some("PractitionerRole") => next = reference_at(&resource, "organization"),
+                Some("Organization") => {
+                    if let Some(kind) = HuvudmanKind::of_organization(&resource) {
+                        found.insert(
+                            reference.clone(),
+                            Huvudman {
+                                organization: current,
+                                kind,
+                            },
+                        );
+                        break;
+                    }
+                    next = reference_at(&resource, "partOf");
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A patient's (or a relative's) answer to a proposed time moves the Appointment, in the
+/// same transaction (RULES.md "Agreed times").
+async fn answer(
+    tx: &mut dyn StoreTx,
+    change: &Change,
+    response: &Value,
+    today: time::Date,
+) -> Result<Option<DerivedWrite>, CoreError> {
+    let refused = |message: String| CoreError::RuleBroken {
+        rule: Rule::I9.code(),
+        message,
+        resource: Some((ResourceType::AppointmentResponse, change.id.clone())),
+    };
+    let Some(appointment_reference) = reference_at(response, "appointment") else {
+        return Ok(None);
+    };
+    let Some((ResourceType::Appointment, appointment_id)) = split_reference(&appointment_reference)
+    else {
+        return Ok(None);
+    };
+    let Some(current) = tx
+        .read(ResourceType::Appointment, &appointment_id)
+        .await?
+        .filter(|c| !c.is_deleted())
+    else {
+        // References are not checked for existence anywhere in Paraply (a client may write
+        // the answer before the appointment it answers); there is nothing to move yet.
+        return Ok(None);
+    };
+    let appointment = parse(current.body.as_deref().unwrap_or("{}"))?;
+    // Staff answering for themselves (a practitioner participant) change nothing here.
+    let Some((patient, responder)) = agreed_time::responder(response) else {
+        return Ok(None);
+    };
+    let patient = match (patient, &responder) {
+        (Some(patient), Responder::Patient) => patient,
+        (_, Responder::Relative { related_person }) => {
+            let Some(patient) = rules::patient_of(&appointment) else {
+                return Err(refused(format!(
+                    "{appointment_reference} has no patient to answer for"
+                )));
+            };
+            let consents = all(
+                tx,
+                query(
+                    ResourceType::Consent,
+                    &[("patient", &format!("Patient/{patient}"))],
+                )?,
+            )
+            .await?;
+            if !agreed_time::may_book(&consents, &patient, related_person, today) {
+                return Err(refused(format!(
+                    "{related_person} holds no active consent from Patient/{patient} to answer or book times"
+                )));
+            }
+            patient
+        }
+        (None, Responder::Patient) => return Ok(None),
+    };
+    match agreed_time::apply_response(&appointment, response, &patient) {
+        Ok(Some(body)) => Ok(Some(DerivedWrite {
+            resource_type: ResourceType::Appointment,
+            id: appointment_id,
+            body,
+            if_match: current.version_id,
+            cause: (ResourceType::AppointmentResponse, change.id.clone()),
+        })),
+        Ok(None) => Ok(None),
+        Err(error) => Err(refused(error.to_string())),
+    }
+}
+
+fn parse(body: &str) -> Result<Value, CoreError> {
+    serde_json::from_str(body).map_err(|e| {
+        CoreError::Store(paraply_store::StoreError::Corrupt(format!(
+            "a stored body is not JSON: {e}"
+        )))
+    })
+}
+
+/// `resource.<element>.reference`.
+fn reference_at(resource: &Value, element: &str) -> Option<String> {
+    resource
+        .get(element)
+        .and_then(|r| r.get("reference"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+/// `Type/id` of a literal relative reference.
+pub(crate) fn split_reference(reference: &str) -> Option<(ResourceType, ResourceId)> {
+    let (type_name, id) = reference.split_once('/')?;
+    Some((type_name.parse().ok()?, id.parse().ok()?))
+}
+
+async fn read_reference(tx: &mut dyn StoreTx, reference: &str) -> Result<Option<Value>, CoreError> {
+    let Some((resource_type, id)) = split_reference(reference) else {
+        return Ok(None);
+    };
+    match tx.read(resource_type, &id).await? {
+        Some(stored) => stored.body.as_deref().map(parse).transpose(),
+        None => Ok(None),
+    }
+}
+
+/// A search of `pairs` with no total, a page as large as [`PAGE`].
+pub(crate) fn query(
+    resource_type: ResourceType,
+    pairs: &[(&str, &str)],
+) -> Result<SearchQuery, CoreError> {
+    let mut query = SearchQuery::parse(resource_type, pairs.iter().copied())?;
+    query.count = PAGE;
+    query.total = Total::None;
+    Ok(query)
+}
+
+/// Every match of `query`, page after page, inside the transaction.
+async fn all(tx: &mut dyn StoreTx, mut query: SearchQuery) -> Result<Vec<Value>, CoreError> {
+    let mut found = Vec::new();
+    loop {
+        let page = tx.search(&query).await?;
+        for m in &page.matches {
+            if let Some(body) = m.resource.body.as_deref() {
+                found.push(parse(body)?);
+            }
+        }
+        match (page.more, page.matches.last()) {
+            (true, Some(last)) => query.page = Some(last.cursor(false)),
+            _ => return Ok(found),
+        }
+    }
+}
