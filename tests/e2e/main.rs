@@ -8,6 +8,7 @@ mod errors;
 mod examples;
 mod nodes;
 mod operations;
+mod patientkontrakt;
 mod reindex;
 mod search;
 

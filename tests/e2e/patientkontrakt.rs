@@ -1,0 +1,844 @@
+//! The patientkontrakt end to end (DOMAIN.md §3–§5): the rules I1–I10 refuse with 422
+//! naming the rule, alone and inside transactions, and hold under 32 concurrent writers and
+//! through two nodes; an agreed time moves with the patient's answer; the profiles are
+//! served and checked; Swedish identifiers are checked; `$patientkontrakt` is a valid
+//! document for every demo patient.
+
+use futures::future::join_all;
+use paraply_fhir::codes::{
+    CARE_TEAM_CATEGORY_SYSTEM, FAST_KONTAKT, FAST_KONTAKT_ROLE_SYSTEM, HUVUDMAN_TYPE_SYSTEM,
+    PATIENTKONTRAKT, PLAN_CATEGORY_SYSTEM, PLAN_TYPE_SYSTEM, SERVICE_TYPE_SYSTEM, SIP_MOTE,
+    profile,
+};
+
+use super::*;
+
+const PNR: &str = "http://electronichealth.se/identifier/personnummer";
+const HSA: &str = "urn:oid:1.2.752.29.4.19";
+const DEMO_BUNDLE: &str = include_str!("../../crates/paraply-server/demo/demo-bundle.json");
+
+fn put(resource: Value) -> Value {
+    let url = format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    );
+    json!({"resource": resource, "request": {"method": "PUT", "url": url}})
+}
+
+fn huvudman(id: &str, kind: &str, name: &str) -> Value {
+    json!({"resourceType": "Organization", "id": id, "active": true, "name": name,
+           "type": [{"coding": [{"system": HUVUDMAN_TYPE_SYSTEM, "code": kind}]}]})
+}
+
+fn unit(id: &str, part_of: &str, name: &str) -> Value {
+    json!({"resourceType": "Organization", "id": id, "active": true, "name": name,
+           "partOf": {"reference": format!("Organization/{part_of}")}})
+}
+
+fn role(id: &str, organization: &str) -> Value {
+    json!({"resourceType": "PractitionerRole", "id": id, "active": true,
+           "organization": {"reference": format!("Organization/{organization}")}})
+}
+
+/// Region and kommun with a unit each, three staff roles, and patient `p` with an active
+/// umbrella plan.
+async fn scene(s: &TestServer) {
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        put(huvudman("region", "region", "Region Stockholm")),
+        put(huvudman("kommun", "kommun", "Solna stad")),
+        put(huvudman("fk", "annan", "Försäkringskassan")),
+        put(unit("vc", "region", "Vårdcentralen Solna")),
+        put(unit("hemtjanst", "kommun", "Hemtjänsten Solna")),
+        put(role("lakare", "vc")),
+        put(role("sjukskoterska", "vc")),
+        put(role("omsorg", "hemtjanst")),
+        put(json!({"resourceType": "Patient", "id": "p",
+                   "identifier": [{"system": PNR, "value": "191212121212"}]})),
+        put(umbrella("umbrella", "active")),
+    ]});
+    let reply = s.post("", &bundle).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+fn umbrella(id: &str, status: &str) -> Value {
+    json!({"resourceType": "CarePlan", "id": id, "status": status, "intent": "plan",
+           "category": [{"coding": [{"system": PLAN_CATEGORY_SYSTEM, "code": PATIENTKONTRAKT}]}],
+           "subject": {"reference": "Patient/p"}})
+}
+
+fn fast_kontakt(role_code: &str, member: &str) -> Value {
+    json!({"resourceType": "CareTeam", "status": "active",
+           "category": [{"coding": [{"system": CARE_TEAM_CATEGORY_SYSTEM, "code": FAST_KONTAKT}]}],
+           "subject": {"reference": "Patient/p"},
+           "participant": [{
+               "role": [{"coding": [{"system": FAST_KONTAKT_ROLE_SYSTEM, "code": role_code}]}],
+               "member": {"reference": format!("PractitionerRole/{member}")}}]})
+}
+
+fn sip(id: &str, status: &str, author: &str, contributors: &[&str]) -> Value {
+    let contributors: Vec<Value> = contributors
+        .iter()
+        .map(|c| json!({"reference": format!("Organization/{c}")}))
+        .collect();
+    let mut plan = json!({"resourceType": "CarePlan", "id": id, "status": status, "intent": "plan",
+           "category": [{"coding": [{"system": PLAN_TYPE_SYSTEM, "code": "SIP"}]}],
+           "subject": {"reference": "Patient/p"},
+           "partOf": [{"reference": "CarePlan/umbrella"}],
+           "author": {"reference": format!("Organization/{author}")}});
+    if !contributors.is_empty() {
+        plan["contributor"] = Value::Array(contributors);
+    }
+    plan
+}
+
+fn sip_consent(sip: &str) -> Value {
+    json!({"resourceType": "Consent", "status": "active",
+           "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+           "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+           "patient": {"reference": "Patient/p"},
+           "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+           "provision": {"type": "permit", "data": [{"meaning": "related",
+               "reference": {"reference": format!("CarePlan/{sip}")}}]}})
+}
+
+fn insats(sip: &str, owner: &str) -> Value {
+    json!({"resourceType": "Task", "status": "requested", "intent": "plan",
+           "for": {"reference": "Patient/p"},
+           "basedOn": [{"reference": format!("CarePlan/{sip}")}],
+           "owner": {"reference": format!("Organization/{owner}")}})
+}
+
+fn appointment(status: &str, patient_status: &str, agreed: bool) -> Value {
+    let mut appointment = json!({"resourceType": "Appointment", "status": status,
+        "start": "2031-03-01T09:00:00+01:00", "end": "2031-03-01T09:30:00+01:00",
+        "participant": [
+            {"actor": {"reference": "Patient/p"}, "required": "required", "status": patient_status},
+            {"actor": {"reference": "PractitionerRole/lakare"}, "required": "required", "status": "accepted"}]});
+    if agreed {
+        appointment["meta"] = json!({"profile": [profile::AGREED_APPOINTMENT]});
+    }
+    appointment
+}
+
+fn response(appointment: &str, status: &str) -> Value {
+    json!({"resourceType": "AppointmentResponse",
+           "appointment": {"reference": format!("Appointment/{appointment}")},
+           "actor": {"reference": "Patient/p"}, "participantStatus": status})
+}
+
+/// The rule code a 422 names.
+fn rule_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let issue = reply.outcome_issue();
+    assert_eq!(issue["code"], "business-rule", "{}", reply.text);
+    let diagnostics = issue["diagnostics"].as_str().unwrap_or_default();
+    diagnostics
+        .split(|c: char| c == ':' || c == ';')
+        .map(str::trim)
+        .find(|part| part.starts_with("paraply-I"))
+        .or_else(|| {
+            diagnostics
+                .split_whitespace()
+                .find(|w| w.starts_with("paraply-I"))
+        })
+        .unwrap_or_default()
+        .trim_end_matches(':')
+        .to_owned()
+}
+
+on_both_backends!(
+    fixed_contacts_keep_to_their_limits,
+    async |s: &TestServer| {
+        scene(s).await;
+        assert_eq!(
+            s.post("CareTeam", &fast_kontakt("2", "lakare"))
+                .await
+                .status,
+            201
+        );
+        let second = s
+            .post("CareTeam", &fast_kontakt("2", "sjukskoterska"))
+            .await;
+        assert_eq!(rule_of(&second), "paraply-I1");
+        assert!(second.text.contains("fast läkarkontakt"), "{}", second.text);
+
+        // Nine fasta vårdkontakter (roles 1 and 4) are allowed, the tenth is not.
+        assert_eq!(
+            s.post("CareTeam", &fast_kontakt("4", "sjukskoterska"))
+                .await
+                .status,
+            201
+        );
+        for _ in 0..8 {
+            assert_eq!(
+                s.post("CareTeam", &fast_kontakt("1", "sjukskoterska"))
+                    .await
+                    .status,
+                201
+            );
+        }
+        assert_eq!(
+            rule_of(&s.post("CareTeam", &fast_kontakt("1", "omsorg")).await),
+            "paraply-I2"
+        );
+        // A fast omsorgskontakt (role 3) is not a vårdkontakt.
+        assert_eq!(
+            s.post("CareTeam", &fast_kontakt("3", "omsorg"))
+                .await
+                .status,
+            201
+        );
+        assert_eq!(
+            rule_of(&s.post("CareTeam", &fast_kontakt("4", "lakare")).await),
+            "paraply-I2"
+        );
+
+        let mut two_members = fast_kontakt("3", "omsorg");
+        two_members["participant"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"member": {"reference": "PractitionerRole/lakare"}}));
+        assert_eq!(
+            rule_of(&s.post("CareTeam", &two_members).await),
+            "paraply-I4"
+        );
+
+        // Ending a contact makes room again.
+        let found = s.get("CareTeam?patient=Patient/p&participant-role=2").await;
+        let mut lakare = found.body["entry"][0]["resource"].clone();
+        lakare["status"] = json!("inactive");
+        let id = lakare["id"].as_str().unwrap().to_owned();
+        assert_eq!(s.put(&format!("CareTeam/{id}"), &lakare).await.status, 200);
+        assert_eq!(
+            s.post("CareTeam", &fast_kontakt("2", "sjukskoterska"))
+                .await
+                .status,
+            201
+        );
+    }
+);
+
+on_both_backends!(a_third_role_4_is_refused_with_i3, async |s: &TestServer| {
+    scene(s).await;
+    assert_eq!(
+        s.post("CareTeam", &fast_kontakt("4", "lakare"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        rule_of(
+            &s.post("CareTeam", &fast_kontakt("4", "sjukskoterska"))
+                .await
+        ),
+        "paraply-I3"
+    );
+});
+
+on_both_backends!(plans_hang_under_one_umbrella, async |s: &TestServer| {
+    scene(s).await;
+    let second = s
+        .put("CarePlan/umbrella-2", &umbrella("umbrella-2", "active"))
+        .await;
+    assert_eq!(rule_of(&second), "paraply-I5");
+    // A draft umbrella is not a second active one.
+    assert_eq!(
+        s.put("CarePlan/umbrella-2", &umbrella("umbrella-2", "draft"))
+            .await
+            .status,
+        201
+    );
+
+    let mut linked = json!({"resourceType": "CarePlan", "status": "active", "intent": "plan",
+            "category": [{"coding": [{"system": PLAN_TYPE_SYSTEM, "code": "RP"}]}],
+            "subject": {"reference": "Patient/p"}});
+    assert_eq!(rule_of(&s.post("CarePlan", &linked).await), "paraply-I5");
+    linked["partOf"] = json!([{"reference": "CarePlan/umbrella-2"}]);
+    assert_eq!(
+        rule_of(&s.post("CarePlan", &linked).await),
+        "paraply-I5",
+        "under a draft umbrella"
+    );
+    linked["partOf"] = json!([{"reference": "CarePlan/umbrella"}]);
+    assert_eq!(s.post("CarePlan", &linked).await.status, 201);
+});
+
+on_both_backends!(
+    a_sip_needs_consent_both_huvudman_and_their_insatser,
+    async |s: &TestServer| {
+        scene(s).await;
+        // I7: a SIP without the municipality.
+        assert_eq!(
+            rule_of(
+                &s.put("CarePlan/sip", &sip("sip", "draft", "region", &[]))
+                    .await
+            ),
+            "paraply-I7"
+        );
+        // I7: overall responsibility with someone who is neither region nor kommun.
+        assert_eq!(
+            rule_of(
+                &s.put(
+                    "CarePlan/sip",
+                    &sip("sip", "draft", "fk", &["kommun", "region"])
+                )
+                .await
+            ),
+            "paraply-I7"
+        );
+        assert_eq!(
+            s.put("CarePlan/sip", &sip("sip", "draft", "region", &["kommun"]))
+                .await
+                .status,
+            201
+        );
+        // I6: not active without the patient's SIP consent.
+        assert_eq!(
+            rule_of(
+                &s.put("CarePlan/sip", &sip("sip", "active", "region", &["kommun"]))
+                    .await
+            ),
+            "paraply-I6"
+        );
+        assert_eq!(s.post("Consent", &sip_consent("sip")).await.status, 201);
+        // I8: active, but the municipality has no insats yet.
+        assert_eq!(s.post("Task", &insats("sip", "region")).await.status, 201);
+        assert_eq!(
+            rule_of(
+                &s.put("CarePlan/sip", &sip("sip", "active", "region", &["kommun"]))
+                    .await
+            ),
+            "paraply-I8"
+        );
+        assert_eq!(
+            s.post("Task", &insats("sip", "hemtjanst")).await.status,
+            201
+        );
+        assert_eq!(
+            s.put("CarePlan/sip", &sip("sip", "active", "region", &["kommun"]))
+                .await
+                .status,
+            200
+        );
+        // I8: every insats has an owner.
+        let mut ownerless = insats("sip", "kommun");
+        ownerless.as_object_mut().unwrap().remove("owner");
+        assert_eq!(rule_of(&s.post("Task", &ownerless).await), "paraply-I8");
+    }
+);
+
+on_both_backends!(
+    a_sip_made_in_one_transaction_passes_and_a_breach_names_its_entry,
+    async |s: &TestServer| {
+        scene(s).await;
+        let mut entries = vec![
+            put(sip("sip", "active", "region", &["kommun"])),
+            json!({"resource": sip_consent("sip"), "request": {"method": "POST", "url": "Consent"}}),
+            json!({"resource": insats("sip", "vc"), "request": {"method": "POST", "url": "Task"}}),
+        ];
+        let bundle =
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": entries.clone()});
+        let reply = s.post("", &bundle).await;
+        assert_eq!(rule_of(&reply), "paraply-I8");
+        assert!(
+            reply.text.contains("entry 0"),
+            "names the SIP's entry: {}",
+            reply.text
+        );
+        assert_eq!(
+            s.get("CarePlan/sip").await.status,
+            404,
+            "nothing was stored"
+        );
+
+        entries.push(json!({"resource": insats("sip", "hemtjanst"), "request": {"method": "POST", "url": "Task"}}));
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        assert_eq!(s.post("", &bundle).await.status, 200);
+    }
+);
+
+on_both_backends!(
+    sip_meetings_invite_both_huvudman_and_only_consented_relatives,
+    async |s: &TestServer| {
+        scene(s).await;
+        let meeting = |participants: Vec<&str>| {
+            let participants: Vec<Value> = participants
+                .iter()
+                .map(|actor| json!({"actor": {"reference": actor}, "status": "needs-action"}))
+                .collect();
+            json!({"resourceType": "Appointment", "status": "proposed",
+                   "serviceType": [{"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": SIP_MOTE}]}],
+                   "participant": participants})
+        };
+        let only_region = meeting(vec!["Patient/p", "PractitionerRole/lakare"]);
+        assert_eq!(
+            rule_of(&s.post("Appointment", &only_region).await),
+            "paraply-I10"
+        );
+        let without_patient = meeting(vec!["PractitionerRole/lakare", "PractitionerRole/omsorg"]);
+        assert_eq!(
+            rule_of(&s.post("Appointment", &without_patient).await),
+            "paraply-I10"
+        );
+        assert_eq!(
+            s.put(
+                "RelatedPerson/lisa",
+                &json!({"resourceType": "RelatedPerson", "id": "lisa",
+                "patient": {"reference": "Patient/p"}})
+            )
+            .await
+            .status,
+            201
+        );
+        let with_lisa = meeting(vec![
+            "Patient/p",
+            "PractitionerRole/lakare",
+            "PractitionerRole/omsorg",
+            "RelatedPerson/lisa",
+        ]);
+        assert_eq!(
+            rule_of(&s.post("Appointment", &with_lisa).await),
+            "paraply-I10"
+        );
+        let full = meeting(vec![
+            "Patient/p",
+            "PractitionerRole/lakare",
+            "PractitionerRole/omsorg",
+        ]);
+        assert_eq!(s.post("Appointment", &full).await.status, 201);
+    }
+);
+
+on_both_backends!(
+    an_agreed_time_is_booked_only_when_the_patient_accepts,
+    async |s: &TestServer| {
+        scene(s).await;
+        // I9: a clinician cannot book an agreed time over the patient's head.
+        assert_eq!(
+            rule_of(
+                &s.post("Appointment", &appointment("booked", "accepted", true))
+                    .await
+            ),
+            "paraply-I9"
+        );
+        // An appointment set without the patient is not an agreed one (follow-up counts it).
+        assert_eq!(
+            s.post("Appointment", &appointment("booked", "accepted", false))
+                .await
+                .status,
+            201
+        );
+
+        let id = s
+            .create(&appointment("proposed", "needs-action", true))
+            .await;
+        let accepted = s
+            .post("AppointmentResponse", &response(&id, "accepted"))
+            .await;
+        assert_eq!(accepted.status, 201, "{}", accepted.text);
+        let booked = s.get(&format!("Appointment/{id}")).await;
+        assert_eq!(booked.body["status"], "booked", "{}", booked.text);
+        assert_eq!(booked.body["participant"][0]["status"], "accepted");
+        assert_eq!(booked.body["meta"]["versionId"], "2");
+
+        // Asking for another time puts it back to pending and shows who asked.
+        let mut other_time = response(&id, "tentative");
+        other_time["start"] = json!("2031-03-08T09:00:00+01:00");
+        other_time["end"] = json!("2031-03-12T16:00:00+01:00");
+        other_time["comment"] = json!("Jag kan inte på måndagar, gärna veckan efter.");
+        assert_eq!(s.post("AppointmentResponse", &other_time).await.status, 201);
+        let pending = s.get(&format!("Appointment/{id}")).await;
+        assert_eq!(pending.body["status"], "pending");
+        assert_eq!(pending.body["participant"][0]["status"], "tentative");
+        let requests = s
+            .get("AppointmentResponse?appointment.actor=PractitionerRole/lakare&part-status=tentative")
+            .await;
+        assert_eq!(requests.status, 200, "{}", requests.text);
+        assert_eq!(
+            requests.body["entry"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            requests.text
+        );
+
+        // Declining cancels it.
+        assert_eq!(
+            s.post("AppointmentResponse", &response(&id, "declined"))
+                .await
+                .status,
+            201
+        );
+        assert_eq!(
+            s.get(&format!("Appointment/{id}")).await.body["status"],
+            "cancelled"
+        );
+    }
+);
+
+/// 32 writers race for what a rule allows once; the rule holds and every loser gets 422.
+async fn race(nodes: &[&TestServer], path: &str, body: &Value, rule: &str) {
+    let attempts = (0..32).map(|n| {
+        let node = nodes[n % nodes.len()];
+        let mut body = body.clone();
+        if let Some(id) = body.get("id").and_then(Value::as_str) {
+            body["id"] = json!(format!("{id}-{n}"));
+        }
+        let path = match body.get("id").and_then(Value::as_str) {
+            Some(id) => format!("{path}/{id}"),
+            None => path.to_owned(),
+        };
+        async move {
+            let method = if body.get("id").is_some() {
+                reqwest::Method::PUT
+            } else {
+                reqwest::Method::POST
+            };
+            node.send_json(method, &path, &body).await
+        }
+    });
+    let replies = join_all(attempts).await;
+    let won = replies.iter().filter(|r| r.status == 201).count();
+    let refused: Vec<String> = replies
+        .iter()
+        .filter(|r| r.status != 201)
+        .map(rule_of)
+        .collect();
+    assert_eq!(won, 1, "exactly one writer wins {rule}");
+    assert!(refused.iter().all(|r| r == rule), "{refused:?}");
+}
+
+async fn races(nodes: &[&TestServer]) {
+    scene(nodes[0]).await;
+    race(
+        nodes,
+        "CareTeam",
+        &fast_kontakt("2", "lakare"),
+        "paraply-I1",
+    )
+    .await;
+    for _ in 0..8 {
+        assert_eq!(
+            nodes[0]
+                .post("CareTeam", &fast_kontakt("1", "sjukskoterska"))
+                .await
+                .status,
+            201
+        );
+    }
+    race(
+        nodes,
+        "CareTeam",
+        &fast_kontakt("1", "omsorg"),
+        "paraply-I2",
+    )
+    .await;
+    let mut second = umbrella("umbrella-race", "active");
+    second["id"] = json!("umbrella-race");
+    assert_eq!(
+        nodes[0]
+            .put("CarePlan/umbrella", &umbrella("umbrella", "completed"))
+            .await
+            .status,
+        200
+    );
+    race(nodes, "CarePlan", &second, "paraply-I5").await;
+}
+
+on_both_backends!(
+    concurrent_writers_never_break_a_rule,
+    async |s: &TestServer| {
+        races(&[s]).await;
+    }
+);
+
+/// The same race through two stateless nodes on one database.
+async fn two_nodes(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let config = paraply_server::config::FileConfig::default();
+    let first = TestServer::start(&database.url, config.clone()).await;
+    let second = TestServer::start(&database.url, config).await;
+    races(&[&first, &second]).await;
+    first.stop().await;
+    second.stop().await;
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_never_break_a_rule_on_postgres() {
+    two_nodes(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_never_break_a_rule_on_sqlite() {
+    two_nodes(Backend::Sqlite).await;
+}
+
+on_both_backends!(
+    swedish_identifiers_are_checked_and_stored_in_one_spelling,
+    async |s: &TestServer| {
+        let bad = s
+            .post(
+                "Patient",
+                &json!({"resourceType": "Patient",
+                "identifier": [{"system": PNR, "value": "1"}]}),
+            )
+            .await;
+        assert_eq!(bad.status, 422, "{}", bad.text);
+        assert_eq!(
+            bad.outcome_issue()["expression"][0],
+            "Patient.identifier[0].value"
+        );
+        let wrong_check_digit = s
+            .post(
+                "Patient",
+                &json!({"resourceType": "Patient",
+                "identifier": [{"system": PNR, "value": "191212121213"}]}),
+            )
+            .await;
+        assert_eq!(wrong_check_digit.status, 422);
+        let bad_hsa = s
+            .post(
+                "Practitioner",
+                &json!({"resourceType": "Practitioner",
+                "identifier": [{"system": HSA, "value": "anna"}]}),
+            )
+            .await;
+        assert_eq!(bad_hsa.status, 422, "{}", bad_hsa.text);
+
+        let id = s
+            .create(&json!({"resourceType": "Patient",
+                "identifier": [{"system": "urn:oid:1.2.752.129.2.1.3.1", "value": "191212121212"}]}))
+            .await;
+        let stored = s.get(&format!("Patient/{id}")).await;
+        assert_eq!(stored.body["identifier"][0]["system"], PNR);
+    }
+);
+
+on_both_backends!(
+    profiles_are_served_read_only_and_checked_on_write_and_by_validate,
+    async |s: &TestServer| {
+        let definition = s.get("StructureDefinition/fast-kontakt").await;
+        assert_eq!(definition.status, 200);
+        assert_eq!(definition.body["url"], profile::FAST_KONTAKT);
+        assert_eq!(s.get("CodeSystem/plan-type").await.status, 200);
+        assert_eq!(
+            s.get("OperationDefinition/patientkontrakt").await.status,
+            200
+        );
+        let listed = s.get("StructureDefinition").await;
+        assert!(
+            listed.body["total"].as_u64().unwrap() >= 11,
+            "{}",
+            listed.text
+        );
+        assert_eq!(
+            s.put("StructureDefinition/fast-kontakt", &definition.body)
+                .await
+                .status,
+            405
+        );
+        let metadata = s.get("metadata").await;
+        let care_team = metadata.body["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "CareTeam")
+            .unwrap()
+            .clone();
+        assert!(
+            care_team["supportedProfile"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == profile::FAST_KONTAKT)
+        );
+        assert!(
+            metadata
+                .text
+                .contains("OperationDefinition/patientkontrakt"),
+            "the CapabilityStatement lists $patientkontrakt"
+        );
+
+        scene(s).await;
+        let mut claimed = fast_kontakt("1", "sjukskoterska");
+        claimed["meta"] = json!({"profile": [profile::FAST_KONTAKT]});
+        claimed["participant"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("member");
+        let refused = s.post("CareTeam", &claimed).await;
+        assert_eq!(refused.status, 422, "{}", refused.text);
+        assert!(
+            refused.text.contains("CareTeam.participant[0].member"),
+            "{}",
+            refused.text
+        );
+
+        let before = s.get("CareTeam?_summary=count").await.body["total"].clone();
+        let validated = s.post("CareTeam/$validate", &claimed).await;
+        assert_eq!(validated.status, 200, "{}", validated.text);
+        assert_eq!(validated.body["resourceType"], "OperationOutcome");
+        assert!(
+            validated.text.contains("CareTeam.participant[0].member"),
+            "{}",
+            validated.text
+        );
+        let mut with_on_behalf_of = fast_kontakt("1", "sjukskoterska");
+        with_on_behalf_of["participant"][0]["onBehalfOf"] = json!({"reference": "Organization/vc"});
+        let invariant = s.post("CareTeam/$validate", &with_on_behalf_of).await;
+        assert!(invariant.text.contains("ctm-1"), "{}", invariant.text);
+        let fine = s
+            .post("CareTeam/$validate", &fast_kontakt("1", "sjukskoterska"))
+            .await;
+        assert_eq!(
+            fine.body["issue"][0]["severity"], "information",
+            "{}",
+            fine.text
+        );
+        assert_eq!(
+            s.get("CareTeam?_summary=count").await.body["total"],
+            before,
+            "$validate stores nothing"
+        );
+    }
+);
+
+on_both_backends!(
+    a_bundle_entry_and_the_same_request_alone_answer_alike_on_a_stale_version,
+    async |s: &TestServer| {
+        scene(s).await;
+        let patient = s.get("Patient/p").await.body;
+        assert_eq!(s.put("Patient/p", &patient).await.status, 200);
+        let alone = s
+            .request(reqwest::Method::PUT, "Patient/p")
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "W/\"1\"")
+            .body(patient.to_string());
+        let alone = Reply::send(alone).await;
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient, "request": {"method": "PUT", "url": "Patient/p", "ifMatch": "W/\"1\""}}]});
+        let in_bundle = s.post("", &bundle).await;
+        assert_eq!(alone.status, 412);
+        assert_eq!(in_bundle.status, alone.status, "{}", in_bundle.text);
+        assert_eq!(
+            in_bundle.outcome_issue()["code"],
+            alone.outcome_issue()["code"]
+        );
+    }
+);
+
+/// Every demo patient's unified plan is a complete `document` that passes the independent
+/// validator when one is configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unified_plan_of_every_demo_patient_is_a_valid_document() {
+    let bed = TestBed::start(Backend::Sqlite).await.unwrap();
+    let s = &bed.server;
+    let demo: Value = serde_json::from_str(DEMO_BUNDLE).unwrap();
+    let loaded = s.post("", &demo).await;
+    assert_eq!(
+        loaded.status, 200,
+        "the demo passes every profile and rule: {}",
+        loaded.text
+    );
+    let patients: Vec<String> = demo["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "Patient")
+        .map(|e| e["resource"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(patients.len() >= 3);
+    let mut documents = Vec::new();
+    for id in &patients {
+        let reply = s.get(&format!("Patient/{id}/$patientkontrakt")).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["type"], "document");
+        let composition = &reply.body["entry"][0]["resource"];
+        assert_eq!(composition["resourceType"], "Composition");
+        let sections: Vec<&str> = composition["section"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"]["coding"][0]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                "overenskommelse",
+                "fasta-kontakter",
+                "overenskomna-tider",
+                "planer",
+                "sip",
+                "narstaende",
+                "kontaktvagar"
+            ]
+        );
+        for entry in reply.body["entry"].as_array().unwrap().iter().skip(1) {
+            assert!(
+                entry["fullUrl"].as_str().unwrap().starts_with("http"),
+                "absolute fullUrl: {entry}"
+            );
+        }
+        documents.push((id.clone(), reply.text));
+    }
+    let tolvan = &documents
+        .iter()
+        .find(|(id, _)| id == "demo-tolvan")
+        .unwrap()
+        .1;
+    assert!(tolvan.contains("Anna Berg"), "names his fast läkarkontakt");
+    assert_eq!(s.get("Patient/nobody/$patientkontrakt").await.status, 404);
+    assert_eq!(
+        s.get("Patient/demo-tolvan/$patientkontrakt?start=2027-13-01")
+            .await
+            .status,
+        400
+    );
+    validate_independently(&documents);
+    bed.finish().await;
+}
+
+fn validate_independently(documents: &[(String, String)]) {
+    let Ok(python) = std::env::var("PARAPLY_FHIR_VALIDATOR_PYTHON") else {
+        eprintln!(
+            "SKIPPED: PARAPLY_FHIR_VALIDATOR_PYTHON is not set; documents not validated independently"
+        );
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/tools/fhir-validate/validate_r4.py"
+    );
+    if !std::path::Path::new(script).exists() {
+        eprintln!("SKIPPED: {script} is absent");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "paraply-documents-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = documents
+        .iter()
+        .map(|(id, text)| {
+            let file = dir.join(format!("{id}.json"));
+            std::fs::write(&file, text).unwrap();
+            file
+        })
+        .collect();
+    let output = std::process::Command::new(&python)
+        .arg(script)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
