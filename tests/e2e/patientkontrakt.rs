@@ -842,3 +842,19 @@ fn validate_independently(documents: &[(String, String)]) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `paraply synth` populations load through the same write path as any client's data: every
+/// plan passes the profiles, the invariants and the rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthetic_population_passes_every_rule() {
+    let bed = TestBed::start(Backend::Sqlite).await.unwrap();
+    let options = paraply_synth::SynthOptions {
+        patients: 120,
+        ..paraply_synth::SynthOptions::default()
+    };
+    let report = paraply_synth::load(&bed.server.base, &options, 2)
+        .await
+        .unwrap_or_else(|error| panic!("the population loads: {error}"));
+    assert_eq!(report.patients, 120);
+    bed.finish().await;
+}

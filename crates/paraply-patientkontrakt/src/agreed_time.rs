@@ -126,6 +126,22 @@ pub fn apply_response(
 
     let answer = text(response, "participantStatus").unwrap_or_default();
     let current = status(appointment).unwrap_or_default();
+    if SETTLED.contains(&current) {
+        // A record of an answer given before the appointment took place (or was
+        // cancelled) changes nothing; a new answer to it is refused.
+        let answered_before = list(appointment, "participant")
+            .get(index)
+            .and_then(|participant| text(participant, "status"));
+        if answered_before == Some(answer) {
+            return Ok(None);
+        }
+        return Err(ResponseError::NotAllowed {
+            reason: format!(
+                "{} is {current}; it can no longer be answered",
+                self_reference(appointment).unwrap_or_else(|| "the appointment".to_owned())
+            ),
+        });
+    }
     let wishes_other_time = response.get("start").is_some() || response.get("end").is_some();
     let mut updated = appointment.clone();
     set_participant_status(&mut updated, index, answer);
@@ -160,14 +176,6 @@ pub fn apply_response(
 
     if updated == *appointment {
         return Ok(None);
-    }
-    if SETTLED.contains(&current) {
-        return Err(ResponseError::NotAllowed {
-            reason: format!(
-                "{} is {current}; it can no longer be answered",
-                self_reference(appointment).unwrap_or_else(|| "the appointment".to_owned())
-            ),
-        });
     }
     // R4 app-3: only proposed or cancelled appointments may lack start and end.
     let timed = appointment.get("start").is_some() && appointment.get("end").is_some();

@@ -302,6 +302,11 @@ async fn answer(
     let patient = match (patient, &responder) {
         (Some(patient), Responder::Patient) => patient,
         (_, Responder::Relative { related_person }) => {
+            // A relative invited in their own right (to a SIP meeting) answers for
+            // themselves, not for the patient: that moves no agreed time.
+            if invited(&appointment, related_person) {
+                return Ok(None);
+            }
             let Some(patient) = rules::patient_of(&appointment) else {
                 return Err(refused(format!(
                     "{appointment_reference} has no patient to answer for"
@@ -335,6 +340,18 @@ async fn answer(
         Ok(None) => Ok(None),
         Err(error) => Err(refused(error.to_string())),
     }
+}
+
+/// Whether `actor` is a participant of the appointment.
+fn invited(appointment: &Value, actor: &str) -> bool {
+    appointment
+        .get("participant")
+        .and_then(Value::as_array)
+        .is_some_and(|participants| {
+            participants
+                .iter()
+                .any(|p| reference_at(p, "actor").as_deref() == Some(actor))
+        })
 }
 
 fn parse(body: &str) -> Result<Value, CoreError> {
