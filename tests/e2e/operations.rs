@@ -140,6 +140,13 @@ async fn openapi_description_matches_the_router() {
                 "SearchParameter/{id}",
                 "SearchParameter/CareTeam-participant-role",
             )
+            .replace("StructureDefinition/{id}", "StructureDefinition/fast-kontakt")
+            .replace("CodeSystem/{id}", "CodeSystem/plan-type")
+            .replace("ValueSet/{id}", "ValueSet/plan-type")
+            .replace(
+                "OperationDefinition/{id}",
+                "OperationDefinition/patientkontrakt",
+            )
             .replace("{type}", "Patient")
             .replace("{id}", "p1")
             .replace("{vid}", "1");
