@@ -140,7 +140,10 @@ async fn openapi_description_matches_the_router() {
                 "SearchParameter/{id}",
                 "SearchParameter/CareTeam-participant-role",
             )
-            .replace("StructureDefinition/{id}", "StructureDefinition/fast-kontakt")
+            .replace(
+                "StructureDefinition/{id}",
+                "StructureDefinition/fast-kontakt",
+            )
             .replace("CodeSystem/{id}", "CodeSystem/plan-type")
             .replace("ValueSet/{id}", "ValueSet/plan-type")
             .replace(
