@@ -12,7 +12,8 @@ use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::SearchQuery;
 use serde_json::Value;
 
-use crate::access::{Access, AccessSummary};
+use crate::access::Access;
+use crate::access_record::AccessSummary;
 use crate::engine::{Fhir, Outcome, Reader, is_write, log_read_in, restricted};
 use crate::error::{CoreError, Method};
 use crate::operations::Operations;

@@ -12,10 +12,8 @@ use paraply_store::{
 };
 use serde_json::Value;
 
-use crate::access::{
-    self, Access, AccessSettings, AccessSummary, patients_of, query_text, required_permission,
-    server_written, without_internal_notes,
-};
+use crate::access::{Access, AccessSettings, required_permission, server_written};
+use crate::access_record::{self, AccessSummary, query_text};
 use crate::audit_log::{AuditLog, stage_audit_event};
 use crate::conformance::{ConformanceCatalog, NoConformance};
 use crate::context::{Caller, RequestContext};
@@ -24,6 +22,7 @@ use crate::identity::IdentityCache;
 use crate::operations::{Operation, OperationContext, Operations};
 use crate::request::{FhirRequest, HistoryParams, Interaction};
 use crate::rules::WriteRule;
+use crate::tags::{patients_of, without_internal_notes};
 use crate::validation::{ResourceCheck, Validator};
 use crate::write::SingleWrite;
 
@@ -237,7 +236,8 @@ impl Fhir {
             Ok(access) => access,
             Err(error) => {
                 // Somebody with a valid token whom no record matches: logged, then refused.
-                let record = access::unresolved_record(context, principal, &interaction, &error);
+                let record =
+                    access_record::unresolved_record(context, principal, &interaction, &error);
                 self.audit_log().record(record).await?;
                 return Err(error);
             }
@@ -252,7 +252,7 @@ impl Fhir {
     /// Logs a request refused before anyone was identified (no token, or a rejected one):
     /// attacks leave a trace too. The event names no patient, and no token content.
     pub async fn log_refused_login(&self, request_id: &str, reason: &str) -> Result<(), CoreError> {
-        let record = access::refused_login_record(request_id, reason);
+        let record = access_record::refused_login_record(request_id, reason);
         self.audit_log().record(record).await
     }
 

@@ -12,6 +12,7 @@
 
 mod access;
 mod access_log;
+mod access_record;
 mod audit;
 mod audit_log;
 mod bundle;
@@ -27,6 +28,7 @@ mod reindex;
 mod request;
 mod rules;
 mod stamp;
+mod tags;
 mod validation;
 mod versions;
 mod write;

@@ -21,7 +21,8 @@ use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
 use paraply_store::{NewVersion, SearchPage, StoreError, StoreTx, StoredResource};
 
-use crate::access::{Access, AccessSummary, Subject, owner_of, patients_of};
+use crate::access::{Access, Subject};
+use crate::access_record::AccessSummary;
 use crate::audit::AuditAction;
 use crate::audit_log::stage_audit_event;
 use crate::engine::{Fhir, Outcome, Reader};
@@ -29,6 +30,7 @@ use crate::error::CoreError;
 use crate::provenance::{ProvenanceActivity, stage_provenance};
 use crate::request::Interaction;
 use crate::rules::{Change, DerivedWrite};
+use crate::tags::{owner_of, patients_of};
 use crate::validation::Validator;
 use crate::versions::{Validation, write_in};
 
