@@ -151,10 +151,13 @@ async fn serve(
     }
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
+    let public_base_url = config.public_base_url(listener.local_addr()?);
     let mut app = router(
-        Fhir::with_access(stores.resources, config.file.access.settings()),
+        Fhir::with_access(stores.resources, config.file.access.settings())
+            .with_base_url(&public_base_url),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
+            public_base_url,
         },
         metrics,
         auth,
