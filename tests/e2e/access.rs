@@ -1096,7 +1096,11 @@ access_case!(
                 search.text
             );
             if search.status == 200 {
-                assert!(search.body.get("entry").is_none(), "{who:?}: {}", search.text);
+                assert!(
+                    search.body.get("entry").is_none(),
+                    "{who:?}: {}",
+                    search.text
+                );
             }
         }
         // Nor change it.

@@ -24,7 +24,10 @@ fn assert_links_start_with(reply: &Reply, base: &str) {
     collect_urls(&reply.body, &mut urls);
     assert!(!urls.is_empty(), "no links in {}", reply.text);
     for url in urls {
-        assert!(url.starts_with(&format!("{base}/")), "{url} is not under {base}");
+        assert!(
+            url.starts_with(&format!("{base}/")),
+            "{url} is not under {base}"
+        );
     }
 }
 
@@ -89,7 +92,11 @@ async fn links_ignore_the_host_header(s: &TestServer, base: &str) {
     )
     .await;
     assert_eq!(transaction.status, 200, "{}", transaction.text);
-    assert!(!transaction.text.contains("evil.example"), "{}", transaction.text);
+    assert!(
+        !transaction.text.contains("evil.example"),
+        "{}",
+        transaction.text
+    );
 }
 
 async fn configured_base_on(backend: Backend) {
@@ -168,7 +175,7 @@ on_both_backends!(
             s.get("_history").await,
         ];
         for reply in replies {
-            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert!(matches!(reply.status, 200 | 201), "{}", reply.text);
             assert!(
                 reply.text.contains("mottagare.example.se"),
                 "the Subscription is shown: {}",

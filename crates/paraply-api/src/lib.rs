@@ -327,7 +327,11 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
     let self_url = format!(
         "{base}{}{}",
         parts.uri.path().trim_start_matches("/fhir"),
-        parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default()
+        parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default()
     );
 
     let mut fhir_request = FhirRequest::new(method, path);

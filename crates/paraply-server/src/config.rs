@@ -296,7 +296,10 @@ mod tests {
     #[test]
     fn public_base_url_is_https_or_loopback_http() {
         for (given, kept) in [
-            ("https://fhir.example.se/fhir/", "https://fhir.example.se/fhir"),
+            (
+                "https://fhir.example.se/fhir/",
+                "https://fhir.example.se/fhir",
+            ),
             ("http://127.0.0.1:8080/fhir", "http://127.0.0.1:8080/fhir"),
             ("http://localhost:8080/fhir", "http://localhost:8080/fhir"),
             ("http://[::1]:8080/fhir", "http://[::1]:8080/fhir"),
@@ -328,10 +331,7 @@ mod tests {
     fn public_base_url_defaults_to_the_bound_address() {
         let config = Config::from_settings(&settings()).unwrap();
         let bound: SocketAddr = "127.0.0.1:4711".parse().unwrap();
-        assert_eq!(
-            config.public_base_url(bound),
-            "http://127.0.0.1:4711/fhir"
-        );
+        assert_eq!(config.public_base_url(bound), "http://127.0.0.1:4711/fhir");
     }
 
     #[test]
