@@ -1044,3 +1044,73 @@ access_case!(
         assert_forbidden(&w.get(Who::Erik, "CarePlan/umbrella-tolvan").await);
     }
 );
+
+access_case!(
+    subscriptions_are_read_only_by_their_care_provider_and_system_clients_and_never_show_headers,
+    async |w: &World| {
+        let subscription = json!({"resourceType": "Subscription", "status": "requested",
+            "reason": "Nya vårdplaner", "criteria": "CarePlan?status=active",
+            "channel": {"type": "rest-hook", "endpoint": "https://mottagare.example.se/hook",
+                "payload": "application/fhir+json",
+                "header": ["Authorization: Bearer hemlig-nyckel"]}});
+        let created = w.post(Who::Anna, "Subscription", &subscription).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        assert!(!created.text.contains("hemlig-nyckel"), "{}", created.text);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        let read = format!("Subscription/{id}");
+        let history = format!("Subscription/{id}/_history");
+
+        // The creating care provider's staff (Anna, and Erik at another of its units) and
+        // system clients see it, without its headers.
+        for who in [Who::Anna, Who::Erik, Who::System] {
+            for path in [read.as_str(), history.as_str(), "Subscription"] {
+                let reply = w.get(who, path).await;
+                assert_eq!(reply.status, 200, "{who:?} {path}: {}", reply.text);
+                assert!(
+                    reply.text.contains("mottagare.example.se"),
+                    "{who:?} {path}: {}",
+                    reply.text
+                );
+                assert!(
+                    !reply.text.contains("hemlig-nyckel"),
+                    "{who:?} {path}: {}",
+                    reply.text
+                );
+            }
+        }
+        // Another care provider's staff, patients and relatives neither read nor find it.
+        for who in [Who::Maria, Who::Tolvan, Who::Lisa] {
+            for path in [read.as_str(), history.as_str()] {
+                let reply = w.get(who, path).await;
+                assert_ne!(reply.status, 200, "{who:?} {path}: {}", reply.text);
+                assert!(
+                    !reply.text.contains("mottagare.example.se"),
+                    "{who:?} {path}: {}",
+                    reply.text
+                );
+            }
+            let search = w.get(who, "Subscription").await;
+            assert!(
+                !search.text.contains("mottagare.example.se"),
+                "{who:?}: {}",
+                search.text
+            );
+            if search.status == 200 {
+                assert!(
+                    search.body.get("entry").is_none(),
+                    "{who:?}: {}",
+                    search.text
+                );
+            }
+        }
+        // Nor change it.
+        let mut changed = subscription.clone();
+        changed["id"] = json!(id);
+        changed["channel"]["endpoint"] = json!("https://elak.example.se/hook");
+        let update = w
+            .send(Who::Maria, reqwest::Method::PUT, &read, Some(&changed))
+            .await;
+        assert_ne!(update.status, 200, "{}", update.text);
+        assert_ne!(update.status, 201, "{}", update.text);
+    }
+);

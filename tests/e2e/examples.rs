@@ -62,8 +62,16 @@ fn without_id_and_meta(mut resource: Value) -> Value {
     resource
 }
 
+/// What a read shows of `original`: all of it, but a Subscription's channel headers
+/// (credentials, never shown).
 fn with_original_meta_extras(original: &Value) -> Value {
-    without_id_and_meta(original.clone())
+    let mut shown = without_id_and_meta(original.clone());
+    if shown["resourceType"] == "Subscription"
+        && let Some(channel) = shown["channel"].as_object_mut()
+    {
+        channel.shift_remove("header");
+    }
+    shown
 }
 
 on_both_backends!(

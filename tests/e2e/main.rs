@@ -2,6 +2,7 @@
 //! `PARAPLY_TEST_DATABASE_URL` is set) PostgreSQL.
 
 mod access;
+mod bad_input;
 mod bundles;
 mod crud;
 mod errors;

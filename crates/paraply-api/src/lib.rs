@@ -41,6 +41,10 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub struct ApiSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The public FHIR base URL (`https://paraply.example.se/fhir`, no trailing slash) that
+    /// every link and `Location` is built from — never the request's `Host` header, which
+    /// the caller chooses.
+    pub public_base_url: String,
 }
 
 #[derive(Clone)]
@@ -319,9 +323,16 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
             }
         }
     };
-    let host = header_text(&parts.headers, header::HOST).unwrap_or_else(|| "localhost".into());
-    let base = format!("http://{host}/fhir");
-    let self_url = format!("http://{host}{}", parts.uri);
+    let base = state.settings.public_base_url.trim_end_matches('/');
+    let self_url = format!(
+        "{base}{}{}",
+        parts.uri.path().trim_start_matches("/fhir"),
+        parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default()
+    );
 
     let mut fhir_request = FhirRequest::new(method, path);
     fhir_request.query = query;
@@ -377,7 +388,7 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         add_security(statement, &security);
     }
     let ctx = RenderContext {
-        base: &base,
+        base,
         self_url: &self_url,
         prefer,
         request_id: &id,
@@ -421,9 +432,19 @@ fn read_body(
     };
     if is_search {
         return match media {
-            "application/x-www-form-urlencoded" | "" => Ok(RequestBody::Form(parse_query(
-                std::str::from_utf8(bytes).unwrap_or(""),
-            ))),
+            // A body that cannot be read is refused: read as no criteria, it would match
+            // everything.
+            "application/x-www-form-urlencoded" | "" => std::str::from_utf8(bytes)
+                .map(|text| RequestBody::Form(parse_query(text)))
+                .map_err(|_| {
+                    render_issue(
+                        StatusCode::BAD_REQUEST,
+                        Issue::error(
+                            IssueType::Structure,
+                            "the search form body is not UTF-8 text",
+                        ),
+                    )
+                }),
             _ => Err(unsupported("application/x-www-form-urlencoded")),
         };
     }

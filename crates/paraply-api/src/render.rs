@@ -42,7 +42,7 @@ impl ReturnPreference {
 
 /// Per-request facts rendering needs.
 pub struct RenderContext<'a> {
-    /// The FHIR base URL as the client reached it, e.g. `http://127.0.0.1:8080/fhir`.
+    /// The public FHIR base URL from the settings, e.g. `https://paraply.example.se/fhir`.
     pub base: &'a str,
     /// The full URL of this request, for `self` links.
     pub self_url: &'a str,

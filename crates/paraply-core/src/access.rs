@@ -10,7 +10,7 @@ use paraply_auth::{Context, Permission, Principal, Scopes};
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{
     Condition, Filter, PatientLink, ReferenceTarget, Restriction, SearchQuery, StaffScope,
-    TokenSystem, Total, patient_link,
+    TokenSystem, Total, owner_only, patient_link,
 };
 use serde_json::Value;
 
@@ -252,7 +252,7 @@ impl Access {
         let Some(restriction) = self.restriction() else {
             return Ok(true);
         };
-        if patient_link(resource_type) == PatientLink::None {
+        if patient_link(resource_type) == PatientLink::None && !owner_only(resource_type) {
             return Ok(true);
         }
         reader.visible(resource_type, id, &restriction).await

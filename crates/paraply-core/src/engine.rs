@@ -22,7 +22,9 @@ use crate::identity::IdentityCache;
 use crate::operations::{Operation, OperationContext, Operations};
 use crate::request::{FhirRequest, HistoryParams, Interaction};
 use crate::rules::WriteRule;
-use crate::tags::{patients_of, without_internal_notes};
+use crate::tags::{
+    patients_of, strip_channel_headers, without_channel_headers, without_internal_notes,
+};
 use crate::validation::{ResourceCheck, Validator};
 use crate::write::SingleWrite;
 
@@ -219,7 +221,10 @@ impl Fhir {
                         reason: format!("{resource_type} resources are written by the server only"),
                     });
                 }
-                return self.execute(interaction, None).await;
+                return self
+                    .execute(interaction, None)
+                    .await
+                    .map(|outcome| as_shown(outcome, false));
             }
             Caller::Authenticated(principal) => principal,
         };
@@ -242,11 +247,9 @@ impl Fhir {
                 return Err(error);
             }
         };
-        let result = self.execute(interaction, Some(&access)).await;
-        match result {
-            Ok(outcome) if access.is_citizen() => Ok(without_internal_notes_in(outcome)),
-            other => other,
-        }
+        self.execute(interaction, Some(&access))
+            .await
+            .map(|outcome| as_shown(outcome, access.is_citizen()))
     }
 
     /// Logs a request refused before anyone was identified (no token, or a rejected one):
@@ -604,11 +607,23 @@ fn patients_in(outcome: &Outcome) -> Vec<ResourceId> {
     patients
 }
 
-/// Drops internal notes (I14) from everything an outcome shows a patient or relative.
-fn without_internal_notes_in(outcome: Outcome) -> Outcome {
+/// What an outcome may show its caller, whoever they are: never a Subscription's
+/// `channel.header` (the endpoint's credentials), and to a patient or relative
+/// (`citizen`) no internal notes (I14). Every answer of [`Fhir::handle_as`] passes here —
+/// reads, searches with their includes, histories, writes and Bundle entries alike.
+fn as_shown(outcome: Outcome, citizen: bool) -> Outcome {
     let strip = |resource: &mut StoredResource| {
         if let Some(body) = resource.body.take() {
-            resource.body = Some(without_internal_notes(body));
+            let body = if resource.resource_type == ResourceType::Subscription {
+                without_channel_headers(body)
+            } else {
+                body
+            };
+            resource.body = Some(if citizen {
+                without_internal_notes(body)
+            } else {
+                body
+            });
         }
     };
     match outcome {
@@ -643,9 +658,13 @@ fn without_internal_notes_in(outcome: Outcome) -> Outcome {
             transaction,
             entries: entries
                 .into_iter()
-                .map(|entry| entry.map(without_internal_notes_in))
+                .map(|entry| entry.map(|outcome| as_shown(outcome, citizen)))
                 .collect(),
         },
-        other => other,
+        Outcome::Built(mut value) => {
+            strip_channel_headers(&mut value);
+            Outcome::Built(value)
+        }
+        other @ (Outcome::Capabilities(_) | Outcome::Deleted) => other,
     }
 }

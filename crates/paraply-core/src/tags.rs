@@ -1,6 +1,7 @@
 //! What a stored body says of itself that the access rules and the access log read: the
 //! care-provider owner tag (`meta.tag`), the patients it belongs to (its patient link), and
-//! the internal notes patients and relatives never see (I14).
+//! the internal notes patients and relatives never see (I14), and the Subscription channel
+//! headers nobody sees.
 
 use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
 use paraply_fhir::{ResourceId, ResourceType};
@@ -101,6 +102,36 @@ pub(crate) fn patients_of_body(resource_type: ResourceType, value: &Value) -> Ve
     }
 }
 
+/// Drops `channel.header` from a stored Subscription body: it holds the credentials the
+/// server sends to the subscriber's endpoint, which no reader needs to see.
+pub(crate) fn without_channel_headers(body: String) -> String {
+    if !body.contains("\"header\"") {
+        return body;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(&body) else {
+        return body;
+    };
+    strip_channel_headers(&mut value);
+    serde_json::to_string(&value).unwrap_or(body)
+}
+
+/// Drops `channel.header` from every Subscription in `value`, at any depth (a Bundle's
+/// entries, contained resources).
+pub(crate) fn strip_channel_headers(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("resourceType").and_then(Value::as_str) == Some("Subscription")
+                && let Some(Value::Object(channel)) = map.get_mut("channel")
+            {
+                channel.remove("header");
+            }
+            map.values_mut().for_each(strip_channel_headers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_channel_headers),
+        _ => {}
+    }
+}
+
 /// Drops internal notes (I14) from a body shown to a patient or relative.
 pub(crate) fn without_internal_notes(body: String) -> String {
     if !body.contains(NOTE_VISIBILITY_URL) {
@@ -158,6 +189,22 @@ mod tests {
         let shown = without_internal_notes(body);
         assert!(shown.contains("förmiddagen"));
         assert!(!shown.contains("svår att nå"));
+    }
+
+    #[test]
+    fn subscription_channel_headers_are_never_shown() {
+        let body = json!({
+            "resourceType": "Subscription",
+            "status": "active",
+            "channel": {"type": "rest-hook", "endpoint": "https://x.example/hook",
+                        "header": ["Authorization: Bearer hemligt"]},
+            "contained": [{"resourceType": "Subscription",
+                           "channel": {"header": ["X-Key: också hemligt"]}}]
+        })
+        .to_string();
+        let shown = without_channel_headers(body);
+        assert!(shown.contains("https://x.example/hook"));
+        assert!(!shown.contains("hemligt"), "{shown}");
     }
 
     #[test]

@@ -47,8 +47,19 @@ pub fn patient_link(resource_type: ResourceType) -> PatientLink {
     }
 }
 
+/// Types that are no patient's data yet are not open to every caller: a restricted caller
+/// sees one only as staff of the care provider whose owner tag
+/// ([`paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM`]) it carries — the one that created it.
+/// Patients and relatives never see them; system clients are not restricted.
+///
+/// Subscriptions name endpoints and carry their credentials (`channel.header`) until they get
+/// an owning organization of their own.
+pub fn owner_only(resource_type: ResourceType) -> bool {
+    matches!(resource_type, ResourceType::Subscription)
+}
+
 /// What a restricted caller may see. Resources of types whose [`patient_link`] is
-/// [`PatientLink::None`] are not restricted by it.
+/// [`PatientLink::None`] are not restricted by it, except the [`owner_only`] ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Restriction {
     /// A patient: only data of these patients (their own id).

@@ -51,6 +51,10 @@ pub struct Settings {
     /// refused on any address but loopback.
     #[arg(long, env = "PARAPLY_AUTH", value_enum, default_value_t = AuthMode::Oidc)]
     pub auth: AuthMode,
+    /// The FHIR base URL as clients reach it (https, or http on loopback), for links and
+    /// `Location`; wins over the file's `public_base_url`. Default: http://<listen>/fhir.
+    #[arg(long, env = "PARAPLY_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
 }
 
 /// The settings of `reindex`.
@@ -74,6 +78,9 @@ pub enum AuthMode {
 pub struct FileConfig {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The FHIR base URL as clients reach it (`https://paraply.example.se/fhir`), which
+    /// every link and `Location` starts with. `None`: `http://<listen address>/fhir`.
+    pub public_base_url: Option<String>,
     /// Database connections per pool (readers; SQLite writes use one connection).
     pub database_pool_size: u32,
     /// Trusted OpenID Connect issuers (`[[issuer]]` tables).
@@ -91,6 +98,7 @@ impl Default for FileConfig {
     fn default() -> Self {
         FileConfig {
             max_body_bytes: 8 * 1024 * 1024,
+            public_base_url: None,
             database_pool_size: 8,
             issuer: Vec::new(),
             access: AccessConfig::default(),
@@ -180,12 +188,25 @@ pub enum ConfigError {
     )]
     AuthNoneNotLoopback { listen: SocketAddr },
     #[error(
+        "public_base_url (--public-base-url / PARAPLY_PUBLIC_BASE_URL / the config file's public_base_url): '{value}' {reason}"
+    )]
+    PublicBaseUrl { value: String, reason: &'static str },
+    #[error(
         "--auth / PARAPLY_AUTH: 'oidc' (the default) needs at least one trusted issuer: add an [[issuer]] table to the --config / PARAPLY_CONFIG file (see README), or use --auth none on a loopback address for development"
     )]
     NoIssuers,
 }
 
 impl Config {
+    /// The FHIR base URL links are built from: the setting, else the address the server
+    /// is bound to (which knows the port when `--listen` asked for port 0).
+    pub fn public_base_url(&self, bound: SocketAddr) -> String {
+        self.file
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}/fhir"))
+    }
+
     /// The settings of `paraply serve`: with `--auth oidc`, the file must name an issuer.
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
         let config = Self::load(settings)?;
@@ -216,7 +237,7 @@ impl Config {
                 scheme: scheme.to_owned(),
             });
         }
-        let file = match &settings.config {
+        let mut file = match &settings.config {
             None => FileConfig::default(),
             Some(path) => {
                 let shown = path.display().to_string();
@@ -245,6 +266,13 @@ impl Config {
                 file
             }
         };
+        if let Some(value) = settings
+            .public_base_url
+            .as_ref()
+            .or(file.public_base_url.as_ref())
+        {
+            file.public_base_url = Some(public_base_url(value)?);
+        }
         if settings.auth == AuthMode::None && !listen.ip().is_loopback() {
             return Err(ConfigError::AuthNoneNotLoopback { listen });
         }
@@ -257,6 +285,36 @@ impl Config {
     }
 }
 
+/// A public base URL, checked like the portal's `public_url`: absolute, https (plain http
+/// only on loopback, where nothing crosses a network), without credentials, query or
+/// fragment. Returned without a trailing slash.
+fn public_base_url(value: &str) -> Result<String, ConfigError> {
+    let refuse = |reason| ConfigError::PublicBaseUrl {
+        value: value.to_owned(),
+        reason,
+    };
+    let url = url::Url::parse(value).map_err(|_| refuse("is not an absolute URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(refuse("has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(refuse("must use https (plain http only on loopback)")),
+        _ => return Err(refuse("must be an http(s) URL")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("must not carry credentials"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse("must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,7 +325,49 @@ mod tests {
             database_url: DEFAULT_DATABASE_URL.into(),
             config: None,
             auth: AuthMode::None,
+            public_base_url: None,
         }
+    }
+
+    #[test]
+    fn public_base_url_is_https_or_loopback_http() {
+        for (given, kept) in [
+            (
+                "https://fhir.example.se/fhir/",
+                "https://fhir.example.se/fhir",
+            ),
+            ("http://127.0.0.1:8080/fhir", "http://127.0.0.1:8080/fhir"),
+            ("http://localhost:8080/fhir", "http://localhost:8080/fhir"),
+            ("http://[::1]:8080/fhir", "http://[::1]:8080/fhir"),
+        ] {
+            let mut s = settings();
+            s.public_base_url = Some(given.into());
+            let config = Config::from_settings(&s).unwrap();
+            assert_eq!(config.file.public_base_url.as_deref(), Some(kept));
+        }
+        for refused in [
+            "fhir.example.se/fhir",
+            "/fhir",
+            "http://fhir.example.se/fhir",
+            "ftp://fhir.example.se/fhir",
+            "https://user:pw@fhir.example.se/fhir",
+            "https://fhir.example.se/fhir?x=1",
+        ] {
+            let mut s = settings();
+            s.public_base_url = Some(refused.into());
+            let message = Config::from_settings(&s).unwrap_err().to_string();
+            assert!(
+                message.contains("PARAPLY_PUBLIC_BASE_URL") && message.contains(refused),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_base_url_defaults_to_the_bound_address() {
+        let config = Config::from_settings(&settings()).unwrap();
+        let bound: SocketAddr = "127.0.0.1:4711".parse().unwrap();
+        assert_eq!(config.public_base_url(bound), "http://127.0.0.1:4711/fhir");
     }
 
     #[test]

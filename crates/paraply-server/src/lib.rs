@@ -151,10 +151,12 @@ async fn serve(
     }
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
+    let public_base_url = config.public_base_url(listener.local_addr()?);
     let mut app = router(
-        engine(stores.resources, config),
+        engine(stores.resources, config).with_base_url(&public_base_url),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
+            public_base_url,
         },
         metrics,
         auth,

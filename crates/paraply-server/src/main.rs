@@ -8,10 +8,28 @@ use paraply_server::{
 };
 use tokio::net::TcpListener;
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PARAPLY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var("PARAPLY_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+/// Log lines as `PARAPLY_LOG` (a tracing filter, default `info`) and `PARAPLY_LOG_FORMAT`
+/// (`text`, the default, or `json`) ask. A value that cannot be used is an error naming the
+/// variable: a server logging other than as configured would hide what it was asked to show.
+fn init_logging() -> Result<(), String> {
+    let filter = match setting("PARAPLY_LOG")? {
+        None => tracing_subscriber::EnvFilter::new("info"),
+        Some(value) => tracing_subscriber::EnvFilter::builder()
+            .parse(&value)
+            .map_err(|e| {
+                format!("PARAPLY_LOG: '{value}' is not a log filter like 'info' or 'info,paraply_core=debug': {e}")
+            })?,
+    };
+    let json = match setting("PARAPLY_LOG_FORMAT")? {
+        None => false,
+        Some(value) if value.eq_ignore_ascii_case("text") => false,
+        Some(value) if value.eq_ignore_ascii_case("json") => true,
+        Some(value) => {
+            return Err(format!(
+                "PARAPLY_LOG_FORMAT: '{value}' is not a log format (use text or json)"
+            ));
+        }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
@@ -20,12 +38,26 @@ fn init_logging() {
     } else {
         builder.init();
     }
+    Ok(())
+}
+
+/// An environment variable; unset and empty alike are `None` (as for the flags' variables).
+fn setting(name: &str) -> Result<Option<String>, String> {
+    match std::env::var(name) {
+        Ok(value) if value.is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name}: the value is not UTF-8")),
+    }
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    if let Err(error) = init_logging() {
+        eprintln!("paraply: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
     match start(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -22,6 +22,7 @@ const PARAPLY_VARS: &[&str] = &[
     "PARAPLY_AUTH",
     "PARAPLY_LOG",
     "PARAPLY_LOG_FORMAT",
+    "PARAPLY_PUBLIC_BASE_URL",
 ];
 
 /// A fresh directory for one test's database, config and logs.
@@ -597,7 +598,35 @@ async fn bad_settings_stop_startup_naming_the_setting() {
         "--auth",
         "none",
     ];
+    // Settings that are fine but for the one each case spoils.
+    let good = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &database,
+        "--auth",
+        "none",
+    ];
     let cases = [
+        BadStart {
+            name: "log-filter",
+            args: &good,
+            envs: &[("PARAPLY_LOG", "info,paraply=loud")],
+            mentions: &["PARAPLY_LOG", "paraply=loud"],
+        },
+        BadStart {
+            name: "log-format",
+            args: &good,
+            envs: &[("PARAPLY_LOG_FORMAT", "xml")],
+            mentions: &["PARAPLY_LOG_FORMAT", "xml"],
+        },
+        BadStart {
+            name: "public-base-url-env",
+            args: &good,
+            envs: &[("PARAPLY_PUBLIC_BASE_URL", "http://fhir.example.se/fhir")],
+            mentions: &["PARAPLY_PUBLIC_BASE_URL", "https"],
+        },
         BadStart {
             name: "oidc-without-issuers",
             args: &oidc_without_issuers,

@@ -15,7 +15,7 @@
 
 use paraply_fhir::ResourceType;
 use paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
-use paraply_search::{PatientLink, Restriction, StaffScope, patient_link};
+use paraply_search::{PatientLink, Restriction, StaffScope, owner_only, patient_link};
 
 use crate::search::Builder;
 
@@ -32,10 +32,12 @@ impl Builder<'_> {
     pub(crate) fn restricted(&mut self, alias: &str, types: &[ResourceType]) -> Option<String> {
         let restriction = self.restriction?;
         let mut open = Vec::new();
+        let mut owned = Vec::new();
         let mut itself = Vec::new();
         let mut by_param: Vec<(&'static str, Vec<ResourceType>)> = Vec::new();
         for &t in types {
             match patient_link(t) {
+                PatientLink::None if owner_only(t) => owned.push(t),
                 PatientLink::None => open.push(t),
                 PatientLink::Itself => itself.push(t),
                 PatientLink::Param(param) => match by_param.iter_mut().find(|(p, _)| *p == param) {
@@ -44,9 +46,11 @@ impl Builder<'_> {
                 },
             }
         }
-        let groups =
-            usize::from(!open.is_empty()) + usize::from(!itself.is_empty()) + by_param.len();
-        if itself.is_empty() && by_param.is_empty() {
+        let groups = usize::from(!open.is_empty())
+            + usize::from(!owned.is_empty())
+            + usize::from(!itself.is_empty())
+            + by_param.len();
+        if owned.is_empty() && itself.is_empty() && by_param.is_empty() {
             return None;
         }
         // One group: every row already is of a type of it, no type test needed.
@@ -57,6 +61,10 @@ impl Builder<'_> {
                 "{alias}.resource_type IN ({})",
                 self.type_list(&open)
             ));
+        }
+        if !owned.is_empty() {
+            let test = self.owned_by_caller(restriction, alias);
+            any.push(self.of_types(alias, &owned, typed, test));
         }
         if !itself.is_empty() {
             let test = self.patient_allowed(restriction, &format!("{alias}.id"), None);
@@ -115,6 +123,23 @@ impl Builder<'_> {
         } else {
             test
         }
+    }
+
+    /// An [`owner_only`] resource `alias` carries the owner tag of the caller's care
+    /// provider. Only staff have one; an emergency access is for patient data and does not
+    /// widen this.
+    fn owned_by_caller(&mut self, restriction: &Restriction, alias: &str) -> String {
+        let Restriction::Staff(scope) = restriction else {
+            return "FALSE".to_owned();
+        };
+        let o = self.alias("o");
+        let tag = self.stmt.text("_tag");
+        let system = self.stmt.text(CARE_PROVIDER_TAG_SYSTEM);
+        let own = self.stmt.text(&scope.care_provider);
+        format!(
+            "EXISTS (SELECT 1 FROM index_token {o} WHERE {o}.rid = {alias}.seq \
+             AND {o}.param = {tag} AND {o}.system = {system} AND {o}.code = {own})"
+        )
     }
 
     /// The resource `alias` names, through its `param` reference rows, a patient the caller

@@ -85,6 +85,8 @@ macro_rules! store_conformance_tests {
             index_maintenance_replaces_only_the_given_parameters_rows_of_current_versions,
             index_maintenance_records_definitions_per_type,
             index_maintenance_waits_for_a_write_in_progress_and_skips_the_version_it_retired,
+            serialize_on_the_same_key_waits_until_the_holder_commits_and_then_sees_its_writes,
+            serialize_on_different_keys_waits_only_where_the_database_has_one_writer,
             ping_succeeds,
         );
     };
@@ -2490,6 +2492,114 @@ pub async fn index_maintenance_waits_for_a_write_in_progress_and_skips_the_versi
     batch.await.unwrap().unwrap();
     assert!(search_ids(&*store, &[("active", "stale")]).await.is_empty());
     assert_eq!(search_ids(&*store, &[("active", "true")]).await, ["p1"]);
+}
+
+/// How long a transaction that should be waiting is given to (wrongly) get on.
+const STILL_WAITING: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The steps a second transaction has passed, as it reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Began,
+    Serialized,
+}
+
+/// Starts a second transaction that begins, serializes on `key`, reports each step on the
+/// returned channel, then searches for patients with identifier `k` and commits. Yields the
+/// ids it found.
+fn second_transaction(
+    store: &Arc<dyn Store>,
+    key: &'static str,
+) -> (
+    tokio::task::JoinHandle<Result<Vec<String>, StoreError>>,
+    tokio::sync::mpsc::UnboundedReceiver<Step>,
+) {
+    let (steps, passed) = tokio::sync::mpsc::unbounded_channel();
+    let store = store.clone();
+    let task = tokio::spawn(async move {
+        let mut tx = store.begin().await?;
+        let _ = steps.send(Step::Began);
+        tx.serialize_on(key).await?;
+        let _ = steps.send(Step::Serialized);
+        let page = tx.search(&patient_query(&[("identifier", "k")])).await?;
+        tx.commit().await?;
+        Ok(ids_of(&page))
+    });
+    (task, passed)
+}
+
+/// The steps reported so far.
+fn steps_so_far(passed: &mut tokio::sync::mpsc::UnboundedReceiver<Step>) -> Vec<Step> {
+    std::iter::from_fn(|| passed.try_recv().ok()).collect()
+}
+
+/// Two transactions serialized on one key cannot interleave: the second waits at
+/// `serialize_on` (or, with a single writer, already at `begin`) until the first commits,
+/// and then reads what the first wrote — so a check-then-write rule run under the key
+/// cannot pass twice.
+pub async fn serialize_on_the_same_key_waits_until_the_holder_commits_and_then_sees_its_writes(
+    store: Arc<dyn Store>,
+) {
+    let mut first = store.begin().await.unwrap();
+    first.serialize_on("k").await.unwrap();
+    let found = first
+        .search(&patient_query(&[("identifier", "k")]))
+        .await
+        .unwrap();
+    assert!(found.matches.is_empty());
+
+    let (second, mut passed) = second_transaction(&store, "k");
+    tokio::time::sleep(STILL_WAITING).await;
+    assert!(
+        !steps_so_far(&mut passed).contains(&Step::Serialized),
+        "the second transaction got past serialize_on while the first held the key"
+    );
+    first
+        .write(patient("p1", 1, at(0), &[(None, "k")]))
+        .await
+        .unwrap();
+    tokio::time::sleep(STILL_WAITING).await;
+    assert!(
+        !steps_so_far(&mut passed).contains(&Step::Serialized),
+        "the second transaction got past serialize_on before the first committed"
+    );
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap().unwrap(), ["p1"]);
+}
+
+/// Keys are independent where write transactions run side by side (PostgreSQL: one
+/// advisory lock per key): a transaction serialized on another key gets on at once. Where
+/// the database has a single writer (SQLite), the second transaction already waits at
+/// `begin` until the first ends, whatever its key — what this case checks there is only
+/// that it then gets on.
+pub async fn serialize_on_different_keys_waits_only_where_the_database_has_one_writer(
+    store: Arc<dyn Store>,
+) {
+    let mut first = store.begin().await.unwrap();
+    first.serialize_on("a").await.unwrap();
+    first
+        .write(patient("p1", 1, at(0), &[(None, "k")]))
+        .await
+        .unwrap();
+
+    let (second, mut passed) = second_transaction(&store, "b");
+    tokio::time::sleep(STILL_WAITING).await;
+    let steps = steps_so_far(&mut passed);
+    let side_by_side = steps.contains(&Step::Began);
+    if side_by_side {
+        assert_eq!(
+            steps,
+            [Step::Began, Step::Serialized],
+            "serialize_on waited for a transaction holding another key"
+        );
+        // It reads committed data only: the first's write is not yet there.
+        assert_eq!(second.await.unwrap().unwrap(), Vec::<String>::new());
+        first.commit().await.unwrap();
+    } else {
+        assert!(steps.is_empty(), "{steps:?}");
+        first.commit().await.unwrap();
+        assert_eq!(second.await.unwrap().unwrap(), ["p1"]);
+    }
 }
 
 pub async fn index_maintenance_records_definitions_per_type(store: Arc<dyn Store>) {
