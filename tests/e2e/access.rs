@@ -253,11 +253,19 @@ fn patient(id: &str, pnr: &str, family: &str) -> Value {
         "identifier": [{"system": PNR, "value": pnr}], "name": [{"family": family}]})
 }
 
-fn care_team(id: &str, patient: &str, category: &str, member: &str, unit: &str) -> Value {
+/// A CareTeam with one PractitionerRole member (whose `organization` is the unit; R4 ctm-1
+/// allows `onBehalfOf` only for a Practitioner member). A fast kontakt's member carries its
+/// role from 1.2.752.129.5.1.69 (I4): 1 fast vårdkontakt, 2 fast läkarkontakt.
+fn care_team(id: &str, patient: &str, category: &str, member: &str, role: Option<&str>) -> Value {
+    let mut participant = json!({"member": reference(member)});
+    if let Some(code) = role {
+        participant["role"] =
+            json!([{"coding": [{"system": "urn:oid:1.2.752.129.5.1.69", "code": code}]}]);
+    }
     json!({"resourceType": "CareTeam", "id": id, "status": "active",
         "category": [{"coding": [{"system": "https://paraply.se/fhir/CodeSystem/care-team-category", "code": category}]}],
         "subject": reference(patient),
-        "participant": [{"member": reference(member), "onBehalfOf": reference(unit)}]})
+        "participant": [participant]})
 }
 
 fn care_plan(id: &str, patient: &str, title: &str) -> Value {
@@ -272,7 +280,7 @@ fn world_bundle() -> Value {
         "Patient/tolvan",
         "fast-kontakt",
         "PractitionerRole/anna-vc",
-        "Organization/vc-solna",
+        Some("2"),
     );
     ct_tolvan["note"] = json!([
         {"text": "Ring på förmiddagen"},
@@ -331,7 +339,7 @@ fn world_bundle() -> Value {
             "Patient/tolvan",
             "sip-team",
             "PractitionerRole/maria-hs",
-            "Organization/hemsjukvard",
+            None,
         ),
         care_plan("umbrella-tolvan", "Patient/tolvan", "Patientkontrakt"),
         region_plan,
@@ -349,14 +357,14 @@ fn world_bundle() -> Value {
             "Patient/karin",
             "fast-kontakt",
             "PractitionerRole/anna-vc",
-            "Organization/vc-solna",
+            Some("2"),
         ),
         care_team(
             "ct-karin-erik",
             "Patient/karin",
             "fast-kontakt",
             "PractitionerRole/erik-ger",
-            "Organization/geriatrik",
+            Some("1"),
         ),
         karin_plan,
         consent(

@@ -26,7 +26,7 @@ on_both_backends!(
     async |s: &TestServer| {
         let bundle = transaction(vec![
             json!({"fullUrl": "urn:uuid:3a8e4c1e-0000-4000-8000-000000000001",
-               "resource": {"resourceType": "Patient", "identifier": [{"system": "http://electronichealth.se/identifier/personnummer", "value": "194005051234"}]},
+               "resource": {"resourceType": "Patient", "identifier": [{"system": "http://electronichealth.se/identifier/personnummer", "value": "194005051232"}]},
                "request": {"method": "POST", "url": "Patient"}}),
             json!({"fullUrl": "urn:uuid:3a8e4c1e-0000-4000-8000-000000000002",
                "resource": {"resourceType": "CarePlan", "status": "active", "intent": "plan",
@@ -72,7 +72,7 @@ on_both_backends!(
         let before = stored_versions(s).await;
         let unknown = transaction(vec![json!({
         "resource": {"resourceType": "CareTeam", "status": "active",
-                     "subject": {"reference": "Patient?identifier=http://electronichealth.se/identifier/personnummer|200001019999"}},
+                     "subject": {"reference": "Patient?identifier=http://electronichealth.se/identifier/personnummer|200001019991"}},
         "request": {"method": "POST", "url": "CareTeam"}})]);
         let failed = s.post("", &unknown).await;
         assert_eq!(failed.status, 404);

@@ -3,7 +3,19 @@
 
 use super::*;
 
+use paraply_fhir::codes::profile;
+
+/// The resource types Paraply stores and serves.
 const SERVED: usize = 21;
+
+/// Paraply's own conformance resources (`fhir-profiles/`): read and search only.
+const CONFORMANCE: [&str; 5] = [
+    "StructureDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "SearchParameter",
+    "OperationDefinition",
+];
 
 on_both_backends!(
     capability_statement_lists_what_is_wired,
@@ -13,8 +25,43 @@ on_both_backends!(
         let statement = &reply.body;
         assert_eq!(statement["resourceType"], "CapabilityStatement");
         assert_eq!(statement["fhirVersion"], "4.0.1");
-        let resources = statement["rest"][0]["resource"].as_array().unwrap();
+        let all = statement["rest"][0]["resource"].as_array().unwrap();
+        assert_eq!(all.len(), SERVED + CONFORMANCE.len());
+        let (conformance, resources): (Vec<&Value>, Vec<&Value>) = all
+            .iter()
+            .partition(|r| CONFORMANCE.contains(&r["type"].as_str().unwrap()));
+        assert_eq!(conformance.len(), CONFORMANCE.len());
         assert_eq!(resources.len(), SERVED);
+        for entry in &conformance {
+            let interactions: Vec<&str> = entry["interaction"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["code"].as_str().unwrap())
+                .collect();
+            assert_eq!(interactions, ["read", "search-type"], "{}", entry["type"]);
+        }
+        // Served types name the Paraply profiles they support.
+        for (resource_type, expected) in [
+            ("CareTeam", profile::FAST_KONTAKT),
+            ("CareTeam", profile::SIP_TEAM),
+            ("CarePlan", profile::PATIENTKONTRAKT),
+            ("CarePlan", profile::SIP),
+            ("Appointment", profile::AGREED_APPOINTMENT),
+            ("Task", profile::INSATS),
+            ("Consent", profile::SIP_CONSENT),
+        ] {
+            let entry = resources
+                .iter()
+                .find(|r| r["type"] == resource_type)
+                .unwrap();
+            assert!(
+                entry["supportedProfile"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|url| url == expected)),
+                "{resource_type} does not list {expected}: {entry}"
+            );
+        }
         let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
         let params: Vec<&str> = patient["searchParam"]
             .as_array()

@@ -21,11 +21,13 @@ fn fast_kontakt(id: &str, patient: &str, status: &str, role: &str) -> Value {
     json!({"resourceType": "CareTeam", "id": id, "status": status, "subject": {"reference": format!("Patient/{patient}")},
            "category": [{"coding": [{"system": CATEGORY, "code": "fast-kontakt", "display": "Fast kontakt"}]}],
            "participant": [{"role": [{"coding": [{"system": ROLE, "code": role}]}],
-                            "member": {"reference": "PractitionerRole/r1"}, "onBehalfOf": {"reference": "Organization/vc"}}]})
+                            "member": {"reference": "PractitionerRole/r1"}}]})
 }
 
+/// A half-hour appointment (R4 app-2/app-3: a booked appointment has both start and end).
 fn appointment(id: &str, patient: &str, start: &str) -> Value {
-    json!({"resourceType": "Appointment", "id": id, "status": "booked", "start": start,
+    let end = start.replacen("T09:00", "T09:30", 1);
+    json!({"resourceType": "Appointment", "id": id, "status": "booked", "start": start, "end": end,
            "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"},
                            {"actor": {"reference": "PractitionerRole/r1"}, "status": "accepted"}]})
 }
@@ -42,11 +44,11 @@ async fn load_world(s: &TestServer) {
         put(
             json!({"resourceType": "Patient", "id": "p1", "identifier": [{"system": PNR, "value": "191212121212"}],
                    "name": [{"family": "Tolvansson", "given": ["Tolvan"]}], "gender": "male", "birthDate": "1912-12-12",
-                   "meta": {"profile": ["https://paraply.se/fhir/StructureDefinition/patient"]}}),
+                   "meta": {"profile": ["http://example.org/fhir/StructureDefinition/patient"]}}),
         ),
         put(
             json!({"resourceType": "Patient", "id": "p2", "identifier": [
-                       {"system": PNR, "value": "194005051234"},
+                       {"system": PNR, "value": "194005051232"},
                        {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "system": "urn:journal", "value": "J-77"}],
                    "name": [{"family": "Ågren", "given": ["Åsa"]}], "gender": "female", "birthDate": "1940-05-05"}),
         ),
@@ -318,13 +320,13 @@ on_both_backends!(id_last_updated_uri_and_quantity, async |s: &TestServer| {
     assert_eq!(
         ids(
             s,
-            "Patient?_profile=https://paraply.se/fhir/StructureDefinition/patient"
+            "Patient?_profile=http://example.org/fhir/StructureDefinition/patient"
         )
         .await,
         ["p1"]
     );
     assert_eq!(
-        ids(s, "Patient?_profile:below=https://paraply.se/fhir").await,
+        ids(s, "Patient?_profile:below=http://example.org/fhir").await,
         ["p1"]
     );
     assert_eq!(ids(s, "Encounter?length=gt30").await, ["e1"]);
@@ -623,7 +625,7 @@ on_both_backends!(
         assert_eq!(
             ids(
                 s,
-                "Patient?_profile:above=https://paraply.se/fhir/StructureDefinition/patient/v2"
+                "Patient?_profile:above=http://example.org/fhir/StructureDefinition/patient/v2"
             )
             .await,
             ["p1"]
