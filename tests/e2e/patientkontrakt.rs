@@ -134,14 +134,8 @@ fn rule_of(reply: &Reply) -> String {
     assert_eq!(issue["code"], "business-rule", "{}", reply.text);
     let diagnostics = issue["diagnostics"].as_str().unwrap_or_default();
     diagnostics
-        .split(|c: char| c == ':' || c == ';')
-        .map(str::trim)
-        .find(|part| part.starts_with("paraply-I"))
-        .or_else(|| {
-            diagnostics
-                .split_whitespace()
-                .find(|w| w.starts_with("paraply-I"))
-        })
+        .split_whitespace()
+        .find(|word| word.starts_with("paraply-I"))
         .unwrap_or_default()
         .trim_end_matches(':')
         .to_owned()

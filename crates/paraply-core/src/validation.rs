@@ -183,11 +183,8 @@ impl ResourceCheck for R4Invariants {
         issues
             .into_iter()
             .map(|issue| {
-                Issue::error(
-                    IssueType::Invariant,
-                    format!("{}: {}", issue.key, issue.message),
-                )
-                .at(issue.expression)
+                // The message names its invariant already ("ctm-1: …").
+                Issue::error(IssueType::Invariant, issue.message).at(issue.expression)
             })
             .collect()
     }
