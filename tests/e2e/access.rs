@@ -1122,3 +1122,48 @@ access_case!(
         assert_ne!(update.status, 201, "{}", update.text);
     }
 );
+
+// ---------------------------------------------------------------------------------------------
+// The unified plan under the access rules
+
+access_case!(
+    the_unified_plan_follows_the_access_rules_and_is_logged_once,
+    async |w: &World| {
+        let tolvan = "patient=Patient/tolvan";
+        let before = w.audit_count(tolvan).await;
+        let own = w.get(Who::Tolvan, "Patient/tolvan/$patientkontrakt").await;
+        assert_eq!(own.status, 200, "{}", own.text);
+        assert_eq!(own.body["type"], "document");
+        assert!(
+            own.text.contains("Ring på förmiddagen"),
+            "external notes are shown"
+        );
+        assert!(
+            !own.text.contains("svårt att nå"),
+            "internal notes never reach the patient (I14)"
+        );
+        assert_eq!(
+            w.audit_count(tolvan).await,
+            before + 1,
+            "one AuditEvent per call, whatever it read"
+        );
+        let relative = w.get(Who::Lisa, "Patient/tolvan/$patientkontrakt").await;
+        assert_eq!(relative.status, 200, "{}", relative.text);
+        assert!(!relative.text.contains("svårt att nå"));
+        let staff = w.get(Who::Anna, "Patient/tolvan/$patientkontrakt").await;
+        assert_eq!(staff.status, 200, "{}", staff.text);
+        assert!(
+            staff.text.contains("svårt att nå"),
+            "staff see internal notes"
+        );
+        assert_forbidden(&w.get(Who::Erik, "Patient/tolvan/$patientkontrakt").await);
+        assert_forbidden(&w.get(Who::Tolvan, "Patient/karin/$patientkontrakt").await);
+        // Four calls on Tolvan's plan, and his refused try at Karin's (AuditEvent?patient
+        // also matches the patient as the agent).
+        assert_eq!(
+            w.audit_count(tolvan).await,
+            before + 5,
+            "refusals are logged too"
+        );
+    }
+);
