@@ -791,50 +791,12 @@ async fn the_unified_plan_of_every_demo_patient_is_a_valid_document() {
             .status,
         400
     );
-    validate_independently(&documents);
-    bed.finish().await;
-}
-
-fn validate_independently(documents: &[(String, String)]) {
-    let Ok(python) = std::env::var("PARAPLY_FHIR_VALIDATOR_PYTHON") else {
-        eprintln!(
-            "SKIPPED: PARAPLY_FHIR_VALIDATOR_PYTHON is not set; documents not validated independently"
-        );
-        return;
-    };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/tools/fhir-validate/validate_r4.py"
-    );
-    if !std::path::Path::new(script).exists() {
-        eprintln!("SKIPPED: {script} is absent");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!(
-        "paraply-documents-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let files: Vec<_> = documents
+    let documents: Vec<(&str, &str)> = documents
         .iter()
-        .map(|(id, text)| {
-            let file = dir.join(format!("{id}.json"));
-            std::fs::write(&file, text).unwrap();
-            file
-        })
+        .map(|(id, text)| (id.as_str(), text.as_str()))
         .collect();
-    let output = std::process::Command::new(&python)
-        .arg(script)
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    paraply_fhir_validator::assert_valid(&documents);
+    bed.finish().await;
 }
 
 /// `paraply synth` populations load through the same write path as any client's data: every

@@ -76,6 +76,21 @@ pub mod profile {
         "https://paraply.se/fhir/StructureDefinition/narstaende-consent";
     pub const SIP_CONSENT: &str = "https://paraply.se/fhir/StructureDefinition/sip-consent";
     pub const SPARR_CONSENT: &str = "https://paraply.se/fhir/StructureDefinition/sparr-consent";
+
+    /// Every profile above; a claim of anything else under the canonical base is a typo.
+    pub const ALL: &[&str] = &[
+        PATIENTKONTRAKT,
+        SIP,
+        LINKED_PLAN,
+        FAST_KONTAKT,
+        SIP_TEAM,
+        AGREED_APPOINTMENT,
+        SIP_MEETING,
+        INSATS,
+        NARSTAENDE_CONSENT,
+        SIP_CONSENT,
+        SPARR_CONSENT,
+    ];
 }
 
 #[cfg(test)]
@@ -95,18 +110,10 @@ mod tests {
             REACHABLE_HOURS_URL,
             CONTACT_ROUTE_URL,
             PERFORMED_BY_OTHER_URL,
-            profile::PATIENTKONTRAKT,
-            profile::SIP,
-            profile::LINKED_PLAN,
-            profile::FAST_KONTAKT,
-            profile::SIP_TEAM,
-            profile::AGREED_APPOINTMENT,
-            profile::SIP_MEETING,
-            profile::INSATS,
-            profile::NARSTAENDE_CONSENT,
-            profile::SIP_CONSENT,
-            profile::SPARR_CONSENT,
-        ] {
+        ]
+        .iter()
+        .chain(profile::ALL)
+        {
             assert!(system.starts_with(CANONICAL_BASE), "{system}");
         }
     }

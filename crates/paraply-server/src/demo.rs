@@ -48,19 +48,7 @@ mod tests {
     use super::DEMO_BUNDLE;
 
     /// The profiles Paraply defines; a claim of anything else is a typo.
-    const PROFILES: &[&str] = &[
-        profile::PATIENTKONTRAKT,
-        profile::SIP,
-        profile::LINKED_PLAN,
-        profile::FAST_KONTAKT,
-        profile::SIP_TEAM,
-        profile::AGREED_APPOINTMENT,
-        profile::SIP_MEETING,
-        profile::INSATS,
-        profile::NARSTAENDE_CONSENT,
-        profile::SIP_CONSENT,
-        profile::SPARR_CONSENT,
-    ];
+    const PROFILES: &[&str] = profile::ALL;
 
     #[test]
     fn every_demo_resource_is_valid_r4_put_at_its_own_id_and_claims_known_profiles() {
