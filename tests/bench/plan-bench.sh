@@ -109,6 +109,9 @@ commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 # --- helpers ------------------------------------------------------------------------------
 
+# A run's name as a file name part: "staff token (Anna)" -> "staff-token--Anna-".
+slug() { tr -c 'A-Za-z0-9\n' '-' <<<"$1"; }
+
 # Starts `paraply $@` on the database on a free port; $1 names the log. Sets SERVER_PID, BASE.
 start_server() {
   local name="$1" logf="$WORK/server-$1.log" port attempt
@@ -173,7 +176,8 @@ load_population() {
 # Fetches the plan once with token $2 (may be empty) for run $1: must be 200 and a document
 # Bundle; records its size and entries for the report.
 check_plan() {
-  local name="$1" token="$2" doc="$WORK/plan-$1.json" code auth=()
+  local name="$1" token="$2" doc code auth=()
+  doc="$WORK/plan-$(slug "$1").json"
   [[ -n "$token" ]] && auth=(-H "Authorization: Bearer $token")
   code=$(curl -s -o "$doc" --max-time 30 -w '%{http_code}' -H 'Accept: application/fhir+json' \
     "${auth[@]}" "$BASE$PLAN_PATH")
@@ -189,13 +193,14 @@ check_plan() {
 
 # Runs wrk on the plan for run $1 with token $2 (may be empty); appends result rows.
 run_plan() {
-  local name="$1" raw="$WORK/wrk-${1// /-}.txt" ids="$WORK/ids.txt"
+  local name="$1" raw ids="$WORK/ids.txt"
+  raw="$WORK/wrk-$(slug "$1").txt"
   local secs="${DURATION%s}" warm="${WARMUP%s}"
   echo "$PATIENT_ID" >"$ids"
   export BENCH_TOKEN="$2"
   log "$name: warm-up $WARMUP"
   timeout $((warm + 30)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" --timeout 5s -s "$LUA" "$BASE" \
-    -- "$ids" "/\$patientkontrakt" >"$WORK/warmup-${name// /-}.txt" 2>&1 || log "warm-up exited non-zero"
+    -- "$ids" "/\$patientkontrakt" >"$WORK/warmup-$(slug "$name").txt" 2>&1 || log "warm-up exited non-zero"
   log "$name: measuring $DURATION"
   local srv0 all0 srv1 all1 t0 t1
   srv0=$(cpu_ticks "$SERVER_PID"); all0=$(machine_ticks)
