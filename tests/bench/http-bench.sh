@@ -65,16 +65,8 @@ SERVER_PID=""
 PG_DB=""
 
 log() { echo "[bench] $*" >&2; }
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
+# stop_server, cpu_ticks, machine_ticks, demo_token
+source "$ROOT/tests/bench/lib.sh"
 
 drop_pg_db() {
   if [[ -n "$PG_DB" ]]; then
@@ -107,17 +99,6 @@ fi
 
 # --- helpers ------------------------------------------------------------------------------
 
-# CPU ticks (user+system) used so far by the given pids (missing pids count 0).
-cpu_ticks() {
-  local total=0 pid fields
-  for pid in "$@"; do
-    if fields=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null); then
-      total=$((total + ${fields% *} + ${fields#* }))
-    fi
-  done
-  echo "$total"
-}
-
 # PostgreSQL processes working for the bench: the backends connected to the bench
 # database and the server's own background processes (WAL writer, checkpointer, ...);
 # backends of other databases (other people's tests) are left out.
@@ -125,9 +106,6 @@ pg_pids() {
   psql "$PG_URL" -Atq -c "SELECT pid FROM pg_stat_activity
     WHERE datname = '$PG_DB' OR backend_type <> 'client backend'" 2>/dev/null || true
 }
-
-# Busy CPU ticks of the whole machine (all cores) so far.
-machine_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 
 # Starts the server on $1 (database URL), sets SERVER_PID and BASE. $2 names the log; the
 # subcommand and its flags follow (default: serve --auth none).
@@ -262,24 +240,6 @@ run_backend() {
   stop_server
   [[ "$backend" == postgres ]] && drop_pg_db
   return 0
-}
-
-# An access token from the demo login service: realm $1 (citizen|staff), person $2, scope $3.
-demo_token() {
-  local issuer="$BASE/demo-idp/$1" verifier challenge location code
-  verifier="bench-$(printf %08x%08x%08x%08x $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM)-verifier"
-  challenge=$(printf %s "$verifier" | openssl dgst -binary -sha256 | openssl base64 -A | tr '+/' '-_' | tr -d '=')
-  location=$(curl -fsS --max-time 10 -o /dev/null -w '%{redirect_url}' -G "$issuer/authorize" \
-    --data-urlencode response_type=code --data-urlencode client_id=bench \
-    --data-urlencode redirect_uri=http://127.0.0.1/bench/callback --data-urlencode "scope=$3" \
-    --data-urlencode state=s --data-urlencode "code_challenge=$challenge" \
-    --data-urlencode code_challenge_method=S256 --data-urlencode "login_hint=$2")
-  code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
-  [[ -n "$code" ]] || { echo "demo login of $2 failed: $location" >&2; exit 1; }
-  curl -fsS --max-time 10 -X POST "$issuer/token" --data-urlencode grant_type=authorization_code \
-    --data-urlencode "code=$code" --data-urlencode redirect_uri=http://127.0.0.1/bench/callback \
-    --data-urlencode client_id=bench --data-urlencode "code_verifier=$verifier" \
-    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'
 }
 
 run_auth() {

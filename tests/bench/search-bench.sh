@@ -112,16 +112,8 @@ BASE=""
 DB_FILE=""
 
 log() { echo "[search-bench $(date -u +%H:%M:%S)] $*" >&2; }
-
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
+# stop_server, cpu_ticks, machine_ticks, free_port
+source "$ROOT/tests/bench/lib.sh"
 
 drop_pg_db() {
   if [[ -n "$PG_DB" ]]; then
@@ -173,39 +165,11 @@ commit="$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
 
 # --- helpers ------------------------------------------------------------------------------
 
-# CPU ticks (user+system) used so far by the given pids (missing pids count 0).
-cpu_ticks() {
-  local total=0 pid fields
-  for pid in "$@"; do
-    if fields=$(cut -d' ' -f14,15 "/proc/$pid/stat" 2>/dev/null); then
-      total=$((total + ${fields% *} + ${fields#* }))
-    fi
-  done
-  echo "$total"
-}
-
 # PostgreSQL processes working for the bench: backends of the bench database and the
 # server's background processes; other databases' backends are left out.
 pg_pids() {
   psql "$PG_URL" -Atq -c "SELECT pid FROM pg_stat_activity
     WHERE datname = '$PG_DB' OR backend_type <> 'client backend'" 2>/dev/null || true
-}
-
-# Busy CPU ticks of the whole machine (all cores) so far.
-machine_ticks() { awk '$1=="cpu"{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
-
-# A TCP port on 127.0.0.1 nobody listens on (the server's log is quiet at PARAPLY_LOG=warn,
-# so --listen 127.0.0.1:0 would leave the port unknown).
-free_port() {
-  if command -v python3 >/dev/null; then
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-  else
-    local p
-    while :; do
-      p=$((20000 + RANDOM % 40000))
-      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-  fi
 }
 
 # Starts the server on $1 (database URL); sets SERVER_PID and BASE.
