@@ -52,7 +52,7 @@ struct Acknowledged {
     description: String,
 }
 
-/// A `paraply serve --auth none` child; killed when dropped.
+/// A `paraply serve --auth none` or `paraply demo` child; killed when dropped.
 struct Server {
     child: Child,
     dir: PathBuf,
@@ -62,20 +62,22 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, log: &str, database: &str) -> Server {
+        Self::start_as("serve", dir, log, database).await
+    }
+
+    /// `subcommand` is `serve` (with `--auth none`: the writes need no logins) or `demo`
+    /// (logins through its demo OpenID provider, so reads are audited).
+    async fn start_as(subcommand: &str, dir: &Path, log: &str, database: &str) -> Server {
         let listen = format!("127.0.0.1:{}", free_port());
         let stdout = File::create(dir.join(format!("{log}.stdout"))).expect("stdout file");
         let stderr = File::create(dir.join(format!("{log}.stderr"))).expect("stderr file");
+        let mut args = vec![subcommand, "--listen", &listen, "--database", database];
+        if subcommand == "serve" {
+            args.extend(["--auth", "none"]);
+        }
         let mut command = Command::new(BINARY);
         command
-            .args([
-                "serve",
-                "--listen",
-                &listen,
-                "--database",
-                database,
-                "--auth",
-                "none",
-            ])
+            .args(&args)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -332,6 +334,174 @@ fn fresh_dir() -> PathBuf {
         .join(uuid::Uuid::new_v4().to_string());
     std::fs::create_dir_all(&dir).expect("create the test directory");
     dir
+}
+
+/// Tolvan's access token from `paraply demo`'s citizen login, fetched the way an app does
+/// (authorization code with PKCE, no browser).
+async fn demo_patient_token(client: &reqwest::Client, fhir_base: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let issuer = fhir_base.replace("/fhir", "/demo-idp/citizen");
+    let redirect_uri = "http://127.0.0.1/crash-test/callback";
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client");
+    let answer = no_redirects
+        .get(format!("{issuer}/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "crash-test"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "openid launch/patient patient/*.rs"),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", "tolvan"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let location = reqwest::Url::parse(answer.headers()["location"].to_str().expect("Location"))
+        .expect("an absolute redirect");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let tokens: Value = client
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", "crash-test"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token JSON");
+    format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("a token")
+    )
+}
+
+/// Reads Tolvan's Patient until the server stops answering; returns the `X-Request-Id` of
+/// every read answered 200.
+async fn reader(base: String, authorization: String) -> Result<Vec<String>, String> {
+    let client = client(Duration::from_secs(10));
+    let mut acknowledged = Vec::new();
+    loop {
+        let Ok(response) = client
+            .get(format!("{base}/Patient/demo-tolvan"))
+            .header("authorization", &authorization)
+            .send()
+            .await
+        else {
+            return Ok(acknowledged);
+        };
+        let status = response.status().as_u16();
+        let request_id = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let Ok(text) = response.text().await else {
+            return Ok(acknowledged);
+        };
+        if status != 200 {
+            return Err(format!("read answered {status}: {text}"));
+        }
+        acknowledged.push(request_id.ok_or("a 200 without X-Request-Id")?);
+    }
+}
+
+/// The identifiers the AuditEvents in the SQLite file name as an `entity.what`, among them
+/// the request ids (UUIDs: nothing else there looks like one).
+async fn logged_request_ids(database: &str) -> std::collections::HashSet<String> {
+    let pool = sqlx::SqlitePool::connect(database)
+        .await
+        .expect("open the database");
+    let bodies: Vec<(String,)> = sqlx::query_as(
+        "SELECT body FROM resource_version WHERE resource_type = 'AuditEvent' AND body IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("the AuditEvents");
+    pool.close().await;
+    bodies
+        .iter()
+        .filter_map(|(body,)| serde_json::from_str::<Value>(body).ok())
+        .flat_map(|event| {
+            event["entity"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["what"]["identifier"]["value"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The access log's promise under a crash: a read answered 200 has its AuditEvent
+/// committed, so after SIGKILL and a restart the log names every acknowledged read (by its
+/// `X-Request-Id`). SQLite only: the access log goes through the same store on both backends,
+/// and this costs a `paraply demo` start per round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_reads_are_in_the_access_log_after_sigkill_on_sqlite() {
+    let dir = fresh_dir();
+    let database = format!("sqlite://{}", dir.join("p.db").display());
+    let mut reads = 0;
+    for round in 0..3 {
+        let mut server = Server::start_as("demo", &dir, &format!("demo-{round}"), &database).await;
+        let token = demo_patient_token(&client(Duration::from_secs(10)), &server.base).await;
+        let readers: Vec<_> = (0..WRITERS)
+            .map(|_| tokio::spawn(reader(server.base.clone(), token.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(random_in(KILL_AFTER_MS))).await;
+        server.kill();
+        let mut acknowledged = Vec::new();
+        for reader in readers {
+            match reader.await.expect("a reader task") {
+                Ok(ids) => acknowledged.extend(ids),
+                Err(failure) => panic!("round {round}: {failure}\n{}", server.logs()),
+            }
+        }
+        // The restart recovers the database as a server would find it.
+        let restarted =
+            Server::start_as("demo", &dir, &format!("demo-{round}-restart"), &database).await;
+        let logged = logged_request_ids(&database).await;
+        let missing: Vec<_> = acknowledged
+            .iter()
+            .filter(|id| !logged.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} of {} acknowledged reads have no AuditEvent: {missing:?}",
+            missing.len(),
+            acknowledged.len()
+        );
+        reads += acknowledged.len();
+        drop(restarted);
+    }
+    assert!(
+        reads > 0,
+        "no read was acknowledged: the test tested nothing"
+    );
+    eprintln!("3 SIGKILLs, {reads} acknowledged reads, each with its AuditEvent");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
