@@ -56,14 +56,6 @@ pub enum Synchronous {
 }
 
 impl Synchronous {
-    /// The setting's spelling: `full` or `normal`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Synchronous::Full => "full",
-            Synchronous::Normal => "normal",
-        }
-    }
-
     fn pragma(self) -> sqlx::sqlite::SqliteSynchronous {
         match self {
             Synchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
@@ -321,4 +313,42 @@ impl Backend for Sqlite {
     // later (which SQLite can refuse with SQLITE_BUSY without waiting).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SERIALIZE_ON: Option<&'static str> = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` as the writer connection reports it: 1 is NORMAL, 2 is FULL.
+    async fn writer_synchronous(options: SqliteOptions) -> i64 {
+        let dir = std::env::temp_dir().join(format!("paraply-sync-test-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", dir.join("p.db").display());
+        let store = SqliteStore::open(&url, options).await.unwrap();
+        let (level,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        level
+    }
+
+    #[tokio::test]
+    async fn commits_are_synced_unless_normal_is_chosen() {
+        assert_eq!(writer_synchronous(SqliteOptions::default()).await, 2);
+        let normal = SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..SqliteOptions::default()
+        };
+        assert_eq!(writer_synchronous(normal).await, 1);
+    }
+
+    #[test]
+    fn only_full_and_normal_are_accepted() {
+        assert_eq!("full".parse(), Ok(Synchronous::Full));
+        assert_eq!("normal".parse(), Ok(Synchronous::Normal));
+        for refused in ["off", "extra", "FULL", ""] {
+            assert!(refused.parse::<Synchronous>().is_err(), "{refused}");
+        }
+    }
 }
