@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use paraply_idp_harness::{Idp, idp_available};
 use paraply_portal::{PortalSettings, current_session};
 use paraply_store::SessionStore;
-use paraply_store_sql::open_store_with_sessions;
 use paraply_store_sql::testing::PostgresTestDatabase;
+use paraply_store_sql::{StoreSettings, open_store_with_sessions};
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 
@@ -306,7 +306,9 @@ async fn body_csrf(browser: &reqwest::Client, portal: &str) -> String {
 async fn login_with_sqlite_sessions() {
     let dir = TempDir::new();
     let url = format!("sqlite://{}", dir.0.join("paraply.db").display());
-    let (_, sessions) = open_store_with_sessions(&url, 2).await.unwrap();
+    let (_, sessions) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+        .await
+        .unwrap();
     scenario(sessions).await;
 }
 
@@ -315,7 +317,9 @@ async fn login_with_postgres_sessions() {
     let Some(db) = PostgresTestDatabase::create().await else {
         return;
     };
-    let (_, sessions) = open_store_with_sessions(&db.url, 2).await.unwrap();
+    let (_, sessions) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+        .await
+        .unwrap();
     let outcome = tokio::spawn(scenario(sessions)).await;
     db.remove().await;
     if let Err(failure) = outcome {

@@ -92,6 +92,8 @@ pub struct FileConfig {
     pub portal: Option<paraply_portal::PortalSettings>,
     /// The patientkontrakt's rules (`[patientkontrakt]`).
     pub patientkontrakt: PatientkontraktConfig,
+    /// How the database keeps what it has acknowledged (`[storage]`).
+    pub storage: StorageConfig,
 }
 
 impl Default for FileConfig {
@@ -104,8 +106,31 @@ impl Default for FileConfig {
             access: AccessConfig::default(),
             portal: None,
             patientkontrakt: PatientkontraktConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
+}
+
+/// `[storage]`: durability against speed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// SQLite's `PRAGMA synchronous`: `full` (the default) syncs the WAL at every commit, so
+    /// a write answered 201 survives power loss; `normal` syncs only at checkpoints and may
+    /// lose the last acknowledged writes on power loss or an OS crash. Ignored on PostgreSQL,
+    /// whose `synchronous_commit` stays the server's (by default `on`).
+    #[serde(deserialize_with = "sqlite_synchronous")]
+    pub sqlite_synchronous: paraply_store_sql::Synchronous,
+}
+
+fn sqlite_synchronous<'de, D>(deserializer: D) -> Result<paraply_store_sql::Synchronous, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = String::deserialize(deserializer)?;
+    value.parse().map_err(|reason| {
+        serde::de::Error::custom(format!("[storage] sqlite_synchronous: {reason}"))
+    })
 }
 
 /// `[patientkontrakt]`: the limits of DOMAIN.md §4.
@@ -456,6 +481,25 @@ mod tests {
                 "{name}: audience"
             );
         }
+    }
+
+    #[test]
+    fn sqlite_synchronous_is_full_unless_set_and_unknown_values_name_the_setting() {
+        use paraply_store_sql::Synchronous;
+        assert_eq!(
+            FileConfig::default().storage.sqlite_synchronous,
+            Synchronous::Full
+        );
+        let parsed: FileConfig =
+            toml::from_str("[storage]\nsqlite_synchronous = \"normal\"").unwrap();
+        assert_eq!(parsed.storage.sqlite_synchronous, Synchronous::Normal);
+        let message = toml::from_str::<FileConfig>("[storage]\nsqlite_synchronous = \"off\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("[storage] sqlite_synchronous") && message.contains("'off'"),
+            "{message}"
+        );
     }
 
     #[test]

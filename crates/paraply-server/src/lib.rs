@@ -53,17 +53,26 @@ pub struct Stores {
 /// Opens (creating and migrating) the configured database and brings its search index up
 /// to date with this version's search parameters, before anything is served.
 pub async fn open_stores(config: &Config) -> Result<Stores, ServerError> {
-    open_indexed(&config.database_url, config.file.database_pool_size).await
+    let settings = paraply_store_sql::StoreSettings {
+        pool_size: config.file.database_pool_size,
+        sqlite_synchronous: config.file.storage.sqlite_synchronous,
+    };
+    open_indexed(&config.database_url, &settings).await
 }
 
 /// `paraply reindex`: [`open_stores`] without serving.
 pub async fn reindex_database(url: &str) -> Result<(), ServerError> {
     // The reindex reads and writes on one connection at a time.
-    open_indexed(url, 2).await.map(drop)
+    open_indexed(url, &paraply_store_sql::StoreSettings::with_pool_size(2))
+        .await
+        .map(drop)
 }
 
-async fn open_indexed(url: &str, pool_size: u32) -> Result<Stores, ServerError> {
-    let (resources, sessions) = paraply_store_sql::open_store_with_sessions(url, pool_size)
+async fn open_indexed(
+    url: &str,
+    settings: &paraply_store_sql::StoreSettings,
+) -> Result<Stores, ServerError> {
+    let (resources, sessions) = paraply_store_sql::open_store_with_sessions(url, settings)
         .await
         .map_err(|e| ServerError::Database {
             url: redact(url),

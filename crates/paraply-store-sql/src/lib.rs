@@ -29,13 +29,34 @@ use paraply_store::{Store, StoreError};
 
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sessions::open_store_with_sessions;
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
+
+/// How [`open_store_with_sessions`] opens a database, whichever backend the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// The read pool for SQLite (writes always use one connection) and the whole pool for
+    /// PostgreSQL.
+    pub pool_size: u32,
+    /// SQLite only: when a commit reaches the disk. PostgreSQL keeps the server's
+    /// `synchronous_commit` (by default `on`: a commit is flushed before it is acknowledged).
+    pub sqlite_synchronous: Synchronous,
+}
+
+impl StoreSettings {
+    /// `pool_size` connections, every other setting at its durable default.
+    pub fn with_pool_size(pool_size: u32) -> Self {
+        StoreSettings {
+            pool_size,
+            sqlite_synchronous: Synchronous::default(),
+        }
+    }
+}
 
 /// Opens the store a database URL names: `sqlite:` (a file, created if missing) or
-/// `postgres:`/`postgresql:`. `pool_size` is the read pool for SQLite (writes always use one
-/// connection) and the whole pool for PostgreSQL. Any other scheme is an error.
+/// `postgres:`/`postgresql:`, with `pool_size` connections (see [`StoreSettings`]) and
+/// durable commits. Any other scheme is an error.
 pub async fn open_store(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
-    open_store_with_sessions(url, pool_size)
+    open_store_with_sessions(url, &StoreSettings::with_pool_size(pool_size))
         .await
         .map(|(store, _)| store)
 }

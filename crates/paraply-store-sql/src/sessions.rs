@@ -10,7 +10,7 @@ use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Typ
 use time::OffsetDateTime;
 
 use crate::error::db_error;
-use crate::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
+use crate::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, StoreSettings};
 
 const PUT_LOGIN: &str = "INSERT INTO portal_login (key, pkce_verifier, nonce, return_to, expires) \
      VALUES ($1, $2, $3, $4, $5)";
@@ -251,13 +251,14 @@ impl SessionStore for PostgresStore {
 /// server needs both, and a second pool on one SQLite file would be a second writer.
 pub async fn open_store_with_sessions(
     url: &str,
-    pool_size: u32,
+    settings: &StoreSettings,
 ) -> Result<(Arc<dyn Store>, Arc<dyn SessionStore>), StoreError> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "sqlite" => {
             let options = SqliteOptions {
-                read_connections: pool_size,
+                read_connections: settings.pool_size,
+                synchronous: settings.sqlite_synchronous,
                 ..SqliteOptions::default()
             };
             let store = Arc::new(SqliteStore::open(url, options).await?);
@@ -265,7 +266,7 @@ pub async fn open_store_with_sessions(
         }
         "postgres" | "postgresql" => {
             let options = PostgresOptions {
-                max_connections: pool_size,
+                max_connections: settings.pool_size,
                 ..PostgresOptions::default()
             };
             let store = Arc::new(PostgresStore::connect(url, options).await?);
@@ -365,7 +366,9 @@ mod tests {
     async fn sqlite_sessions() {
         let dir = std::env::temp_dir().join(format!("paraply-sessions-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}", dir.join("paraply.db").display());
-        let (_, sessions) = open_store_with_sessions(&url, 2).await.unwrap();
+        let (_, sessions) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+            .await
+            .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
         let _ = std::fs::remove_dir_all(&dir);
         if let Err(failure) = outcome {
@@ -378,7 +381,9 @@ mod tests {
         let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
             return;
         };
-        let (_, sessions) = open_store_with_sessions(&db.url, 2).await.unwrap();
+        let (_, sessions) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+            .await
+            .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
         db.remove().await;
         if let Err(failure) = outcome {

@@ -13,7 +13,6 @@ use paraply_store::{
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
 };
 use sqlx::{Connection, Sqlite};
 
@@ -31,6 +30,52 @@ pub struct SqliteOptions {
     pub read_connections: u32,
     /// How long a statement waits for a lock held by another process before failing.
     pub busy_timeout: Duration,
+    /// When a commit reaches the disk: [`Synchronous::Full`] (the default) before it is
+    /// acknowledged.
+    pub synchronous: Synchronous,
+}
+
+/// SQLite's `PRAGMA synchronous` in WAL mode: whether a commit that has been acknowledged
+/// survives power loss or an operating-system crash.
+///
+/// In WAL mode a commit appends to the WAL file. With `NORMAL` the WAL is synced only at
+/// checkpoints, so the commits since the last checkpoint live in the OS page cache: a killed
+/// process loses nothing, but power loss or a kernel crash can lose them although the client
+/// was told `201 Created`. With `FULL` the WAL is synced at every commit, so an acknowledged
+/// write is on disk. The cost is one fsync per commit, kept down by group commit: the access
+/// log batches its events into one transaction, and the write path commits once per request
+/// or Bundle transaction, not per resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Sync the WAL at every commit: acknowledged writes survive power loss.
+    #[default]
+    Full,
+    /// Sync only at checkpoints: faster, and the last commits may be lost on power loss
+    /// (never consistency: the database stays a state it was in after some commit).
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> sqlx::sqlite::SqliteSynchronous {
+        match self {
+            Synchronous::Full => sqlx::sqlite::SqliteSynchronous::Full,
+            Synchronous::Normal => sqlx::sqlite::SqliteSynchronous::Normal,
+        }
+    }
+}
+
+impl FromStr for Synchronous {
+    type Err = String;
+
+    /// `full` or `normal` (SQLite's `off` and `extra` are not offered: the first can corrupt
+    /// the database, the second buys nothing in WAL mode).
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(format!("'{other}' is not \"full\" or \"normal\"")),
+        }
+    }
 }
 
 impl Default for SqliteOptions {
@@ -38,6 +83,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             read_connections: 8,
             busy_timeout: Duration::from_secs(5),
+            synchronous: Synchronous::default(),
         }
     }
 }
@@ -81,9 +127,10 @@ impl SqliteStore {
         let connect = connect
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL loses at most the last commits on power loss, never
-            // consistency, and avoids an fsync per commit.
-            .synchronous(SqliteSynchronous::Normal)
+            // Every connection, not only the writer: the setting also decides whether the
+            // checkpointer syncs, and every commit (resources, sessions, the access log)
+            // goes through the writer. See `Synchronous` for why FULL is the default.
+            .synchronous(options.synchronous.pragma())
             .busy_timeout(options.busy_timeout)
             // Searches sort and materialise small intermediate results; in temporary files
             // (SQLite's default) that costs syscalls per query, in memory nothing.
@@ -266,4 +313,42 @@ impl Backend for Sqlite {
     // later (which SQLite can refuse with SQLITE_BUSY without waiting).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SERIALIZE_ON: Option<&'static str> = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` as the writer connection reports it: 1 is NORMAL, 2 is FULL.
+    async fn writer_synchronous(options: SqliteOptions) -> i64 {
+        let dir = std::env::temp_dir().join(format!("paraply-sync-test-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", dir.join("p.db").display());
+        let store = SqliteStore::open(&url, options).await.unwrap();
+        let (level,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        level
+    }
+
+    #[tokio::test]
+    async fn commits_are_synced_unless_normal_is_chosen() {
+        assert_eq!(writer_synchronous(SqliteOptions::default()).await, 2);
+        let normal = SqliteOptions {
+            synchronous: Synchronous::Normal,
+            ..SqliteOptions::default()
+        };
+        assert_eq!(writer_synchronous(normal).await, 1);
+    }
+
+    #[test]
+    fn only_full_and_normal_are_accepted() {
+        assert_eq!("full".parse(), Ok(Synchronous::Full));
+        assert_eq!("normal".parse(), Ok(Synchronous::Normal));
+        for refused in ["off", "extra", "FULL", ""] {
+            assert!(refused.parse::<Synchronous>().is_err(), "{refused}");
+        }
+    }
 }
