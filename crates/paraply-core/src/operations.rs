@@ -145,6 +145,12 @@ impl Operations {
         Operations(all)
     }
 
+    /// The engine's own operations only (`$access-log`, `$validate`): the table a
+    /// [`crate::Fhir`] without extensions uses, for parsing requests outside an engine.
+    pub fn standard() -> Self {
+        Operations::with(Vec::new())
+    }
+
     pub(crate) fn find(
         &self,
         name: &str,
