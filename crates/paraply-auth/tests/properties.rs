@@ -14,19 +14,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use paraply_auth::{Authenticator, IssuerKind, TrustedIssuer};
 use paraply_idp_harness::{TestIssuer, http, now};
+use paraply_proptest_support::{JsonShape, config};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use tokio::runtime::Runtime;
 
 const FHIR_BASE: &str = "http://127.0.0.1:8080/fhir";
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PARAPLY_PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig::with_cases(cases)
-}
 
 /// One issuer, authenticator and runtime for every case: starting them per case would
 /// dominate the run.
@@ -61,20 +54,15 @@ fn harness() -> &'static Harness {
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((any::<String>(), inner), 0..4)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
+    paraply_proptest_support::arbitrary_json(
+        JsonShape {
+            keys: &[],
+            depth: 3,
+            size: 24,
+            branch: 4,
+        },
+        any::<String>().boxed(),
+    )
 }
 
 /// A string claim or header value: a meaningful one or anything.

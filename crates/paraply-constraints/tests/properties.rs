@@ -4,16 +4,9 @@
 //! `PARAPLY_PROPTEST_CASES=100000 cargo test -p paraply-constraints --test properties`.
 
 use paraply_constraints::{check_identifiers, check_invariants, identifiers};
+use paraply_proptest_support::{JsonShape, config};
 use proptest::prelude::*;
-use serde_json::{Map, Value};
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PARAPLY_PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig::with_cases(cases)
-}
+use serde_json::Value;
 
 /// Types with invariants, and names that have none.
 const RESOURCE_TYPES: &[&str] = &[
@@ -79,31 +72,21 @@ const IDENTIFIER_SYSTEMS: &[&str] = &[
     "https://example.org",
 ];
 
-fn arbitrary_key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        3 => proptest::sample::select(ELEMENT_NAMES).prop_map(str::to_owned),
-        1 => any::<String>(),
-    ]
-}
-
 fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        proptest::sample::select(IDENTIFIER_SYSTEMS).prop_map(|s| Value::String(s.to_owned())),
-        "(19|20)?[0-9]{6}[-+]?[0-9]{4}".prop_map(Value::String),
-        "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(5, 96, 6, |inner| {
+    paraply_proptest_support::arbitrary_json(
+        JsonShape {
+            keys: ELEMENT_NAMES,
+            depth: 5,
+            size: 96,
+            branch: 6,
+        },
         prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::vec((arbitrary_key(), inner), 0..6)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            proptest::sample::select(IDENTIFIER_SYSTEMS).prop_map(str::to_owned),
+            "(19|20)?[0-9]{6}[-+]?[0-9]{4}",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?",
         ]
-    })
+        .boxed(),
+    )
 }
 
 proptest! {

@@ -7,17 +7,10 @@
 
 use paraply_core::{FhirRequest, Interaction, Method, Operations};
 use paraply_fhir::ResourceType;
+use paraply_proptest_support::{JsonShape, config};
 use paraply_search::Handling;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PARAPLY_PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig::with_cases(cases)
-}
 
 const METHODS: &[Method] = &[
     Method::Get,
@@ -130,21 +123,15 @@ fn query() -> impl Strategy<Value = Vec<(String, String)>> {
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        text().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 32, 5, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            proptest::collection::vec((any::<String>(), inner), 0..5)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
+    paraply_proptest_support::arbitrary_json(
+        JsonShape {
+            keys: &[],
+            depth: 3,
+            size: 32,
+            branch: 5,
+        },
+        text().boxed(),
+    )
 }
 
 /// A resource-shaped body: a served type (or not), an id (or not), random elements.

@@ -5,16 +5,9 @@
 //! `PARAPLY_PROPTEST_CASES=100000 cargo test -p paraply-fhir --test properties`.
 
 use paraply_fhir::{Invalid, ResourceType, validate};
+use paraply_proptest_support::{JsonShape, arbitrary_key, config};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PARAPLY_PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig::with_cases(cases)
-}
 
 /// Element names fhirbolt knows on many types, so generated objects often get past the
 /// first unknown-element check and reach deeper parsing.
@@ -57,30 +50,16 @@ const ELEMENT_NAMES: &[&str] = &[
     "",
 ];
 
-fn arbitrary_key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        3 => proptest::sample::select(ELEMENT_NAMES).prop_map(str::to_owned),
-        1 => any::<String>(),
-    ]
-}
-
 fn arbitrary_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        Just(Value::String(String::new())),
-        "[0-9]{4}-[0-9]{2}-[0-9]{2}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 64, 6, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::vec((arbitrary_key(), inner), 0..6)
-                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
+    paraply_proptest_support::arbitrary_json(
+        JsonShape {
+            keys: ELEMENT_NAMES,
+            depth: 4,
+            size: 64,
+            branch: 6,
+        },
+        prop_oneof![Just(String::new()), "[0-9]{4}-[0-9]{2}-[0-9]{2}"].boxed(),
+    )
 }
 
 /// A served type, a near miss, garbage, a non-string or nothing.
@@ -99,7 +78,7 @@ fn resource_type_value() -> impl Strategy<Value = Option<Value>> {
 /// Mostly objects with a `resourceType`, sometimes any JSON value at all.
 fn candidate_resource() -> impl Strategy<Value = Value> {
     prop_oneof![
-        4 => (resource_type_value(), proptest::collection::vec((arbitrary_key(), arbitrary_json()), 0..8))
+        4 => (resource_type_value(), proptest::collection::vec((arbitrary_key(ELEMENT_NAMES), arbitrary_json()), 0..8))
             .prop_map(|(resource_type, elements)| {
                 let mut object: Map<String, Value> = elements.into_iter().collect();
                 if let Some(resource_type) = resource_type {

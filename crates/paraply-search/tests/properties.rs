@@ -5,16 +5,9 @@
 //! `PARAPLY_PROPTEST_CASES=100000 cargo test -p paraply-search --test properties`.
 
 use paraply_fhir::ResourceType;
+use paraply_proptest_support::config;
 use paraply_search::{Handling, SearchQuery, params_for};
 use proptest::prelude::*;
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("PARAPLY_PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(256);
-    ProptestConfig::with_cases(cases)
-}
 
 /// Result parameters and chaining syntax the parser handles besides the registry's names.
 const SPECIAL_NAMES: &[&str] = &[
