@@ -114,12 +114,21 @@ impl WriteTx {
 
     /// The entry that wrote `resource_type/id` last, to name it in an error.
     fn entry_of(&self, resource_type: ResourceType, id: &ResourceId) -> Option<usize> {
-        self.changes
-            .iter()
-            .rev()
-            .find(|(_, change)| change.resource_type == resource_type && change.id == *id)
-            .and_then(|(entry, _)| *entry)
+        entry_of(&self.changes, resource_type, id)
     }
+}
+
+/// The entry that wrote `resource_type/id` last among `changes`.
+fn entry_of(
+    changes: &[(Option<usize>, Change)],
+    resource_type: ResourceType,
+    id: &ResourceId,
+) -> Option<usize> {
+    changes
+        .iter()
+        .rev()
+        .find(|(_, change)| change.resource_type == resource_type && change.id == *id)
+        .and_then(|(entry, _)| *entry)
 }
 
 /// What a write transaction does before the rules, checks, log and commit: one
@@ -225,18 +234,17 @@ impl Fhir {
                     entry: *entry,
                 })?;
         }
-        let entries: Vec<(ResourceType, ResourceId, Option<usize>)> = tx
-            .changes
-            .iter()
-            .map(|(entry, change)| (change.resource_type, change.id.clone(), *entry))
-            .collect();
-        tx.tx.commit().await.map_err(|error| {
+        let WriteTx {
+            tx: store_tx,
+            changes,
+            ..
+        } = tx;
+        store_tx.commit().await.map_err(|error| {
             // A write kept back until the commit can still lose a race: name its entry.
             let entry = match &error {
-                StoreError::VersionConflict { resource_type, id } => entries
-                    .iter()
-                    .find(|(t, i, _)| t == resource_type && i == id)
-                    .and_then(|(_, _, entry)| *entry),
+                StoreError::VersionConflict { resource_type, id } => {
+                    entry_of(&changes, *resource_type, id)
+                }
                 _ => None,
             };
             WriteFailure {

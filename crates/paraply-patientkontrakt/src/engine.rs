@@ -121,6 +121,11 @@ impl WriteRule for Patientkontrakt {
         // patient to another checks both.
         let mut patients = BTreeSet::new();
         for change in changes {
+            // Only the kinds of resource the rules judge are read (a Bundle's Patients,
+            // Organizations and Goals are not).
+            if rules::rules_for(&[change.resource_type]).is_empty() {
+                continue;
+            }
             for body in [change.before.as_deref(), change.after.as_deref()]
                 .into_iter()
                 .flatten()
