@@ -8,7 +8,9 @@
 // every bound is one a `$N` placeholder or a decoded column of `sql` needs.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
@@ -25,6 +27,7 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use crate::error::db_error;
+use crate::group::{GroupTx, GroupWriter};
 use crate::search::{self, SortType};
 use crate::sql::{
     self, Bind, HistoryRow, InsertedRow, JsonRows, ResourceKey, Statement, VersionRow,
@@ -46,6 +49,14 @@ pub(crate) trait Backend: Database {
     /// (bound as `$1`) until they end; `None` where the transaction already holds the
     /// database's only writer once it has begun.
     const SERIALIZE_ON: Option<&'static str>;
+
+    /// Runs `statement`, which takes no arguments, on `connection`: the group-commit
+    /// protocol ([`crate::group`]) needs it where the generic sqlx bounds cannot be spelled
+    /// (a `Drop`).
+    fn execute<'c>(
+        connection: &'c mut Self::Connection,
+        statement: &'static str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 }
 
 /// Version rows per `_include`/`_revinclude` statement: a page of up to 1000 matches takes
@@ -321,14 +332,17 @@ where
         connection: &'c mut TxConnection<DB>,
         pending: &mut Vec<NewVersion>,
     ) -> Result<&'c mut DB::Connection, StoreError> {
-        if let TxConnection::Deferred { writer, begin, .. } = connection {
-            let tx = writer.begin_with(*begin).await.map_err(db_error)?;
-            *connection = TxConnection::Begun(tx);
+        if let TxConnection::Deferred { writer, .. } = connection {
+            *connection = TxConnection::Grouped(writer.join().await?);
         }
-        let TxConnection::Begun(tx) = connection else {
-            return Err(StoreError::Database(
-                "the write transaction did not begin".into(),
-            ));
+        let tx: &mut DB::Connection = match connection {
+            TxConnection::Begun(tx) => tx,
+            TxConnection::Grouped(member) => member.connection()?,
+            TxConnection::Deferred { .. } => {
+                return Err(StoreError::Database(
+                    "the write transaction did not begin".into(),
+                ));
+            }
         };
         if !pending.is_empty() {
             let versions = std::mem::take(pending);
@@ -491,7 +505,7 @@ fn first_missing<'a>(
 /// compare-and-swap of every version written refuses one whose predecessor is no longer
 /// current, and the engine retries. Searches always run inside the begun transaction: a
 /// conditional create must not race another.
-pub(crate) struct SqlTx<DB: Database> {
+pub(crate) struct SqlTx<DB: Backend> {
     connection: TxConnection<DB>,
     /// Versions written and not yet sent, at most one per resource, in write order.
     pending: Vec<NewVersion>,
@@ -502,17 +516,20 @@ pub(crate) struct SqlTx<DB: Database> {
 }
 
 /// Where a [`SqlTx`] stands with the database.
-enum TxConnection<DB: Database> {
-    /// Not begun: reads by id go to `readers`; `begin` starts the transaction on `writer`.
+enum TxConnection<DB: Backend> {
+    /// Not begun: reads by id go to `readers`; the transaction joins `writer`'s group when
+    /// it first needs the writer.
     Deferred {
-        writer: Pool<DB>,
+        writer: GroupWriter<DB>,
         readers: Pool<DB>,
-        begin: &'static str,
     },
+    /// A transaction of its own (a database with several writers).
     Begun(Transaction<'static, DB>),
+    /// A member of the single writer's group commit ([`crate::group`]).
+    Grouped(GroupTx<DB>),
 }
 
-impl<DB: Database> SqlTx<DB> {
+impl<DB: Backend> SqlTx<DB> {
     /// A transaction already begun (a database with several writers, which lock resources
     /// inside it before reading them).
     pub(crate) fn begun(tx: Transaction<'static, DB>) -> Self {
@@ -523,15 +540,19 @@ impl<DB: Database> SqlTx<DB> {
         }
     }
 
-    /// A transaction that begins with `begin` on `writer` when it first needs to (see
-    /// [`SqlTx`]).
-    pub(crate) fn deferred(writer: Pool<DB>, readers: Pool<DB>, begin: &'static str) -> Self {
+    /// A member of a single writer's group commit, already holding the writer.
+    pub(crate) fn grouped(member: GroupTx<DB>) -> Self {
         SqlTx {
-            connection: TxConnection::Deferred {
-                writer,
-                readers,
-                begin,
-            },
+            connection: TxConnection::Grouped(member),
+            pending: Vec::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    /// A transaction that joins `writer`'s group when it first needs to (see [`SqlTx`]).
+    pub(crate) fn deferred(writer: GroupWriter<DB>, readers: Pool<DB>) -> Self {
+        SqlTx {
+            connection: TxConnection::Deferred { writer, readers },
             pending: Vec::new(),
             known: HashMap::new(),
         }
@@ -586,6 +607,9 @@ where
                 Sql::<DB>::read_many(&mut reader, &unknown).await?
             }
             TxConnection::Begun(tx) => Sql::<DB>::read_many(tx, &unknown).await?,
+            TxConnection::Grouped(member) => {
+                Sql::<DB>::read_many(member.connection()?, &unknown).await?
+            }
         };
         self.known.extend(unknown.into_iter().zip(found));
         Ok(keys
@@ -654,6 +678,7 @@ where
         Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
         match self.connection {
             TxConnection::Begun(tx) => tx.commit().await.map_err(db_error),
+            TxConnection::Grouped(member) => member.commit().await,
             TxConnection::Deferred { .. } => Ok(()),
         }
     }

@@ -13,6 +13,7 @@
 mod access;
 mod common;
 mod error;
+mod group;
 mod maintenance;
 #[cfg(test)]
 mod plans;

@@ -4,6 +4,8 @@
 //! the row lock of the compare-and-swap `UPDATE` and the unique indexes, and migrations run
 //! under sqlx's advisory lock, so nodes starting together apply each migration once.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use paraply_store::{
     StoreTx, StoredResource,
 };
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Postgres};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
@@ -147,4 +149,16 @@ impl Backend for Postgres {
     /// Seed 1 keeps these keys apart from the per-resource locks (seed 0).
     const SERIALIZE_ON: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))");
+
+    fn execute<'c>(
+        connection: &'c mut Self::Connection,
+        statement: &'static str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+        Box::pin(async move {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(connection)
+                .await
+                .map(|_| ())
+        })
+    }
 }

@@ -1,5 +1,7 @@
 //! The SQLite backend: one database file in WAL mode, one writer connection, many readers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +16,11 @@ use paraply_store::{
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
-use sqlx::{Connection, Sqlite};
+use sqlx::{AssertSqlSafe, Connection, Sqlite};
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
+use crate::group::GroupWriter;
 use crate::maintenance::SqlMaintenance;
 use crate::sql::JsonRows;
 
@@ -91,13 +94,18 @@ impl Default for SqliteOptions {
 /// A [`Store`] on one SQLite file.
 ///
 /// SQLite allows one writer at a time, so write transactions share a pool of exactly one
-/// connection and start with `BEGIN IMMEDIATE`: they queue in the pool instead of failing
-/// with `SQLITE_BUSY` halfway through. WAL mode lets the separate read pool run alongside.
+/// connection and start with `BEGIN IMMEDIATE`: they queue for it instead of failing with
+/// `SQLITE_BUSY` halfway through, and those that queue together commit together
+/// ([`crate::group`]). WAL mode lets the separate read pool run alongside.
 /// A task holding a [`StoreTx`] must not call [`Store::begin`] again before finishing it:
 /// the second call waits for the only writer connection.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// The one writer connection, for what writes outside the FHIR write transactions
+    /// (sessions, index maintenance): it waits while a group holds the connection.
     pub(crate) writer: SqlitePool,
+    /// FHIR write transactions on `writer`, committed in groups (see [`crate::group`]).
+    pub(crate) group: GroupWriter<Sqlite>,
     pub(crate) readers: SqlitePool,
     _checkpointer: Arc<Checkpointer>,
 }
@@ -168,6 +176,7 @@ impl SqliteStore {
             .await
             .map_err(db_error)?;
         Ok(SqliteStore {
+            group: GroupWriter::new(writer.clone(), Sqlite::BEGIN_WRITE),
             writer,
             readers,
             _checkpointer: Arc::new(checkpointer),
@@ -226,20 +235,14 @@ impl Drop for Checkpointer {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = self
-            .writer
-            .begin_with(Sqlite::BEGIN_WRITE)
-            .await
-            .map_err(db_error)?;
-        Ok(Box::new(SqlTx::begun(tx)))
+        Ok(Box::new(SqlTx::grouped(self.group.join().await?)))
     }
 
     async fn begin_optimistic(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        // Begins on the one writer connection once it has to (see `SqlTx`).
+        // Joins the writer's group once it has to (see `SqlTx`).
         Ok(Box::new(SqlTx::deferred(
-            self.writer.clone(),
+            self.group.clone(),
             self.readers.clone(),
-            Sqlite::BEGIN_WRITE,
         )))
     }
 
@@ -313,6 +316,18 @@ impl Backend for Sqlite {
     // later (which SQLite can refuse with SQLITE_BUSY without waiting).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SERIALIZE_ON: Option<&'static str> = None;
+
+    fn execute<'c>(
+        connection: &'c mut Self::Connection,
+        statement: &'static str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+        Box::pin(async move {
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(connection)
+                .await
+                .map(|_| ())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -134,8 +134,9 @@ pub struct PoolStatus {
     pub idle: u32,
 }
 
-/// Errors in storage words; the HTTP edge maps them to OperationOutcomes.
-#[derive(Debug, thiserror::Error)]
+/// Errors in storage words; the HTTP edge maps them to OperationOutcomes. Cloneable: a
+/// failed group commit gives every transaction in it the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The version to write is not the successor of the current one (someone else wrote
     /// first, or a create hit an existing id).
