@@ -276,3 +276,22 @@ fn the_example_is_written_to_target_for_a_look() {
     }
     eprintln!("example: {} ({} bytes)", file.display(), pdf.len());
 }
+
+#[test]
+fn the_patient_is_named_by_the_compositions_subject_display_first() {
+    let mut document = tolvan();
+    document["entry"][0]["resource"]["subject"]["display"] = json!("Tolvan Ö. Tolvansson");
+    let pdf = plan_pdf(&document, Language::Sv).expect("a PDF");
+    let Some(text) = text_of(&pdf) else { return };
+    assert!(text.contains("Min plan Tolvan Ö. Tolvansson"), "{text}");
+}
+
+#[test]
+fn characters_the_font_lacks_print_as_question_marks() {
+    let mut document = tolvan();
+    document["entry"][0]["resource"]["section"][0]["text"]["div"] =
+        json!("<div><p>Namn: 山田 slut\u{0007}</p></div>");
+    let pdf = plan_pdf(&document, Language::Sv).expect("a PDF");
+    let Some(text) = text_of(&pdf) else { return };
+    assert!(text.contains("Namn: ?? slut "), "{text}");
+}
