@@ -181,13 +181,15 @@ fn shorten(typesetter: &Typesetter, text: &str, size: f32, width: f32) -> String
     if typesetter.width(Weight::Regular, size, text) <= width {
         return text.to_owned();
     }
+    let room = width - typesetter.width(Weight::Regular, size, "…");
+    let mut used = 0.0;
     let mut out = String::new();
     for c in text.chars() {
-        out.push(c);
-        if typesetter.width(Weight::Regular, size, &format!("{out}…")) > width {
-            out.pop();
+        used += typesetter.width(Weight::Regular, size, c.encode_utf8(&mut [0; 4]));
+        if used > room {
             break;
         }
+        out.push(c);
     }
     format!("{}…", out.trim_end())
 }

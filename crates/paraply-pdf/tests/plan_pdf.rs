@@ -295,3 +295,18 @@ fn characters_the_font_lacks_print_as_question_marks() {
     let Some(text) = text_of(&pdf) else { return };
     assert!(text.contains("Namn: ?? slut "), "{text}");
 }
+
+#[test]
+fn a_very_long_name_is_cut_in_the_footer_and_wrapped_under_the_title() {
+    let mut document = tolvan();
+    let name = "Tolvansdotter ".repeat(2_000);
+    document["entry"][0]["resource"]["subject"]["display"] = json!(name.trim_end());
+    let pdf = plan_pdf(&document, Language::Sv).expect("a PDF");
+    let Some(text) = lines_of(&pdf) else { return };
+    assert!(
+        text.contains("Min plan · Tolvansdotter Tolvansdotter"),
+        "{text}"
+    );
+    assert!(text.contains("… "), "the footer's name is cut: {text}");
+    assert!(text.contains("Sida 1 av"), "{text}");
+}
