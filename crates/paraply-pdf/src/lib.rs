@@ -15,15 +15,19 @@
 //! is already narrowed for its reader), or know FHIR beyond the JSON paths it reads — it
 //! depends on no other Paraply crate, so it compiles in under a minute from cold.
 //!
-//! Library choice, measured cold (debug, this 2-core machine, fresh target dir):
+//! Library choice, measured cold (debug, fresh target dir, this 2-core machine shared with
+//! other builds, so the figures are rough):
 //! - `pdf-writer` 0.15 + `subsetter` 0.1 + `ttf-parser` 0.25 + `miniz_oxide` 0.9:
-//!   **49 s** for the whole crate with `serde_json` and `thiserror` (18 crates, 81 MB
-//!   target). Chosen: a few PDF objects written by hand (`pdf.rs`), line wrapping in
-//!   `layout.rs`; subsetting keeps a plan PDF at tens of kilobytes.
+//!   **49 s** for the crate with `serde_json` and `thiserror` (18 dependencies, 81 MB
+//!   target, 260 MB peak RAM); 78 s (97 MB) once the workspace builds `subsetter`,
+//!   `ttf-parser` and `miniz_oxide` optimized in dev (load average 13 at the time), which
+//!   makes a plan PDF ~50 ms instead of ~150–400 ms in debug tests. Chosen: the few PDF
+//!   objects written by hand (`pdf.rs`), wrapping and pages in `layout.rs`; the subset
+//!   fonts keep a two-page plan at ~47 KB.
 //! - the same with `subsetter` 0.2: 2 min 19 s (it pulls in `skrifa`, `read-fonts`,
-//!   `write-fonts`, `kurbo`); 0.1 keeps glyph ids, so no remapping is needed either.
-//! - `printpdf` 0.8: see ARCHITECTURE.md's code map line for the figure; several times
-//!   slower to build, for layout features a one-column text document does not need.
+//!   `write-fonts`, `kurbo`); 0.1 also keeps glyph ids, so nothing needs remapping.
+//! - `printpdf` 0.8.2 alone: 13 min 21 s, 217 crates, 1.7 GB target, 1.1 GB peak RAM —
+//!   for layout, images and SVG a one-column text document does not need.
 //!
 //! å ä ö: the text is written as glyph ids of the embedded DejaVu Sans (regular and
 //! bold, `fonts/`, Bitstream Vera licence with DejaVu's public-domain changes) with a
