@@ -13,7 +13,7 @@
 //!
 //! What it does not do: read the database, decide who may see what (the document handed in
 //! is already narrowed for its reader), or know FHIR beyond the JSON paths it reads — it
-//! depends on no other Paraply crate, so it compiles in under a minute from cold.
+//! depends on no other Paraply crate, so it compiles from cold in about a minute.
 //!
 //! Library choice, measured cold (debug, fresh target dir, this 2-core machine shared with
 //! other builds, so the figures are rough):
