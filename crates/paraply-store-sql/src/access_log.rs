@@ -604,3 +604,117 @@ fn total_statement(query: &AccessLogQuery) -> Statement {
     b.stmt.sql = format!("SELECT COUNT(*) FROM access_log l{}", where_clause(&all));
     b.stmt
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+    use paraply_store::{AccessLogTerm, Store, TermKey};
+
+    use crate::testing::PostgresTestDatabase;
+    use crate::{PostgresOptions, PostgresStore, SqliteOptions, SqliteStore};
+
+    use super::*;
+
+    fn entry(id: &str) -> AccessLogEntry {
+        AccessLogEntry {
+            id: id.parse().unwrap(),
+            recorded: OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            subtype: "read".into(),
+            action: "R".into(),
+            outcome: "0".into(),
+            emergency: false,
+            body: format!("{{\"r\":\"{id}\"}}"),
+            terms: vec![
+                AccessLogTerm {
+                    key: TermKey::Patient,
+                    value: "p1".into(),
+                },
+                AccessLogTerm {
+                    key: TermKey::Agent,
+                    value: "Patient/p1".into(),
+                },
+            ],
+        }
+    }
+
+    /// Statements run behind the store's back.
+    type Sql<'a> = &'a (dyn Fn(&'static str) -> BoxFuture<'a, ()> + Sync);
+
+    /// Every kind of tampering with the rows is found, naming the entry where there is one;
+    /// putting the row back makes the chain whole again.
+    async fn tampering_is_found(store: &dyn Store, sql: Sql<'_>) {
+        let mut tx = store.begin().await.unwrap();
+        let entries = ["e1", "e2", "e3", "e4", "e5"].map(entry).to_vec();
+        tx.append_access_log(entries).await.unwrap();
+        tx.commit().await.unwrap();
+        let broken = || async { store.verify_access_log().await.unwrap().broken };
+        assert_eq!(broken().await, None);
+
+        let cases: [(&str, &str, &str); 2] = [
+            (
+                "DELETE FROM access_log_term WHERE name = 'agent' \
+                 AND seq = (SELECT seq FROM access_log WHERE id = 'e3')",
+                "INSERT INTO access_log_term (name, value, seq) \
+                 SELECT 'agent', 'Patient/p1', seq FROM access_log WHERE id = 'e3'",
+                "e3",
+            ),
+            (
+                "UPDATE access_log SET recorded = recorded + 1 WHERE id = 'e2'",
+                "UPDATE access_log SET recorded = recorded - 1 WHERE id = 'e2'",
+                "e2",
+            ),
+        ];
+        for (tamper, restore, id) in cases {
+            sql(tamper).await;
+            let link = broken().await.expect("tampering is found");
+            assert_eq!(link.id.as_deref(), Some(id), "{tamper}: {link:?}");
+            assert!(link.problem.contains("changed"), "{link:?}");
+            sql(restore).await;
+            assert_eq!(broken().await, None, "{restore}");
+        }
+
+        sql("DELETE FROM access_log WHERE id = 'e5'").await;
+        let link = broken().await.expect("a truncated end is found");
+        assert_eq!(link.id, None);
+        assert!(link.problem.contains("deleted"), "{link:?}");
+    }
+
+    #[tokio::test]
+    async fn tampering_with_rows_terms_or_the_end_of_a_chain_is_found_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("paraply-tamper-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", dir.join("p.db").display());
+        let store = SqliteStore::open(&url, SqliteOptions::default())
+            .await
+            .unwrap();
+        let writer = store.writer.clone();
+        let sql = |statement: &'static str| -> BoxFuture<'_, ()> {
+            let writer = writer.clone();
+            Box::pin(async move {
+                sqlx::query(statement).execute(&writer).await.unwrap();
+            })
+        };
+        tampering_is_found(&store, &sql).await;
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn tampering_with_rows_terms_or_the_end_of_a_chain_is_found_on_postgres() {
+        let Some(database) = PostgresTestDatabase::create().await else {
+            return;
+        };
+        let store = PostgresStore::connect(&database.url, PostgresOptions::default())
+            .await
+            .unwrap();
+        let pool = store.pool.clone();
+        let sql = |statement: &'static str| -> BoxFuture<'_, ()> {
+            let pool = pool.clone();
+            Box::pin(async move {
+                sqlx::query(statement).execute(&pool).await.unwrap();
+            })
+        };
+        tampering_is_found(&store, &sql).await;
+        drop(store);
+        database.remove().await;
+    }
+}
