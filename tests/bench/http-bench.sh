@@ -34,7 +34,8 @@
 # Environment (all optional): BENCH_DURATION (20s), BENCH_WARMUP (3s), BENCH_CONNECTIONS
 # (32), BENCH_THREADS (2), BENCH_IDS (1000), PARAPLY_LOG (server log filter, default info:
 # one log line per request, as in production), PARAPLY_BENCH_DATABASE_URL,
-# BENCH_SKIP_BUILD=1 uses an existing target/release/paraply as it is,
+# BENCH_SKIP_BUILD=1 uses an existing target/release/paraply as it is (PARAPLY_BENCH_BIN names
+# another binary, e.g. a debug build or another branch's, to compare two builds),
 # BENCH_KEEP=1 keeps the work directory (server logs, raw wrk output).
 #
 # All traffic goes to 127.0.0.1; every wrk run has a fixed duration and an outer timeout;
@@ -50,7 +51,7 @@ esac
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LUA_DIR="$ROOT/tests/bench"
-BIN="$ROOT/target/release/paraply"
+BIN="${PARAPLY_BENCH_BIN:-$ROOT/target/release/paraply}"
 DURATION="${BENCH_DURATION:-20s}"
 WARMUP="${BENCH_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -251,8 +252,8 @@ run_auth() {
   BENCH_TOKEN=$(demo_token citizen tolvan "openid patient/*.rs") run_op "sqlite, patient token + access log" read "$ids"
   stop_server
   local events
-  events=$(sqlite3 "$WORK/auth/paraply.db" "SELECT count(*) FROM resource_version WHERE resource_type = 'AuditEvent'" 2>/dev/null || echo "?")
-  log "AuditEvents written: $events"
+  events=$(sqlite3 "$WORK/auth/paraply.db" "SELECT count(*) FROM access_log" 2>/dev/null || echo "?")
+  log "access-log entries written: $events"
   start_server "$url" auth-none
   run_op "sqlite, --auth none" read "$ids"
   stop_server

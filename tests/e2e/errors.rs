@@ -266,6 +266,68 @@ on_both_backends!(unknown_search_parameter_is_named, async |s: &TestServer| {
     assert_eq!(s.get("AuditEvent?identifier=x").await.status, 400);
 });
 
+on_both_backends!(
+    the_access_log_is_searched_only_by_what_it_keeps,
+    async |s: &TestServer| {
+        let served = [
+            "_id",
+            "patient",
+            "date",
+            "agent",
+            "entity",
+            "type",
+            "subtype",
+            "outcome",
+            "_security",
+        ];
+        for refused in [
+            "AuditEvent?action=R",
+            "AuditEvent?_lastUpdated=ge2026",
+            "AuditEvent?patient:missing=true",
+            "AuditEvent?_sort=_id",
+            "AuditEvent?_include=AuditEvent:agent",
+            "AuditEvent?patient.identifier=x|1",
+            "Patient?_revinclude=AuditEvent:patient",
+        ] {
+            let reply = s.get(refused).await;
+            assert_eq!(reply.status, 400, "{refused}: {}", reply.text);
+            let issue = reply.outcome_issue();
+            let diagnostics = issue["diagnostics"].as_str().unwrap_or_default();
+            assert!(
+                diagnostics.contains("patient, date, agent, entity, type, subtype, outcome"),
+                "{refused}: {diagnostics}"
+            );
+        }
+        let reply = s
+            .get("AuditEvent?patient=Patient/nobody&date=ge2020-01-01&_sort=-date&_total=accurate")
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.body["total"], 0);
+        assert_eq!(s.get("AuditEvent/nothing").await.status, 404);
+        assert_eq!(s.get("AuditEvent/nothing/_history/1").await.status, 404);
+
+        let metadata = s.get("metadata").await;
+        let entry = metadata.body["rest"][0]["resource"]
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["type"] == "AuditEvent"))
+            .cloned()
+            .unwrap_or_default();
+        let mut names: Vec<&str> = entry["searchParam"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        names.sort_unstable();
+        let mut expected = served.to_vec();
+        expected.sort_unstable();
+        assert_eq!(
+            names, expected,
+            "the CapabilityStatement lists exactly what is served"
+        );
+    }
+);
+
 on_both_backends!(bad_if_match_is_400, async |s: &TestServer| {
     let reply = Reply::send(
         s.request(reqwest::Method::PUT, "Patient/a")

@@ -12,12 +12,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use paraply_fhir::{ResourceId, ResourceType};
-use paraply_search::{PageCursor, SearchQuery, Total};
-use paraply_store::{Store, StoreError};
+use paraply_fhir::ResourceId;
+use paraply_search::{PageCursor, SortValue};
+use paraply_store::{
+    AccessLogCondition, AccessLogFilter, AccessLogOrder, AccessLogQuery, AccessLogTerm, Store,
+    TermKey, micros,
+};
 use serde_json::{Map, Value, json};
 
 use crate::audit::{CARE_PROVIDER_ROLE, CLIENT_ID_SYSTEM, OBJECT_ROLE, ROLE_CLASS, UNIT_ROLE};
+use crate::audit_row::rendered;
 use crate::error::CoreError;
 
 /// One page of the access log of `patient`, newest first: `count` events, after `page`
@@ -29,16 +33,22 @@ pub async fn access_log(
     page: Option<PageCursor>,
 ) -> Result<Value, CoreError> {
     let patient_reference = format!("Patient/{patient}");
-    let mut query = SearchQuery::parse(
-        ResourceType::AuditEvent,
-        [("patient", patient_reference.as_str()), ("_sort", "-date")],
-    )?;
-    query.count = count;
     // A total would count the whole log on every page; `next` says whether more follow.
-    query.total = Total::None;
+    let query = AccessLogQuery {
+        filters: vec![AccessLogFilter {
+            any_of: vec![AccessLogCondition::Term(AccessLogTerm {
+                key: TermKey::Patient,
+                value: patient.to_string(),
+            })],
+        }],
+        order: AccessLogOrder::Recorded { descending: true },
+        count,
+        page: page.clone(),
+        total: false,
+        restriction: None,
+    };
     let backwards = page.as_ref().is_some_and(|p| p.backwards);
-    query.page = page.clone();
-    let found = store.search(&query).await?;
+    let found = store.search_access_log(&query).await?;
 
     let own_url = format!("Patient/{patient}/$access-log?_count={count}");
     let mut self_url = own_url.clone();
@@ -46,21 +56,23 @@ pub async fn access_log(
         self_url.push_str(&format!("&_page={}", page.encode()));
     }
     let mut links = vec![json!({"relation": "self", "url": self_url})];
-    if let (true, Some(last)) = (found.more || backwards, found.matches.last()) {
+    if let (true, Some(last)) = (found.more || backwards, found.rows.last()) {
+        let cursor = PageCursor {
+            values: vec![SortValue::Int(micros(last.recorded))],
+            seq: last.seq,
+            backwards: false,
+        };
         links.push(json!({
             "relation": "next",
-            "url": format!("{own_url}&_page={}", last.cursor(false).encode())
+            "url": format!("{own_url}&_page={}", cursor.encode())
         }));
     }
     let entries = found
-        .matches
+        .rows
         .iter()
-        .filter_map(|m| m.resource.body.as_deref())
-        .map(|body| {
-            let event: Value = serde_json::from_str(body)
-                .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
+        .map(|row| {
             Ok(json!({
-                "resource": for_patient(&event, &patient_reference),
+                "resource": for_patient(&rendered(row)?, &patient_reference),
                 "search": {"mode": "match"}
             }))
         })
@@ -210,6 +222,8 @@ fn entity_for_patient(entity: &Value, patient_reference: &str) -> Option<Value> 
 
 #[cfg(test)]
 mod tests {
+    use paraply_fhir::ResourceType;
+    use paraply_search::SearchQuery;
     use time::{Duration, OffsetDateTime};
 
     use super::*;
@@ -271,7 +285,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            db.store.search(&emergencies).await.unwrap().matches.len(),
+            crate::audit_search::search(db.store.as_ref(), &emergencies)
+                .await
+                .unwrap()
+                .matches
+                .len(),
             1
         );
 

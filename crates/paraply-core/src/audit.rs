@@ -82,6 +82,23 @@ impl AuditAction {
         }
     }
 
+    /// The action whose [`Self::interaction`] is `code`.
+    pub fn from_interaction(code: &str) -> Option<AuditAction> {
+        [
+            AuditAction::Read,
+            AuditAction::VRead,
+            AuditAction::Query,
+            AuditAction::History,
+            AuditAction::Operation,
+            AuditAction::Create,
+            AuditAction::Update,
+            AuditAction::Patch,
+            AuditAction::Delete,
+        ]
+        .into_iter()
+        .find(|action| action.interaction() == code)
+    }
+
     const fn is_write(self) -> bool {
         matches!(
             self,

@@ -10,29 +10,35 @@
 //!
 //! A write is logged inside the write's own transaction instead ([`stage_audit_event`]):
 //! the data and its log then commit or roll back together.
+//!
+//! Each event is a compact access-log entry ([`crate::audit_row`]) — a narrow row and a
+//! few search terms, hash-chained by the store — not an AuditEvent resource with index rows:
+//! the writer's time per event is what bounds the audited read rate.
 
 use std::sync::Arc;
 
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::index_rows;
-use paraply_store::{NewVersion, Store, StoreError, StoreTx};
+use paraply_store::{AccessLogEntry, NewVersion, Purge, Store, StoreError, StoreTx};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audit::{AuditRecord, audit_event};
+use crate::audit::AuditRecord;
+use crate::audit_row::log_entry;
 use crate::error::CoreError;
 use crate::stamp::{now, stamp};
 
 /// Most events in one transaction: large enough to absorb a burst of reads, small enough
-/// that one transaction stays short for the single SQLite writer.
-pub const MAX_BATCH: usize = 256;
+/// that one transaction stays short for the single SQLite writer (an entry is one narrow
+/// row and a few term rows, appended in four statements per batch).
+pub const MAX_BATCH: usize = 1024;
 
 /// Records waiting for the writer; beyond this, `record` waits for room (back-pressure on
 /// the requests rather than unbounded memory).
 const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
 
 struct Pending {
-    version: NewVersion,
+    entry: AccessLogEntry,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -56,10 +62,10 @@ impl AuditLog {
     pub async fn record(&self, record: AuditRecord) -> Result<(), CoreError> {
         // Built here, on the request's task, so that requests build in parallel and the one
         // writer task only writes.
-        let version = new_version(&record)?;
+        let entry = log_entry(&record);
         let (done, committed) = oneshot::channel();
         self.queue
-            .send(Pending { version, done })
+            .send(Pending { entry, done })
             .await
             .map_err(|_| stopped())?;
         committed
@@ -78,11 +84,11 @@ fn stopped() -> CoreError {
 async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (versions, waiters): (Vec<_>, Vec<_>) =
-            batch.drain(..).map(|p| (p.version, p.done)).unzip();
-        let events = versions.len();
+        let (entries, waiters): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.entry, p.done)).unzip();
+        let events = entries.len();
         let started = std::time::Instant::now();
-        let result = write_batch(store.as_ref(), versions).await;
+        let result = write_batch(store.as_ref(), entries).await;
         // Batch sizes and times show whether the one writer bounds the audited read rate.
         tracing::debug!(
             events,
@@ -100,14 +106,54 @@ async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pendi
     }
 }
 
-async fn write_batch(store: &dyn Store, versions: Vec<NewVersion>) -> Result<(), String> {
+async fn write_batch(store: &dyn Store, entries: Vec<AccessLogEntry>) -> Result<(), String> {
     let mut tx = store.begin().await.map_err(|e| e.to_string())?;
-    // The store sends all events at commit, in a few multi-row statements: the writer's
-    // time per event is what bounds how many audited reads per second the server answers.
-    for version in versions {
-        tx.write(version).await.map_err(|e| e.to_string())?;
-    }
+    // The store appends all entries at commit, in a few multi-row statements.
+    tx.append_access_log(entries)
+        .await
+        .map_err(|e| e.to_string())?;
     tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// The least retention the law allows (Patientdatalagen: the access log is kept at least
+/// five years), and the default of `[audit] retention_years`.
+pub const MIN_RETENTION_YEARS: u32 = 5;
+
+/// `paraply audit purge`: deletes the access-log entries recorded more than `years` years
+/// ago (each chain's entries up to the first newer one), records the purge, and logs it as
+/// an access of its own (a `delete` by the system client `paraply audit purge`, whose
+/// query entity says what was deleted), all in one transaction.
+pub async fn purge_access_log(store: &dyn Store, years: u32) -> Result<Purge, CoreError> {
+    if years < MIN_RETENTION_YEARS {
+        return Err(CoreError::bad_request(format!(
+            "the access log is kept at least {MIN_RETENTION_YEARS} years"
+        )));
+    }
+    let now = now();
+    let year = now.year() - i32::try_from(years).unwrap_or(i32::MAX);
+    // 29 February of a leap year has no counterpart in most years: the day before.
+    let cutoff = now
+        .replace_year(year)
+        .or_else(|_| (now - time::Duration::days(1)).replace_year(year))
+        .map_err(|_| CoreError::bad_request("the retention reaches before year 1"))?;
+    let record = AuditRecord {
+        recorded: now,
+        action: crate::audit::AuditAction::Delete,
+        agent: crate::audit::AuditAgent::System {
+            client_id: "paraply audit purge".into(),
+        },
+        issuer: String::new(),
+        purpose: crate::context::Purpose::Treatment,
+        outcome: crate::audit::AuditOutcome::Success,
+        patients: Vec::new(),
+        entity: None,
+        query: Some(format!(
+            "AuditEvent?date=lt{}",
+            crate::stamp::format_instant(cutoff)
+        )),
+        request_id: ResourceId::generate().to_string(),
+    };
+    Ok(store.purge_access_log(cutoff, log_entry(&record)).await?)
 }
 
 /// Writes the AuditEvent for `record` inside the caller's transaction (a write and its log
@@ -116,14 +162,8 @@ pub async fn stage_audit_event(
     tx: &mut dyn StoreTx,
     record: &AuditRecord,
 ) -> Result<(), CoreError> {
-    tx.write(new_version(record)?).await?;
+    tx.append_access_log(vec![log_entry(record)]).await?;
     Ok(())
-}
-
-fn new_version(record: &AuditRecord) -> Result<NewVersion, CoreError> {
-    let id = ResourceId::generate();
-    let event = audit_event(record, &id);
-    first_version(ResourceType::AuditEvent, id, event)
 }
 
 /// Stamps a server-built resource as version 1 under `id`, with its index rows. Not
@@ -162,7 +202,10 @@ pub(crate) mod tests {
 
     use async_trait::async_trait;
     use paraply_search::SearchQuery;
-    use paraply_store::{HistoryPage, HistoryQuery, PoolStatus, SearchPage, StoredResource};
+    use paraply_store::{
+        AccessLogPage, AccessLogQuery, HistoryPage, HistoryQuery, PoolStatus, Purge, SearchPage,
+        StoredResource, Verification,
+    };
     use paraply_store_sql::{SqliteOptions, SqliteStore};
     use time::OffsetDateTime;
 
@@ -252,6 +295,22 @@ pub(crate) mod tests {
         fn pool_status(&self) -> Vec<PoolStatus> {
             self.inner.pool_status()
         }
+        async fn search_access_log(
+            &self,
+            query: &AccessLogQuery,
+        ) -> Result<AccessLogPage, StoreError> {
+            self.inner.search_access_log(query).await
+        }
+        async fn verify_access_log(&self) -> Result<Verification, StoreError> {
+            self.inner.verify_access_log().await
+        }
+        async fn purge_access_log(
+            &self,
+            cutoff: OffsetDateTime,
+            entry: AccessLogEntry,
+        ) -> Result<Purge, StoreError> {
+            self.inner.purge_access_log(cutoff, entry).await
+        }
     }
 
     async fn events_of(store: &dyn Store, patient: &str) -> Vec<Value> {
@@ -262,7 +321,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         query.count = 1000;
-        let page = store.search(&query).await.unwrap();
+        let page = crate::audit_search::search(store, &query).await.unwrap();
         page.matches
             .iter()
             .map(|m| serde_json::from_str(m.resource.body.as_deref().unwrap()).unwrap())

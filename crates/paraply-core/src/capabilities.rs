@@ -26,11 +26,41 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 /// Whole-system interactions.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
+/// What the access log serves as AuditEvent: read (version 1 only), its instance history,
+/// and search by the parameters it keeps ([`crate::audit_search::SEARCH_PARAMS`]); never
+/// written by a client.
+fn audit_event_entry() -> Value {
+    let mut search_params = vec![
+        json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
+    ];
+    search_params.extend(
+        params_for(ResourceType::AuditEvent)
+            .filter(|p| crate::audit_search::SEARCH_PARAMS.contains(&p.name))
+            .map(|p| json!({"name": p.name, "definition": p.url, "type": p.kind.as_str()})),
+    );
+    let interactions: Vec<Value> = ["read", "vread", "history-instance", "search-type"]
+        .iter()
+        .map(|code| json!({"code": code}))
+        .collect();
+    json!({
+        "type": "AuditEvent",
+        "interaction": interactions,
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "documentation": "The access log (I15), written by the server only: every access to patient data, append-only and hash-chained",
+        "searchParam": search_params,
+    })
+}
+
 fn resource_entry(
     resource_type: ResourceType,
     operations: &Operations,
     conformance: &dyn ConformanceCatalog,
 ) -> Value {
+    if resource_type == ResourceType::AuditEvent {
+        return audit_event_entry();
+    }
     let mut search_params = vec![
         json!({"name": "_id", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id", "type": "token"}),
         json!({"name": "_lastUpdated", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated", "type": "date"}),
@@ -44,6 +74,7 @@ fn resource_entry(
         .collect();
     let revincludes: Vec<String> = ResourceType::ALL
         .iter()
+        .filter(|source| **source != ResourceType::AuditEvent)
         .flat_map(|source| {
             params_for(*source)
                 .filter(|p| p.kind == ParamKind::Reference && p.targets.contains(&resource_type))

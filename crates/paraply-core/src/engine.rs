@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::access::{Access, AccessSettings, required_permission, server_written};
 use crate::access_record::{self, AccessSummary, query_text};
 use crate::audit_log::{AuditLog, stage_audit_event};
+use crate::audit_search;
 use crate::conformance::{ConformanceCatalog, NoConformance};
 use crate::context::{Caller, RequestContext};
 use crate::error::CoreError;
@@ -362,6 +363,80 @@ impl Fhir {
         access: Option<&Access>,
     ) -> Result<Outcome, CoreError> {
         match interaction {
+            // The access log is its own table, rendered as AuditEvents.
+            Interaction::Read {
+                resource_type: ResourceType::AuditEvent,
+                id,
+            } => Ok(Outcome::Resource {
+                created: false,
+                resource: audit_search::read(self.store.as_ref(), &id, access).await?,
+            }),
+            Interaction::VRead {
+                resource_type: ResourceType::AuditEvent,
+                id,
+                version_id,
+            } => {
+                let resource = audit_search::read(self.store.as_ref(), &id, access).await?;
+                if version_id != resource.version_id {
+                    return Err(CoreError::VersionNotFound {
+                        resource_type: ResourceType::AuditEvent,
+                        id,
+                        version_id,
+                    });
+                }
+                Ok(Outcome::Resource {
+                    created: false,
+                    resource,
+                })
+            }
+            Interaction::Search { mut query }
+                if query.resource_type == ResourceType::AuditEvent =>
+            {
+                if query.summary == Summary::Count || query.count == 0 {
+                    query.count = 0;
+                    query.total = Total::Accurate;
+                }
+                let page = audit_search::search(self.store.as_ref(), &query).await?;
+                Ok(Outcome::Searchset {
+                    query,
+                    page,
+                    blocked: false,
+                })
+            }
+            Interaction::History(params)
+                if matches!(params.scope, HistoryScope::Type(ResourceType::AuditEvent)) =>
+            {
+                Err(CoreError::bad_request(
+                    "AuditEvent has no type history: every entry of the access log has one \
+                     version; search AuditEvent instead",
+                ))
+            }
+            Interaction::History(params)
+                if matches!(
+                    params.scope,
+                    HistoryScope::Instance(ResourceType::AuditEvent, _)
+                ) =>
+            {
+                let HistoryScope::Instance(_, id) = &params.scope else {
+                    return Err(CoreError::bad_request(
+                        "an instance history names its resource",
+                    ));
+                };
+                let resource = audit_search::read(self.store.as_ref(), id, access).await?;
+                let shown = params
+                    .since
+                    .is_none_or(|since| resource.last_updated >= since);
+                let entries = if shown { vec![resource] } else { Vec::new() };
+                let total = entries.len() as u64;
+                Ok(Outcome::History {
+                    params,
+                    page: HistoryPage {
+                        entries,
+                        next: None,
+                        total,
+                    },
+                })
+            }
             Interaction::Capabilities => Ok(Outcome::Capabilities(
                 crate::capabilities::capability_statement(
                     &self.operations,
@@ -464,6 +539,7 @@ impl Fhir {
                     query.count = 0;
                     query.total = Total::Accurate;
                 }
+                audit_search::check_includes(&query)?;
                 let mut page = reader.search(&query).await?;
                 if let Some(access) = access {
                     // Included resources need read scope on their own type.

@@ -15,6 +15,8 @@ mod access_log;
 mod access_record;
 mod audit;
 mod audit_log;
+mod audit_row;
+mod audit_search;
 mod bundle;
 mod capabilities;
 mod conformance;
@@ -34,6 +36,7 @@ mod versions;
 mod write;
 
 pub use access::AccessSettings;
+pub use audit_log::{MIN_RETENTION_YEARS, purge_access_log};
 pub use capabilities::{Security, add_security, capability_statement};
 pub use conformance::{CONFORMANCE_TYPES, ConformanceCatalog, NoConformance};
 pub use context::{Caller, Purpose, RequestContext};

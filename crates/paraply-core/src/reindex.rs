@@ -52,7 +52,12 @@ async fn reindex_in_batches(store: &dyn Store, batch: u32) -> Result<Vec<Reindex
             .insert(row.param, row.definition);
     }
     let mut done = Vec::new();
-    for &resource_type in ResourceType::ALL {
+    // The access log is not stored as AuditEvent resources and has no index rows
+    // (`paraply_store::AccessLogEntry` keeps its own search keys).
+    let indexed = ResourceType::ALL
+        .iter()
+        .filter(|t| **t != ResourceType::AuditEvent);
+    for &resource_type in indexed {
         let wanted = param_definitions(resource_type);
         let stale = stale_params(&wanted, recorded.get(&resource_type));
         if stale.is_empty() {
@@ -208,7 +213,7 @@ mod tests {
     async fn a_new_database_is_recorded_once_and_then_kept_up_to_date_by_writes() {
         let db = sqlite().await;
         let first = reindex(&*db.store).await.unwrap();
-        assert_eq!(first.len(), ResourceType::ALL.len());
+        assert_eq!(first.len(), ResourceType::ALL.len() - 1);
         assert!(first.iter().all(|r| r.resources == 0));
         create_patients(db.store.clone(), 3).await;
         assert_eq!(reindex(&*db.store).await.unwrap(), Vec::new());

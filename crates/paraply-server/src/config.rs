@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://paraply-data/paraply.db";
 
+/// The longest `[audit] retention_years` accepted: beyond it a typo is likelier than intent.
+pub const MAX_RETENTION_YEARS: u32 = 100;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "paraply",
@@ -32,6 +35,20 @@ pub enum Command {
     /// Generate a synthetic Swedish population and load it into a running Paraply over
     /// its FHIR API (or write it as NDJSON files).
     Synth(paraply_synth::SynthArgs),
+    /// The access log: check its hash chains, or purge entries older than the retention.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `paraply audit …`, on the database `serve` uses (same flags, variables and file).
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk every hash chain of the access log; print the counts and OK, or the first
+    /// broken link, and exit non-zero if there is one.
+    Verify(Settings),
+    /// Delete the access-log entries older than `[audit] retention_years` (default 5),
+    /// record that the purge ran, and log it. Never run automatically.
+    Purge(Settings),
 }
 
 /// The settings `serve` and `demo` share.
@@ -94,6 +111,25 @@ pub struct FileConfig {
     pub patientkontrakt: PatientkontraktConfig,
     /// How the database keeps what it has acknowledged (`[storage]`).
     pub storage: StorageConfig,
+    /// The access log (`[audit]`).
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: how long the access log is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Years `paraply audit purge` keeps entries for; at least 5, the law's minimum
+    /// (checked on start).
+    pub retention_years: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_years: paraply_core::MIN_RETENTION_YEARS,
+        }
+    }
 }
 
 impl Default for FileConfig {
@@ -107,6 +143,7 @@ impl Default for FileConfig {
             portal: None,
             patientkontrakt: PatientkontraktConfig::default(),
             storage: StorageConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -241,6 +278,11 @@ impl Config {
         Ok(config)
     }
 
+    /// The settings of `paraply audit`: the database and file of `serve`, no issuer needed.
+    pub fn for_audit(settings: &Settings) -> Result<Config, ConfigError> {
+        Self::load(settings)
+    }
+
     /// The settings of `paraply demo`, which trusts its own demo issuer besides any in the file.
     pub fn for_demo(settings: &Settings) -> Result<Config, ConfigError> {
         Self::load(settings)
@@ -279,6 +321,17 @@ impl Config {
                     return Err(ConfigError::ConfigValue {
                         path: shown,
                         reason: "max_body_bytes and database_pool_size must be at least 1".into(),
+                    });
+                }
+                if !(paraply_core::MIN_RETENTION_YEARS..=MAX_RETENTION_YEARS)
+                    .contains(&file.audit.retention_years)
+                {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: format!(
+                            "[audit] retention_years must be from {} (the law's minimum) to {MAX_RETENTION_YEARS}",
+                            paraply_core::MIN_RETENTION_YEARS
+                        ),
                     });
                 }
                 if file.patientkontrakt.max_fasta_vardkontakter == 0 {
@@ -511,5 +564,37 @@ mod tests {
             parsed.database_pool_size,
             FileConfig::default().database_pool_size
         );
+    }
+
+    #[test]
+    fn audit_retention_is_five_years_unless_set_and_less_stops_startup() {
+        assert_eq!(FileConfig::default().audit.retention_years, 5);
+        let dir = std::env::temp_dir().join(format!("paraply-audit-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("10", true),
+            ("5", true),
+            ("4", false),
+            ("0", false),
+            ("101", false),
+            ("\"five\"", false),
+        ];
+        for (i, (value, accepted)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, format!("[audit]\nretention_years = {value}\n")).unwrap();
+            let mut s = settings();
+            s.config = Some(path);
+            match Config::for_audit(&s) {
+                Ok(config) => {
+                    assert!(accepted, "{value} was accepted");
+                    assert_eq!(config.file.audit.retention_years.to_string(), value);
+                }
+                Err(error) => {
+                    assert!(!accepted, "{value}: {error}");
+                    assert!(error.to_string().contains("retention_years"), "{error}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

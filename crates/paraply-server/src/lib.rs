@@ -39,6 +39,8 @@ pub enum ServerError {
     Auth(String),
     #[error("synth: {0}")]
     Synth(String),
+    #[error("audit: {0}")]
+    Audit(String),
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -99,6 +101,36 @@ async fn open_indexed(
         resources,
         sessions,
     })
+}
+
+/// `paraply audit verify`: walks the access log's hash chains of the database `url`.
+pub async fn verify_audit_log(url: &str) -> Result<paraply_store::Verification, ServerError> {
+    let store = open_for_audit(url).await?;
+    store
+        .verify_access_log()
+        .await
+        .map_err(|e| ServerError::Audit(e.to_string()))
+}
+
+/// `paraply audit purge`: deletes what is older than `retention_years` (see
+/// [`paraply_core::purge_access_log`]).
+pub async fn purge_audit_log(
+    url: &str,
+    retention_years: u32,
+) -> Result<paraply_store::Purge, ServerError> {
+    let store = open_for_audit(url).await?;
+    paraply_core::purge_access_log(&*store, retention_years)
+        .await
+        .map_err(|e| ServerError::Audit(e.to_string()))
+}
+
+async fn open_for_audit(url: &str) -> Result<Arc<dyn Store>, ServerError> {
+    paraply_store_sql::open_store(url, 2)
+        .await
+        .map_err(|e| ServerError::Database {
+            url: redact(url),
+            reason: e.to_string(),
+        })
 }
 
 /// A database URL without its password, for messages.

@@ -1,10 +1,10 @@
-//! `paraply serve`, `paraply demo`, `paraply reindex` and `paraply synth`.
+//! `paraply serve`, `paraply demo`, `paraply reindex`, `paraply synth` and `paraply audit`.
 
 use clap::Parser;
-use paraply_server::config::{Cli, Command};
+use paraply_server::config::{AuditCommand, Cli, Command};
 use paraply_server::{
-    Config, ServerError, engine, load_demo_data, open_stores, reindex_database, run, run_demo,
-    shutdown_signal,
+    Config, ServerError, engine, load_demo_data, open_stores, purge_audit_log, reindex_database,
+    run, run_demo, shutdown_signal, verify_audit_log,
 };
 use tokio::net::TcpListener;
 
@@ -81,6 +81,7 @@ async fn start(command: Command) -> Result<(), ServerError> {
         Command::Reindex(settings) => {
             return reindex_database(&settings.database_url).await;
         }
+        Command::Audit(command) => return audit(command).await,
     };
     let config = if demo {
         Config::for_demo(&settings)?
@@ -102,5 +103,60 @@ async fn start(command: Command) -> Result<(), ServerError> {
         run_demo(listener, stores, &config, shutdown_signal()).await
     } else {
         run(listener, stores, &config, shutdown_signal()).await
+    }
+}
+
+/// `paraply audit verify|purge`: the outcome on stdout; a broken chain is an error.
+async fn audit(command: AuditCommand) -> Result<(), ServerError> {
+    match command {
+        AuditCommand::Verify(settings) => {
+            let config = Config::for_audit(&settings)?;
+            let verified = verify_audit_log(&config.database_url).await?;
+            let mut entries = 0;
+            for chain in &verified.chains {
+                entries += chain.entries;
+                println!(
+                    "chain {}: {} entries (positions {} to {})",
+                    chain.chain,
+                    chain.entries,
+                    chain.anchor + 1,
+                    chain.head
+                );
+            }
+            match verified.broken {
+                None => {
+                    println!(
+                        "access log OK: {entries} entries in {} chains",
+                        verified.chains.len()
+                    );
+                    Ok(())
+                }
+                Some(link) => {
+                    let event = link.id.as_deref().unwrap_or("none");
+                    let message = format!(
+                        "access log BROKEN at chain {}, position {} (AuditEvent {event}): {}",
+                        link.chain, link.position, link.problem
+                    );
+                    println!("{message}");
+                    Err(ServerError::Audit(message))
+                }
+            }
+        }
+        AuditCommand::Purge(settings) => {
+            let config = Config::for_audit(&settings)?;
+            let years = config.file.audit.retention_years;
+            let purged = purge_audit_log(&config.database_url, years).await?;
+            for anchor in &purged.anchors {
+                println!(
+                    "chain {} now starts after position {}",
+                    anchor.chain, anchor.position
+                );
+            }
+            println!(
+                "purged {} access-log entries older than {years} years",
+                purged.deleted
+            );
+            Ok(())
+        }
     }
 }

@@ -1115,3 +1115,139 @@ async fn reindex_brings_an_older_database_up_to_date_once() {
     server.stop().await;
     remove_dir(&dir);
 }
+
+/// Runs `paraply audit <action> --database <database>`; returns whether it succeeded and
+/// what it printed.
+async fn run_audit(dir: &Path, log: &str, action: &str, database: &str) -> (bool, String) {
+    let mut child = spawn(dir, log, &["audit", action, "--database", database], &[]);
+    let status = wait_exit(&mut child, Duration::from_secs(60)).await;
+    let printed = ["stdout", "stderr"]
+        .iter()
+        .map(|kind| std::fs::read_to_string(dir.join(format!("{log}.{kind}"))).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let status = status.unwrap_or_else(|| panic!("paraply audit {action} did not end: {printed}"));
+    (status.success(), printed)
+}
+
+/// Runs `statement` on `database` behind Paraply's back; returns the first column of each
+/// row as text (empty for statements without rows).
+async fn sql(database: &str, statement: &str) -> Vec<String> {
+    let statement = sqlx::AssertSqlSafe(statement.to_owned());
+    if database.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(database).await.expect("open");
+        let rows: Vec<(String,)> = sqlx::query_as(statement)
+            .fetch_all(&pool)
+            .await
+            .expect("SQL");
+        pool.close().await;
+        rows.into_iter().map(|(text,)| text).collect()
+    } else {
+        let pool = sqlx::PgPool::connect(database).await.expect("connect");
+        let rows: Vec<(String,)> = sqlx::query_as(statement)
+            .fetch_all(&pool)
+            .await
+            .expect("SQL");
+        pool.close().await;
+        rows.into_iter().map(|(text,)| text).collect()
+    }
+}
+
+/// Refused logins through HTTP leave access-log entries; `paraply audit verify` passes,
+/// finds exactly the entry whose body was edited with SQL, passes again once it is put
+/// back, finds a deleted entry; `paraply audit purge` then deletes what is older than the
+/// retention, records that it ran and logs itself, and `verify` passes after it.
+async fn audit_commands_on(dir: &Path, database: &str) {
+    let client = client();
+    let mut server = Server::start("demo", dir, "audit-demo", database, &[]).await;
+    for _ in 0..6 {
+        let response = client
+            .get(server.url("/fhir/Patient/demo-tolvan"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 401);
+    }
+    server.stop().await;
+    drop(server);
+
+    let (ok, printed) = run_audit(dir, "verify-1", "verify", database).await;
+    assert!(ok && printed.contains("access log OK"), "{printed}");
+    let ids = sql(database, "SELECT id FROM access_log ORDER BY seq").await;
+    assert!(ids.len() >= 6, "{ids:?}");
+
+    let edited = &ids[2];
+    sql(
+        database,
+        &format!("UPDATE access_log SET body = body || ' ' WHERE id = '{edited}' RETURNING id"),
+    )
+    .await;
+    let (ok, printed) = run_audit(dir, "verify-2", "verify", database).await;
+    assert!(!ok, "an edited entry passes: {printed}");
+    assert!(
+        printed.contains(&format!("AuditEvent {edited}")) && printed.contains("was changed"),
+        "{printed}"
+    );
+    for other in ids.iter().filter(|id| *id != edited) {
+        assert!(
+            !printed.contains(other.as_str()),
+            "{other} named: {printed}"
+        );
+    }
+    sql(
+        database,
+        &format!("UPDATE access_log SET body = rtrim(body) WHERE id = '{edited}' RETURNING id"),
+    )
+    .await;
+    let (ok, printed) = run_audit(dir, "verify-3", "verify", database).await;
+    assert!(ok, "put back: {printed}");
+
+    let deleted = &ids[3];
+    sql(
+        database,
+        &format!("DELETE FROM access_log WHERE id = '{deleted}' RETURNING id"),
+    )
+    .await;
+    let (ok, printed) = run_audit(dir, "verify-4", "verify", database).await;
+    assert!(!ok, "a deleted entry passes: {printed}");
+    assert!(
+        printed.contains("BROKEN") && (printed.contains("missing") || printed.contains("deleted")),
+        "{printed}"
+    );
+
+    // Everything left is made older than the retention (which breaks its hashes too): the
+    // purge deletes it all and leaves each chain anchored where it ended.
+    sql(database, "UPDATE access_log SET recorded = 0 RETURNING id").await;
+    let (ok, printed) = run_audit(dir, "purge", "purge", database).await;
+    assert!(ok, "{printed}");
+    assert!(
+        printed.contains(&format!("purged {} access-log entries", ids.len() - 1)),
+        "{printed}"
+    );
+    let purges = sql(
+        database,
+        "SELECT CAST(deleted AS TEXT) FROM access_log_purge",
+    )
+    .await;
+    assert_eq!(purges, [(ids.len() - 1).to_string()]);
+    let left = sql(database, "SELECT subtype FROM access_log").await;
+    assert_eq!(left, ["delete"], "only the purge's own entry is left");
+    let (ok, printed) = run_audit(dir, "verify-5", "verify", database).await;
+    assert!(
+        ok && printed.contains("access log OK: 1 entries"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn audit_verify_finds_tampering_and_purge_keeps_the_chains_verifiable() {
+    let dir = fresh_dir();
+    audit_commands_on(&dir, &sqlite_url(&dir, "audit.db")).await;
+    if let Some(postgres) = paraply_store_sql::testing::PostgresTestDatabase::create().await {
+        let pg_dir = dir.join("postgres");
+        std::fs::create_dir_all(&pg_dir).expect("a directory");
+        audit_commands_on(&pg_dir, &postgres.url).await;
+        postgres.remove().await;
+    }
+    remove_dir(&dir);
+}

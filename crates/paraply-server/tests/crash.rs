@@ -428,30 +428,21 @@ async fn reader(base: String, authorization: String) -> Result<Vec<String>, Stri
     }
 }
 
-/// The identifiers the AuditEvents in the SQLite file name as an `entity.what`, among them
-/// the request ids (UUIDs: nothing else there looks like one).
+/// The request ids the access-log entries in the SQLite file carry (the compact body's
+/// `r`, rendered as the AuditEvent's request-id entity).
 async fn logged_request_ids(database: &str) -> std::collections::HashSet<String> {
     let pool = sqlx::SqlitePool::connect(database)
         .await
         .expect("open the database");
-    let bodies: Vec<(String,)> = sqlx::query_as(
-        "SELECT body FROM resource_version WHERE resource_type = 'AuditEvent' AND body IS NOT NULL",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("the AuditEvents");
+    let bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM access_log")
+        .fetch_all(&pool)
+        .await
+        .expect("the access log");
     pool.close().await;
     bodies
         .iter()
         .filter_map(|(body,)| serde_json::from_str::<Value>(body).ok())
-        .flat_map(|event| {
-            event["entity"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["what"]["identifier"]["value"].as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-        })
+        .filter_map(|entry| entry["r"].as_str().map(str::to_owned))
         .collect()
 }
 

@@ -88,6 +88,21 @@ impl Builder<'_> {
             .unwrap_or_default()
     }
 
+    /// The restriction as a predicate on the access-log row `alias`: it names (by a
+    /// `patient` term) a patient the caller may see, by the same rules as any resource
+    /// linked to patients. An access-log entry carries no owner tag, so the care-provider
+    /// boundary (staff rule 3) never hides one. `None` when nothing is restricted.
+    pub(crate) fn log_restricted(&mut self, alias: &str) -> Option<String> {
+        let restriction = self.restriction?;
+        let p = self.alias("lp");
+        let name = self.stmt.text("patient");
+        let allowed = self.patient_allowed(restriction, &format!("{p}.value"), None);
+        Some(format!(
+            "{alias}.seq IN (SELECT {p}.seq FROM access_log_term {p} \
+             WHERE {p}.name = {name} AND {allowed})"
+        ))
+    }
+
     /// The restriction on a search of `resource_type` as a set of version rows to start from,
     /// when it names few patients up front (a patient, a relative) and the type links to
     /// patients by a reference: `SELECT rid FROM index_reference WHERE target_id IN (…)`.

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue, Total};
 use paraply_store::{
-    HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError, StoreTx,
-    StoredResource,
+    AccessLogEntry, HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError,
+    StoreTx, StoredResource,
 };
 use sqlx::query::{Query, QueryAs};
 use sqlx::{
@@ -49,6 +49,12 @@ pub(crate) trait Backend: Database {
     /// (bound as `$1`) until they end; `None` where the transaction already holds the
     /// database's only writer once it has begun.
     const SERIALIZE_ON: Option<&'static str>;
+    /// How many hash chains the access log spreads its appends over (see
+    /// [`crate::access_log`]): one where there is one writer.
+    const ACCESS_LOG_CHAINS: i64;
+    /// The statement that takes the lock of the access-log chain bound as `$1` until the
+    /// transaction ends; `None` where the transaction holds the only writer.
+    const LOCK_CHAIN: Option<&'static str>;
 
     /// Runs `statement`, which takes no arguments, on `connection`: the group-commit
     /// protocol ([`crate::group`]) needs it where the generic sqlx bounds cannot be spelled
@@ -509,6 +515,8 @@ pub(crate) struct SqlTx<DB: Backend> {
     connection: TxConnection<DB>,
     /// Versions written and not yet sent, at most one per resource, in write order.
     pending: Vec<NewVersion>,
+    /// Access-log entries to append at commit.
+    log: Vec<AccessLogEntry>,
     /// The current version (or its absence) of every resource this transaction has read or
     /// written; the database holds the same, apart from what is still pending and what
     /// others committed since (which the compare-and-swap catches).
@@ -536,6 +544,7 @@ impl<DB: Backend> SqlTx<DB> {
         SqlTx {
             connection: TxConnection::Begun(tx),
             pending: Vec::new(),
+            log: Vec::new(),
             known: HashMap::new(),
         }
     }
@@ -545,6 +554,7 @@ impl<DB: Backend> SqlTx<DB> {
         SqlTx {
             connection: TxConnection::Grouped(member),
             pending: Vec::new(),
+            log: Vec::new(),
             known: HashMap::new(),
         }
     }
@@ -554,6 +564,7 @@ impl<DB: Backend> SqlTx<DB> {
         SqlTx {
             connection: TxConnection::Deferred { writer, readers },
             pending: Vec::new(),
+            log: Vec::new(),
             known: HashMap::new(),
         }
     }
@@ -670,12 +681,21 @@ where
         Ok(())
     }
 
+    async fn append_access_log(&mut self, entries: Vec<AccessLogEntry>) -> Result<(), StoreError> {
+        self.log.extend(entries);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         // A transaction that never began and wrote nothing has nothing to commit.
-        if self.pending.is_empty() && matches!(self.connection, TxConnection::Deferred { .. }) {
+        if self.pending.is_empty()
+            && self.log.is_empty()
+            && matches!(self.connection, TxConnection::Deferred { .. })
+        {
             return Ok(());
         }
-        Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
+        Sql::<DB>::append_access_log(tx, &self.log).await?;
         match self.connection {
             TxConnection::Begun(tx) => tx.commit().await.map_err(db_error),
             TxConnection::Grouped(member) => member.commit().await,

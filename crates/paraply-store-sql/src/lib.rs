@@ -11,6 +11,7 @@
 //! plus unique indexes), never by a read followed by a write in Rust.
 
 mod access;
+mod access_log;
 mod common;
 mod error;
 mod group;

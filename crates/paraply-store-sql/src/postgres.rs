@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
-    HistoryPage, HistoryQuery, IndexMaintenance, PoolStatus, SearchPage, Store, StoreError,
-    StoreTx, StoredResource,
+    AccessLogEntry, AccessLogPage, AccessLogQuery, HistoryPage, HistoryQuery, IndexMaintenance,
+    PoolStatus, Purge, SearchPage, Store, StoreError, StoreTx, StoredResource, Verification,
 };
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, Postgres};
+use time::OffsetDateTime;
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
@@ -131,6 +132,22 @@ impl Store for PostgresStore {
         )))
     }
 
+    async fn search_access_log(&self, query: &AccessLogQuery) -> Result<AccessLogPage, StoreError> {
+        Sql::search_access_log(&self.pool, query).await
+    }
+
+    async fn verify_access_log(&self) -> Result<Verification, StoreError> {
+        Sql::verify_access_log(&self.pool).await
+    }
+
+    async fn purge_access_log(
+        &self,
+        cutoff: OffsetDateTime,
+        entry: AccessLogEntry,
+    ) -> Result<Purge, StoreError> {
+        Sql::purge_access_log(&self.pool, cutoff, entry).await
+    }
+
     fn pool_status(&self) -> Vec<PoolStatus> {
         vec![PoolStatus {
             name: "postgres",
@@ -149,6 +166,10 @@ impl Backend for Postgres {
     /// Seed 1 keeps these keys apart from the per-resource locks (seed 0).
     const SERIALIZE_ON: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))");
+    const ACCESS_LOG_CHAINS: i64 = 16;
+    /// The two-key form (`2`, chain): a key space apart from the one-key locks above.
+    const LOCK_CHAIN: Option<&'static str> =
+        Some("SELECT pg_advisory_xact_lock(2, CAST($1 AS INTEGER))");
 
     fn execute<'c>(
         connection: &'c mut Self::Connection,

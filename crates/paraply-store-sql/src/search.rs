@@ -410,7 +410,7 @@ pub(crate) struct Builder<'q> {
 }
 
 impl<'q> Builder<'q> {
-    fn new(now_us: i64, restriction: Option<&'q Restriction>) -> Self {
+    pub(crate) fn new(now_us: i64, restriction: Option<&'q Restriction>) -> Self {
         Builder {
             stmt: Statement::default(),
             aliases: 0,

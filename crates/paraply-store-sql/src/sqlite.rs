@@ -10,13 +10,14 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
-    HistoryPage, HistoryQuery, IndexMaintenance, PoolStatus, SearchPage, Store, StoreError,
-    StoreTx, StoredResource,
+    AccessLogEntry, AccessLogPage, AccessLogQuery, HistoryPage, HistoryQuery, IndexMaintenance,
+    PoolStatus, Purge, SearchPage, Store, StoreError, StoreTx, StoredResource, Verification,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
 use sqlx::{AssertSqlSafe, Connection, Sqlite};
+use time::OffsetDateTime;
 
 use crate::common::{Backend, Sql, SqlTx};
 use crate::error::db_error;
@@ -292,6 +293,22 @@ impl Store for SqliteStore {
         )))
     }
 
+    async fn search_access_log(&self, query: &AccessLogQuery) -> Result<AccessLogPage, StoreError> {
+        Sql::search_access_log(&self.readers, query).await
+    }
+
+    async fn verify_access_log(&self) -> Result<Verification, StoreError> {
+        Sql::verify_access_log(&self.readers).await
+    }
+
+    async fn purge_access_log(
+        &self,
+        cutoff: OffsetDateTime,
+        entry: AccessLogEntry,
+    ) -> Result<Purge, StoreError> {
+        Sql::purge_access_log(&self.writer, cutoff, entry).await
+    }
+
     fn pool_status(&self) -> Vec<PoolStatus> {
         [
             ("sqlite-writer", &self.writer),
@@ -316,6 +333,8 @@ impl Backend for Sqlite {
     // later (which SQLite can refuse with SQLITE_BUSY without waiting).
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const SERIALIZE_ON: Option<&'static str> = None;
+    const ACCESS_LOG_CHAINS: i64 = 1;
+    const LOCK_CHAIN: Option<&'static str> = None;
 
     fn execute<'c>(
         connection: &'c mut Self::Connection,

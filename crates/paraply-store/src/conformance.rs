@@ -16,6 +16,10 @@
 //!
 //! The test crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
 
+mod access_log;
+
+pub use access_log::*;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -88,6 +92,11 @@ macro_rules! store_conformance_tests {
             serialize_on_the_same_key_waits_until_the_holder_commits_and_then_sees_its_writes,
             serialize_on_different_keys_waits_only_where_the_database_has_one_writer,
             ping_succeeds,
+            access_log_entries_are_found_by_each_key_and_paged,
+            access_log_searches_apply_the_access_restriction,
+            access_log_entries_commit_or_roll_back_with_their_transaction,
+            access_log_chains_verify_after_concurrent_appends,
+            access_log_purge_deletes_old_entries_records_itself_and_verify_still_passes,
         );
     };
     (@cases $harness:path; $($case:ident),+ $(,)?) => {

@@ -4,6 +4,7 @@
 //! This crate owns no SQL and no HTTP. It stores already-validated JSON text exactly as
 //! given and hands it back untouched, so reads never pay for parsing.
 
+mod access_log;
 pub mod conformance;
 mod maintenance;
 mod sessions;
@@ -13,6 +14,11 @@ use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{IndexRow, PageCursor, Restriction, SearchQuery, SortValue};
 use time::OffsetDateTime;
 
+pub use access_log::{
+    AccessLogCondition, AccessLogEntry, AccessLogFilter, AccessLogOrder, AccessLogPage,
+    AccessLogQuery, AccessLogRow, AccessLogTerm, BrokenLink, ChainAnchor, ChainSummary,
+    GENESIS_HASH, LinkContent, Purge, TermKey, Verification, link_hash, micros,
+};
 pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
 pub use sessions::{PendingLogin, Session, SessionStore};
 
@@ -211,6 +217,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Open and idle connections of each pool.
     fn pool_status(&self) -> Vec<PoolStatus>;
+
+    /// One page of access-log entries matching `query`, in a fixed number of statements.
+    async fn search_access_log(&self, query: &AccessLogQuery) -> Result<AccessLogPage, StoreError>;
+
+    /// Walks every chain of the access log from its anchor to its head and reports the
+    /// first link that does not hold.
+    async fn verify_access_log(&self) -> Result<Verification, StoreError>;
+
+    /// Deletes, in one transaction, each chain's entries from its start up to the first
+    /// one recorded at or after `cutoff`, records the purge and where each chain now
+    /// starts, and appends `entry` (the purge's own access-log entry).
+    async fn purge_access_log(
+        &self,
+        cutoff: OffsetDateTime,
+        entry: AccessLogEntry,
+    ) -> Result<Purge, StoreError>;
 }
 
 /// A database transaction. Reads inside it see its own writes.
@@ -255,6 +277,11 @@ pub trait StoreTx: Send {
     /// läkarkontakt" and each write one would otherwise both pass, as under READ COMMITTED
     /// neither sees the other's row.
     async fn serialize_on(&mut self, key: &str) -> Result<(), StoreError>;
+
+    /// Appends access-log entries, hash-chained, when the transaction commits: they commit
+    /// or roll back with its writes. Appending late keeps a chain's lock (where the
+    /// database has several writers) held only for the insert.
+    async fn append_access_log(&mut self, entries: Vec<AccessLogEntry>) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
