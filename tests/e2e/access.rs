@@ -274,7 +274,7 @@ fn care_plan(id: &str, patient: &str, title: &str) -> Value {
 }
 
 /// The scene: a region (two units) and a municipality, their staff, two patients, a relative.
-fn world_bundle() -> Value {
+pub(super) fn world_bundle() -> Value {
     let mut ct_tolvan = care_team(
         "ct-tolvan-anna",
         "Patient/tolvan",

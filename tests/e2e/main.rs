@@ -10,6 +10,7 @@ mod examples;
 mod nodes;
 mod operations;
 mod patientkontrakt;
+mod portal;
 mod reindex;
 mod search;
 

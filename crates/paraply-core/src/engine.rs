@@ -12,7 +12,7 @@ use paraply_store::{
 };
 use serde_json::Value;
 
-use crate::access::{Access, AccessSettings, required_permission, server_written};
+use crate::access::{Access, AccessSettings, Subject, required_permission, server_written};
 use crate::access_record::{self, AccessSummary, query_text};
 use crate::audit_log::{AuditLog, stage_audit_event};
 use crate::audit_search;
@@ -251,6 +251,25 @@ impl Fhir {
         self.execute(interaction, Some(&access))
             .await
             .map(|outcome| as_shown(outcome, access.is_citizen()))
+    }
+
+    /// The Patient a citizen's login is — the portal's "me" — or `None` for anyone else.
+    /// Who the caller is, is not patient data: no access-log entry (the identity is cached
+    /// as for every request).
+    pub async fn own_patient(
+        &self,
+        context: &RequestContext,
+    ) -> Result<Option<ResourceId>, CoreError> {
+        let Caller::Authenticated(principal) = &context.caller else {
+            return Ok(None);
+        };
+        let access = self
+            .resolve(&self.identities, &self.access, context, principal, None)
+            .await?;
+        Ok(match access.subject {
+            Subject::Patient { patient } => Some(patient),
+            _ => None,
+        })
     }
 
     /// Logs a request refused before anyone was identified (no token, or a rejected one):

@@ -27,6 +27,7 @@ use crate::json::{
 };
 use crate::kind::is_umbrella;
 use words::escape;
+pub use words::swedish_time;
 
 /// Paraply's code system for the sections of the patientkontrakt document.
 pub const SECTION_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/patientkontrakt-section";

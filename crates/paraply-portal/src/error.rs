@@ -1,9 +1,13 @@
-//! The portal's one error type and its response: a status and an OperationOutcome, never a
-//! token, a code or a stack trace.
+//! The portal's one error type and its response: a friendly page in Swedish with the right
+//! status — never a token, a code, a stack trace or JSON. What went wrong goes to the log.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use paraply_core::CoreError;
 use paraply_store::StoreError;
+
+use crate::i18n::Language;
+use crate::views::{self, Frame, Nav};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
@@ -16,53 +20,120 @@ pub enum PortalError {
     /// The login did not succeed: the provider refused it, or its answer did not verify.
     #[error("{0}")]
     LoginFailed(String),
+    /// A page needs a logged-in patient: log in, then come back to `return_to`.
     #[error("not logged in")]
-    NotLoggedIn,
+    LoginNeeded { return_to: String },
     /// A state-changing request without a valid CSRF token, or from another site.
     #[error("{0}")]
     Forbidden(String),
     /// The OpenID provider could not be reached or answered nonsense.
     #[error("the identity provider is unavailable: {0}")]
     Provider(String),
+    /// The logged-in person is no patient (a relative's own view is not built yet).
+    #[error("no patient record matches the logged-in person")]
+    NoPatient,
+    /// Nothing of the patient's is at this path.
+    #[error("not found")]
+    NotFound,
+    /// The engine refused or failed.
+    #[error(transparent)]
+    Engine(#[from] CoreError),
+    /// Something that cannot happen did.
+    #[error("{0}")]
+    Unexpected(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            PortalError::Settings(_) => (StatusCode::INTERNAL_SERVER_ERROR, "exception"),
-            PortalError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            PortalError::LoginFailed(_) | PortalError::NotLoggedIn => {
-                (StatusCode::UNAUTHORIZED, "login")
-            }
-            PortalError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            PortalError::Provider(_) => (StatusCode::BAD_GATEWAY, "transient"),
-            PortalError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "transient"),
+        if let PortalError::LoginNeeded { return_to } = &self {
+            let target = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", return_to)
+                .finish();
+            return crate::redirect(&format!("/auth/login?{target}"), None);
+        }
+        let (status, title, body, login) = match &self {
+            PortalError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "error-bad-request-title",
+                "error-bad-request",
+                false,
+            ),
+            PortalError::LoginFailed(_) | PortalError::LoginNeeded { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "error-login-title",
+                "error-login",
+                true,
+            ),
+            PortalError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "error-forbidden-title",
+                "error-forbidden",
+                false,
+            ),
+            PortalError::NoPatient => (
+                StatusCode::FORBIDDEN,
+                "error-forbidden-title",
+                "error-no-patient",
+                false,
+            ),
+            PortalError::NotFound
+            | PortalError::Engine(CoreError::NotFound { .. } | CoreError::Gone { .. }) => (
+                StatusCode::NOT_FOUND,
+                "error-not-found-title",
+                "error-not-found",
+                false,
+            ),
+            PortalError::Engine(CoreError::Forbidden { .. }) => (
+                StatusCode::FORBIDDEN,
+                "error-forbidden-title",
+                "error-forbidden",
+                false,
+            ),
+            PortalError::Provider(_)
+            | PortalError::Store(_)
+            | PortalError::Engine(CoreError::Store(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error-unavailable-title",
+                "error-unavailable",
+                false,
+            ),
+            PortalError::Settings(_) | PortalError::Engine(_) | PortalError::Unexpected(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error-generic-title",
+                "error-generic",
+                false,
+            ),
         };
-        let diagnostics = match &self {
-            // Database details stay in the log.
-            PortalError::Store(error) => {
-                tracing::error!(%error, "portal session storage failed");
-                "the session storage is unavailable".to_string()
-            }
-            other => {
-                tracing::warn!(status = status.as_u16(), error = %other, "portal request refused");
-                other.to_string()
-            }
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "portal request failed");
+        } else {
+            tracing::warn!(status = status.as_u16(), error = %self, "portal request refused");
+        }
+        let frame = Frame {
+            lang: Language::Sv,
+            csrf: None,
+            nav: Nav::Other,
+            path: "/",
         };
-        let body = serde_json::json!({
-            "resourceType": "OperationOutcome",
-            "issue": [{ "severity": "error", "code": code, "diagnostics": diagnostics }],
-        });
-        (
-            status,
-            [
-                (header::CONTENT_TYPE, "application/fhir+json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            body.to_string(),
-        )
-            .into_response()
+        crate::pages::html(status, views::error(&frame, title, body, login))
     }
+}
+
+/// An OperationOutcome answer, for `/auth/session`, which programs read.
+pub(crate) fn json_outcome(status: StatusCode, code: &str, diagnostics: &str) -> Response {
+    let body = serde_json::json!({
+        "resourceType": "OperationOutcome",
+        "issue": [{ "severity": "error", "code": code, "diagnostics": diagnostics }],
+    });
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/fhir+json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }

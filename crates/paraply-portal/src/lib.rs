@@ -1,7 +1,14 @@
-//! The portal login: an OpenID Connect relying party (authorization code flow with PKCE S256,
-//! `state` and `nonce`) that keeps server-side sessions in the database.
+//! The patient portal "Min plan": server-rendered pages over the FHIR engine, and its login —
+//! an OpenID Connect relying party (authorization code flow with PKCE S256, `state` and
+//! `nonce`) that keeps server-side sessions in the database.
 //!
-//! [`router`] serves:
+//! The pages (`pages.rs`, `views.rs`) read and write only through `paraply-core` with a
+//! request context made from the session's access token, so the access rules and the access
+//! log apply to every page view as to any FHIR request. Words are in `messages/*.ftl`
+//! (Swedish, English, lättläst), the one stylesheet in `static/`.
+//!
+//! [`router`] serves the pages (`/`, `/tider/{id}`, `/planer/{id}`, `/logg`, `/plan.pdf`,
+//! `/tillganglighet`, `/sprak`, `/static/paraply.css`) and:
 //! - `GET /auth/login?login_hint=…&return_to=/path` — starts a login at the provider;
 //! - `GET /auth/callback` — the provider's answer: checks `state` (single use, 10 minutes),
 //!   `iss` (RFC 9207), exchanges the code and verifies the ID token, then opens a session;
@@ -16,8 +23,12 @@
 
 mod cookie;
 mod error;
+mod i18n;
 mod oidc;
+mod pages;
+mod plan;
 mod settings;
+mod views;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,9 +36,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use paraply_auth::Authenticator;
+use paraply_core::Fhir;
 use paraply_store::{PendingLogin, Session, SessionStore, StoreError};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -35,6 +48,7 @@ use time::format_description::well_known::Rfc3339;
 
 pub use error::PortalError;
 pub use oidc::UserClaims;
+pub use pages::not_found;
 pub use settings::PortalSettings;
 
 use crate::cookie::{
@@ -46,11 +60,17 @@ use crate::settings::Config;
 /// How long a login may take at the provider before its `state` is forgotten.
 const LOGIN_TIMEOUT: time::Duration = time::Duration::minutes(10);
 
-struct Portal {
+pub(crate) struct Portal {
     /// Invalid settings answer every request with an error instead of panicking at start;
     /// the server should call [`PortalSettings::validate`] first.
     rp: Result<RelyingParty, String>,
     sessions: Arc<dyn SessionStore>,
+    /// The engine the FHIR API uses: the pages' only way to the data.
+    fhir: Fhir,
+    /// Checks the session's access token as the FHIR API checks a bearer token; `None`
+    /// when the server runs without logins (`--auth none`), where no page can be shown.
+    authenticator: Option<Arc<Authenticator>>,
+    accessibility_contact: Option<String>,
 }
 
 impl Portal {
@@ -61,13 +81,18 @@ impl Portal {
     }
 }
 
-/// The `/auth/*` routes. `http` must not follow redirects (the provider's answers are read,
-/// not followed).
+/// The portal: its pages and the `/auth/*` routes, every answer with the security headers.
+/// `http` must not follow redirects (the provider's answers are read, not followed). Paths
+/// nothing serves are for the caller's fallback ([`not_found`]).
 pub fn router(
     settings: PortalSettings,
     sessions: Arc<dyn SessionStore>,
     http: reqwest::Client,
+    fhir: Fhir,
+    authenticator: Option<Arc<Authenticator>>,
 ) -> Router {
+    let policy = content_security_policy(&settings.issuer);
+    let accessibility_contact = settings.accessibility_contact.clone();
     let rp = Config::from_settings(&settings)
         .map(|config| RelyingParty::new(config, http))
         .map_err(|e| e.to_string());
@@ -76,7 +101,52 @@ pub fn router(
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
         .route("/auth/session", get(session_info))
-        .with_state(Arc::new(Portal { rp, sessions }))
+        .merge(pages::routes())
+        .with_state(Arc::new(Portal {
+            rp,
+            sessions,
+            fhir,
+            authenticator,
+            accessibility_contact,
+        }))
+        .layer(axum::middleware::map_response(move |response: Response| {
+            let policy = policy.clone();
+            async move { with_security_headers(response, &policy) }
+        }))
+}
+
+/// Nothing but this site's own stylesheet loads, nothing runs, nothing frames the portal;
+/// forms post here, and the logout form's redirect may reach the provider.
+fn content_security_policy(issuer: &str) -> HeaderValue {
+    let provider = url::Url::parse(issuer)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {provider}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static(BASE_POLICY))
+}
+
+/// The policy of pages with no form leaving the site.
+pub(crate) const BASE_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub(crate) fn with_security_headers(mut response: Response, policy: &HeaderValue) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Pages carry patient data: no cache keeps them, unless a route chose otherwise.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The live session a request's cookie names, for routes outside the portal that act on the
@@ -231,9 +301,13 @@ async fn session_info(
     State(portal): State<Arc<Portal>>,
     headers: HeaderMap,
 ) -> Result<Response, PortalError> {
-    let session = current_session(&headers, portal.sessions.as_ref())
-        .await?
-        .ok_or(PortalError::NotLoggedIn)?;
+    let Some(session) = current_session(&headers, portal.sessions.as_ref()).await? else {
+        return Ok(error::json_outcome(
+            StatusCode::UNAUTHORIZED,
+            "login",
+            "not logged in",
+        ));
+    };
     let claims: UserClaims = serde_json::from_str(&session.claims)
         .map_err(|_| StoreError::Corrupt("stored session claims".into()))?;
     let time = |at: OffsetDateTime| at.format(&Rfc3339).ok();
@@ -257,7 +331,7 @@ async fn session_info(
 }
 
 /// `303 See Other` (a GET at the target whatever the method was), optionally setting a cookie.
-fn redirect(location: &str, cookie: Option<axum::http::HeaderValue>) -> Response {
+pub(crate) fn redirect(location: &str, cookie: Option<axum::http::HeaderValue>) -> Response {
     let mut response = (
         StatusCode::SEE_OTHER,
         [

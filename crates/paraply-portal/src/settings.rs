@@ -22,17 +22,22 @@ pub struct PortalSettings {
     /// The portal's public base URL, as browsers reach it; the redirect URI registered at the
     /// provider is `{public_url}/auth/callback`.
     pub public_url: String,
-    /// Scopes requested, space-separated. The default lets a patient read and search their own
-    /// data through the FHIR API (SMART v2); `openid` is always requested.
+    /// Scopes requested, space-separated. The default lets a patient read their own data and
+    /// answer, write and change what the portal offers (SMART v2; the access rules decide
+    /// what each write may touch); `openid` is always requested.
     #[serde(default = "default_scopes")]
     pub scopes: String,
     /// How long a session lasts after the login, in minutes, whatever the user does.
     #[serde(default = "default_session_minutes")]
     pub session_lifetime_minutes: u32,
+    /// Where the accessibility statement tells people to report a problem (an e-mail
+    /// address or a phone number); without it, it points to their region.
+    #[serde(default)]
+    pub accessibility_contact: Option<String>,
 }
 
 fn default_scopes() -> String {
-    "openid patient/*.rs".into()
+    "openid patient/*.cruds".into()
 }
 
 fn default_session_minutes() -> u32 {
@@ -141,7 +146,7 @@ public_url = "http://127.0.0.1:8080/""#,
         )
         .unwrap();
         let config = Config::from_settings(&settings).unwrap();
-        assert_eq!(config.scopes, ["patient/*.rs"]);
+        assert_eq!(config.scopes, ["patient/*.cruds"]);
         assert_eq!(config.session_lifetime, Duration::from_secs(3600));
         assert!(!config.secure_cookie);
         assert_eq!(

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use paraply_core::Fhir;
 use paraply_idp_harness::{Idp, idp_available};
 use paraply_portal::{PortalSettings, current_session};
-use paraply_store::SessionStore;
+use paraply_store::{SessionStore, Store};
 use paraply_store_sql::testing::PostgresTestDatabase;
 use paraply_store_sql::{StoreSettings, open_store_with_sessions};
 use reqwest::StatusCode;
@@ -107,7 +108,7 @@ fn cookie_headers(set_cookie: &str) -> HeaderMap {
     headers
 }
 
-async fn scenario(sessions: Arc<dyn SessionStore>) {
+async fn scenario(store: Arc<dyn Store>, sessions: Arc<dyn SessionStore>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let portal = format!("http://{}", listener.local_addr().unwrap());
     let idp = start_idp(&portal);
@@ -124,7 +125,8 @@ public_url = "{portal}""#,
         .redirect(Policy::none())
         .build()
         .unwrap();
-    let app = paraply_portal::router(settings, sessions.clone(), http);
+    // The login alone: no token checks, so no page past the login is served here.
+    let app = paraply_portal::router(settings, sessions.clone(), http, Fhir::new(store), None);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     // Not logged in: a 401 OperationOutcome.
@@ -306,10 +308,10 @@ async fn body_csrf(browser: &reqwest::Client, portal: &str) -> String {
 async fn login_with_sqlite_sessions() {
     let dir = TempDir::new();
     let url = format!("sqlite://{}", dir.0.join("paraply.db").display());
-    let (_, sessions) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+    let (store, sessions) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
         .await
         .unwrap();
-    scenario(sessions).await;
+    scenario(store, sessions).await;
 }
 
 #[tokio::test]
@@ -317,10 +319,10 @@ async fn login_with_postgres_sessions() {
     let Some(db) = PostgresTestDatabase::create().await else {
         return;
     };
-    let (_, sessions) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+    let (store, sessions) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
         .await
         .unwrap();
-    let outcome = tokio::spawn(scenario(sessions)).await;
+    let outcome = tokio::spawn(scenario(store, sessions)).await;
     db.remove().await;
     if let Err(failure) = outcome {
         std::panic::resume_unwind(failure.into_panic());

@@ -354,6 +354,7 @@ impl DemoIdp {
             public_url: self.inner.fhir_base.trim_end_matches("/fhir").to_owned(),
             scopes: "openid patient/*.cruds".to_owned(),
             session_lifetime_minutes: 60,
+            accessibility_contact: None,
         }
     }
 

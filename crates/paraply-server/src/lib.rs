@@ -193,8 +193,13 @@ async fn serve(
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let public_base_url = config.public_base_url(listener.local_addr()?);
+    let fhir = engine(stores.resources, config).with_base_url(&public_base_url);
+    let authenticator = match &auth {
+        EdgeAuth::Oidc(authenticator) => Some(authenticator.clone()),
+        EdgeAuth::Disabled => None,
+    };
     let mut app = router(
-        engine(stores.resources, config).with_base_url(&public_base_url),
+        fhir.clone(),
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
             public_base_url,
@@ -211,7 +216,15 @@ async fn serve(
         settings
             .validate()
             .map_err(|e| ServerError::Auth(format!("[portal]: {e}")))?;
-        app = app.merge(paraply_portal::router(settings, stores.sessions, http));
+        app = app
+            .merge(paraply_portal::router(
+                settings,
+                stores.sessions,
+                http,
+                fhir,
+                authenticator,
+            ))
+            .fallback(paraply_portal::not_found);
     }
     if let Some(idp) = demo {
         app = app.merge(idp.router());

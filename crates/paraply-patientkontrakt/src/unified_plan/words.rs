@@ -192,7 +192,7 @@ pub(crate) fn clock(time: &str) -> &str {
 /// Swedish local time (CET/CEST, EU rule: summer time from the last Sunday of March to
 /// the last Sunday of October, switching at 01:00 UTC), so a time stored in UTC reads as
 /// the clock on the patient's wall.
-pub(crate) fn swedish_time(instant: OffsetDateTime) -> OffsetDateTime {
+pub fn swedish_time(instant: OffsetDateTime) -> OffsetDateTime {
     let utc = instant.to_offset(UtcOffset::UTC);
     let year = utc.year();
     let switch = |month: Month| {

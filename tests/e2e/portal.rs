@@ -1,0 +1,422 @@
+//! The portal "Min plan" end to end: the real server with the demo data, a patient logging
+//! in through the real OpenID provider of `tests/idp` (code flow, PKCE), and the pages read
+//! the way a browser without JavaScript would — on SQLite and PostgreSQL.
+
+use paraply_auth::{IssuerKind, TrustedIssuer};
+use paraply_core::{Fhir, FhirRequest, Method, Outcome};
+use paraply_idp_harness::{Idp, idp_available};
+use paraply_portal::PortalSettings;
+use paraply_server::config::{AuthMode, Config, FileConfig};
+use paraply_server::{engine, load_demo_data};
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio::net::TcpListener;
+
+use super::*;
+
+const AUDIENCE: &str = "http://paraply.test/fhir";
+
+/// The demo data, the provider trusting this portal's callback, the server with `[portal]`.
+struct PortalWorld {
+    server: TestServer,
+    database: TestDatabase,
+    /// The provider process lives as long as the world.
+    _idp: Idp,
+    /// The engine over the same store, unrestricted: for setting the scene and checking it.
+    fhir: Fhir,
+    browser: reqwest::Client,
+}
+
+impl PortalWorld {
+    async fn start(backend: Backend) -> Option<PortalWorld> {
+        assert!(
+            idp_available(),
+            "the portal is tested against the real provider: install Node 20+ and run `npm ci --prefix tests/idp`"
+        );
+        let database = TestDatabase::create(backend).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let root = format!("http://{}", listener.local_addr().expect("address"));
+        let idp = Idp::start(AUDIENCE, &format!("--redirect '{root}/auth/callback'"));
+        let portal = PortalSettings {
+            issuer: idp.citizen.clone(),
+            client_id: "paraply-portal".into(),
+            client_secret: Some("paraply-portal-secret".into()),
+            public_url: root.clone(),
+            scopes: "openid patient/*.cruds".into(),
+            session_lifetime_minutes: 60,
+            accessibility_contact: Some("tillganglighet@paraply.test".into()),
+        };
+        let file = FileConfig {
+            issuer: vec![
+                TrustedIssuer::new(&idp.citizen, AUDIENCE, IssuerKind::Citizen),
+                TrustedIssuer::new(&idp.region, AUDIENCE, IssuerKind::Staff),
+            ],
+            portal: Some(portal),
+            ..FileConfig::default()
+        };
+        let config = Config {
+            listen: listener.local_addr().expect("address"),
+            database_url: database.url.clone(),
+            auth: AuthMode::Oidc,
+            file: file.clone(),
+        };
+        let server = TestServer::start_on(listener, &database.url, file, AuthMode::Oidc).await;
+        let fhir = engine(server.store.clone(), &config);
+        load_demo_data(&fhir).await.expect("the demo data loads");
+        // A time proposed to Tolvan, inside the plan's window of the next 180 days.
+        let start = (time::OffsetDateTime::now_utc() + time::Duration::days(60))
+            .replace_time(time::macros::time!(10:00));
+        let end = start + time::Duration::minutes(30);
+        let rfc3339 = |at: time::OffsetDateTime| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .expect("a time")
+        };
+        let mut put = FhirRequest::new(Method::Put, "Appointment/portal-tid");
+        put.body = Some(json!({
+            "resourceType": "Appointment", "id": "portal-tid", "status": "proposed",
+            "meta": {"profile": ["https://paraply.se/fhir/StructureDefinition/agreed-appointment"]},
+            "description": "Uppföljning av patientkontraktet",
+            "start": rfc3339(start), "end": rfc3339(end),
+            "participant": [
+                {"actor": {"reference": "Patient/demo-tolvan"}, "required": "required", "status": "needs-action"},
+                {"actor": {"reference": "PractitionerRole/demo-lakare-vc"}, "required": "required", "status": "accepted"}]
+        }));
+        fhir.handle(put).await.expect("the proposed time is stored");
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client");
+        Some(PortalWorld {
+            server,
+            database,
+            _idp: idp,
+            fhir,
+            browser,
+        })
+    }
+
+    /// A portal URL (the server's `url` is below `/fhir`).
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.server.root)
+    }
+
+    async fn finish(self) {
+        self.server.stop().await;
+        self.database.remove().await;
+    }
+
+    /// Logs `who` in through the provider, as a browser following redirects would.
+    async fn log_in(&self, who: &str) {
+        let mut url = self.at(&format!("/auth/login?login_hint={who}&return_to=/"));
+        for _ in 0..20 {
+            let response = self.browser.get(&url).send().await.expect("a login step");
+            let Some(location) = response.headers().get(header::LOCATION) else {
+                panic!("the login stopped at {url}: {}", response.status());
+            };
+            let next = location.to_str().expect("ASCII").to_owned();
+            if next == "/" {
+                return;
+            }
+            url = reqwest::Url::parse(&url)
+                .and_then(|base| base.join(&next))
+                .expect("a URL")
+                .to_string();
+        }
+        panic!("the login did not come back to the portal");
+    }
+
+    async fn page(&self, path: &str) -> Page {
+        let response = self
+            .browser
+            .get(self.at(path))
+            .send()
+            .await
+            .expect("a page");
+        Page::read(response).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .browser
+            .post(self.at(path))
+            .header(header::ORIGIN, self.server.root.clone())
+            .form(form)
+            .send()
+            .await
+            .expect("a form post");
+        Page::read(response).await
+    }
+
+    async fn search(&self, query: &str) -> Vec<Value> {
+        let (path, query) = query.split_once('?').unwrap_or((query, ""));
+        let mut request = FhirRequest::new(Method::Get, path);
+        request.query = paraply_core::parse_query(query);
+        match self.fhir.handle(request).await.expect("a search") {
+            Outcome::Searchset { page, .. } => page
+                .matches
+                .iter()
+                .filter_map(|m| m.resource.body.as_deref())
+                .map(|body| serde_json::from_str(body).expect("stored JSON"))
+                .collect(),
+            _ => panic!("not a searchset"),
+        }
+    }
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    async fn read(response: reqwest::Response) -> Page {
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("a body"),
+        }
+    }
+
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The value of the first form's CSRF field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a CSRF field");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').expect("a closing quote")].to_owned()
+    }
+
+    fn assert_html(&self) {
+        assert!(
+            self.header(header::CONTENT_TYPE).starts_with("text/html"),
+            "{}",
+            self.body
+        );
+        assert!(self.body.starts_with("<!DOCTYPE html>"), "{}", self.body);
+    }
+}
+
+async fn run(backend: Backend) {
+    let Some(world) = PortalWorld::start(backend).await else {
+        return;
+    };
+    scenario(&world).await;
+    world.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite() {
+    run(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    run(Backend::Postgres).await;
+}
+
+async fn scenario(world: &PortalWorld) {
+    // Before logging in: a start page that offers the login, and pages that send there.
+    let landing = world.page("/").await;
+    assert_eq!(landing.status, StatusCode::OK);
+    landing.assert_html();
+    assert!(landing.body.contains("href=\"/auth/login?return_to=/\""));
+    let protected = world.page("/logg").await;
+    assert_eq!(protected.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        protected.header(header::LOCATION),
+        "/auth/login?return_to=%2Flogg"
+    );
+
+    world.log_in("tolvan").await;
+
+    // The start page: the whole patientkontrakt, with the security headers.
+    let start = world.page("/").await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    start.assert_html();
+    for expected in [
+        "<html lang=\"sv\">",
+        "Plan för Tolvan Tolvansson",
+        "Mina fasta kontakter",
+        "Anna Berg",
+        "Mina tider",
+        "<a href=\"/tider/portal-tid\">Svara på tiden ",
+        "href=\"/planer/demo-sip-tolvan\"",
+        "Tider som väntar på ditt svar",
+    ] {
+        assert!(start.body.contains(expected), "{expected}: {}", start.body);
+    }
+    let csp = start.header(header::CONTENT_SECURITY_POLICY);
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(start.header(header::X_FRAME_OPTIONS), "DENY");
+    assert_eq!(start.header(header::REFERRER_POLICY), "no-referrer");
+    assert_eq!(start.header(header::CACHE_CONTROL), "no-store");
+
+    // An appointment: the answer form.
+    let appointment = world.page("/tider/portal-tid").await;
+    assert_eq!(appointment.status, StatusCode::OK, "{}", appointment.body);
+    assert!(appointment.body.contains("Väntar på ditt svar"));
+    let csrf = appointment.csrf();
+
+    // A post without the session's CSRF token is refused with a page, not JSON.
+    let forged = world
+        .post("/tider/portal-tid", &[("answer", "accepted")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    forged.assert_html();
+
+    // A post with mistakes: an error summary linking to each field, nothing stored.
+    let wrong = world
+        .post(
+            "/tider/portal-tid",
+            &[
+                ("csrf", &csrf),
+                ("wish_from", "4/3 2031"),
+                ("message", "Hej"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong.body.contains("Det finns ett problem"),
+        "{}",
+        wrong.body
+    );
+    assert!(wrong.body.contains("href=\"#answer\""), "{}", wrong.body);
+    assert!(wrong.body.contains("href=\"#wish_from\""), "{}", wrong.body);
+    assert!(
+        wrong.body.contains(">Hej</textarea>"),
+        "the message is kept"
+    );
+    assert!(
+        world
+            .search("AppointmentResponse?appointment=Appointment/portal-tid")
+            .await
+            .is_empty()
+    );
+
+    // Asking for another time reaches the clinician as an AppointmentResponse.
+    let answered = world
+        .post(
+            "/tider/portal-tid",
+            &[
+                ("csrf", &csrf),
+                ("answer", "tentative"),
+                ("message", "Helst en förmiddag"),
+                ("wish_from", "2031-03-10"),
+                ("wish_to", "2031-03-20"),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.body);
+    let responses = world
+        .search("AppointmentResponse?appointment=Appointment/portal-tid")
+        .await;
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    let response = &responses[0];
+    assert_eq!(response["participantStatus"], "tentative");
+    assert_eq!(response["comment"], "Helst en förmiddag");
+    assert_eq!(response["actor"]["reference"], "Patient/demo-tolvan");
+    assert_eq!(response["start"], "2031-03-10T00:00:00+01:00");
+    let after = world.page(answered.header(header::LOCATION)).await;
+    assert!(
+        after.body.contains("Ditt svar är skickat"),
+        "{}",
+        after.body
+    );
+    assert!(
+        after.body.contains("Du har bett om en annan tid"),
+        "{}",
+        after.body
+    );
+
+    // Then accepting it books it.
+    world
+        .post(
+            "/tider/portal-tid",
+            &[("csrf", &csrf), ("answer", "accepted")],
+        )
+        .await;
+    let booked = world.page("/tider/portal-tid").await;
+    assert!(booked.body.contains("Bokad"), "{}", booked.body);
+
+    // A plan: efforts per responsible organization.
+    let plan = world.page("/planer/demo-sip-tolvan").await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
+    assert!(plan.body.contains("Insatser"), "{}", plan.body);
+    assert!(
+        plan.body.contains("Hemtjänsten Solna centrum"),
+        "{}",
+        plan.body
+    );
+
+    // Nobody else's plan or appointment, and no stack trace for a wrong address.
+    for path in ["/planer/finns-inte", "/tider/finns-inte", "/nagot/annat"] {
+        let missing = world.page(path).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+        missing.assert_html();
+        assert!(missing.body.contains("Sidan finns inte"), "{path}");
+    }
+
+    // "Vem har läst min plan": the page views above are in the log, newest first.
+    let log = world.page("/logg").await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    assert!(log.body.contains("Vem har läst min plan"));
+    assert!(
+        log.body.contains("Skapade uppgifter"),
+        "the answer: {}",
+        log.body
+    );
+    assert!(log.body.contains("Vård och behandling"), "{}", log.body);
+
+    // The plan as a PDF.
+    let response = world
+        .browser
+        .get(world.at("/plan.pdf"))
+        .send()
+        .await
+        .expect("the PDF");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/pdf");
+    let pdf = response.bytes().await.expect("PDF bytes");
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+
+    // English for the rest of the session; the domain's Swedish text says it is Swedish.
+    let english = world
+        .post(
+            "/sprak",
+            &[("csrf", &csrf), ("lang", "en"), ("return_to", "/")],
+        )
+        .await;
+    assert_eq!(english.status, StatusCode::SEE_OTHER);
+    let start = world.page("/").await;
+    assert!(start.body.contains("<html lang=\"en\">"), "{}", start.body);
+    assert!(start.body.contains("My named contacts"), "{}", start.body);
+    assert!(
+        start.body.contains("Show the appointment "),
+        "{}",
+        start.body
+    );
+    assert!(start.body.contains("<div class=\"narrative\" lang=\"sv\">"));
+
+    // The accessibility statement names where to report a problem.
+    let statement = world.page("/tillganglighet").await;
+    assert_eq!(statement.status, StatusCode::OK);
+    assert!(statement.body.contains("tillganglighet@paraply.test"));
+    assert!(statement.body.contains("WCAG 2.1"));
+
+    // Logging out ends the session: the pages send to the login again.
+    world.post("/auth/logout", &[("csrf", &csrf)]).await;
+    let after_logout = world.page("/logg").await;
+    assert_eq!(after_logout.status, StatusCode::SEE_OTHER);
+}
