@@ -28,6 +28,21 @@ else
   echo "!! $validator is absent: emitted JSON will not be validated independently"
 fi
 
+# Debian packages the tests use: poppler-utils (pdftotext reads the plan PDFs back) and
+# chromium (the portal's browser tests). Installed when missing, as root or through sudo.
+missing=()
+command -v pdftotext >/dev/null || missing+=(poppler-utils)
+[ -x "${PARAPLY_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian's packages"
+  sudo_if_needed=()
+  [ "$(id -u)" -eq 0 ] || sudo_if_needed=(sudo)
+  if ! DEBIAN_FRONTEND=noninteractive "${sudo_if_needed[@]}" apt-get install -y -q "${missing[@]}" >/dev/null; then
+    "${sudo_if_needed[@]}" apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_if_needed[@]}" apt-get install -y -q "${missing[@]}" >/dev/null
+  fi
+fi
+
 # The independent OpenID provider the login tests use (oidc-provider, pinned), checked on
 # its own: discovery, keys, browserless logins, token claims, key rotation.
 npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
@@ -36,3 +51,9 @@ node tests/idp/selftest.mjs
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# The portal in a real headless browser: keyboard use without JavaScript, axe-core's WCAG 2.1
+# AA rules on every page in every language, 400 % zoom (playwright-core and axe-core, pinned).
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+cargo build -p paraply-server --locked
+node tests/browser/portal.mjs target/debug/paraply
