@@ -360,6 +360,75 @@ async fn scenario(world: &PortalWorld) {
         plan.body
     );
 
+    // "Mina mål": a goal in the patient's own words, changed, then reached.
+    let goals = world.page("/mal").await;
+    assert_eq!(goals.status, StatusCode::OK, "{}", goals.body);
+    assert!(
+        goals.body.contains("Kunna gå till affären själv"),
+        "{}",
+        goals.body
+    );
+    let empty = world
+        .post("/mal", &[("csrf", &csrf), ("description", "  ")])
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.body.contains("href=\"#new-goal\""), "{}", empty.body);
+    let added = world
+        .post(
+            "/mal",
+            &[
+                ("csrf", &csrf),
+                ("description", "Orka gå till kyrkan på söndagar"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let own_goal = |goals: Vec<Value>| {
+        goals
+            .into_iter()
+            .find(|g| {
+                g["description"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("kyrkan"))
+            })
+            .expect("the new goal is stored")
+    };
+    let goal = own_goal(world.search("Goal?patient=Patient/demo-tolvan").await);
+    assert_eq!(goal["expressedBy"]["reference"], "Patient/demo-tolvan");
+    assert_eq!(goal["lifecycleStatus"], "active");
+    let goal_id = goal["id"].as_str().expect("an id").to_owned();
+    let goals = world.page("/mal?sparat=1").await;
+    assert!(goals.body.contains("Ditt mål är sparat."), "{}", goals.body);
+    assert!(goals.body.contains("Orka gå till kyrkan på söndagar"));
+    world
+        .post(
+            &format!("/mal/{goal_id}"),
+            &[
+                ("csrf", &csrf),
+                ("action", "save"),
+                ("description", "Orka gå till kyrkan varje söndag"),
+            ],
+        )
+        .await;
+    world
+        .post(
+            &format!("/mal/{goal_id}"),
+            &[("csrf", &csrf), ("action", "reached")],
+        )
+        .await;
+    let goal = own_goal(world.search("Goal?patient=Patient/demo-tolvan").await);
+    assert_eq!(
+        goal["description"]["text"],
+        "Orka gå till kyrkan varje söndag"
+    );
+    assert_eq!(goal["lifecycleStatus"], "completed");
+    assert_eq!(goal["achievementStatus"]["coding"][0]["code"], "achieved");
+    assert_eq!(goal["meta"]["versionId"], "3", "{goal}");
+    let not_mine = world
+        .post("/mal/finns-inte", &[("csrf", &csrf), ("action", "reached")])
+        .await;
+    assert_eq!(not_mine.status, StatusCode::NOT_FOUND);
+
     // Nobody else's plan or appointment, and no stack trace for a wrong address.
     for path in ["/planer/finns-inte", "/tider/finns-inte", "/nagot/annat"] {
         let missing = world.page(path).await;

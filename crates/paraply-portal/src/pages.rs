@@ -18,27 +18,29 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::macros::{format_description, time};
-use time::{Date, Time};
+use time::{Date, OffsetDateTime, Time};
 
 use crate::cookie::{cross_site, csrf_matches, safe_return_to};
 use crate::error::PortalError;
 use crate::i18n::Language;
 use crate::plan::PlanDocument;
-use crate::views::{self, AnswerForm, Frame, Nav};
+use crate::views::{self, AnswerForm, FieldErrors, Frame, Nav};
 use crate::{BASE_POLICY, Portal, current_session, redirect, with_security_headers};
 
 /// The cookie that keeps the chosen language for the browser session.
 const LANGUAGE_COOKIE: &str = "paraply_lang";
 /// Access-log rows per page of "Vem har läst min plan".
 const LOG_PAGE_SIZE: u32 = 50;
-/// The longest message a patient may send with an answer, in characters.
-const MAX_MESSAGE_CHARS: usize = 1000;
+/// The longest text a patient may send in one field (a message, a goal), in characters.
+const MAX_TEXT_CHARS: usize = 1000;
 
 pub(crate) fn routes() -> Router<Arc<Portal>> {
     Router::new()
         .route("/", get(start))
         .route("/tider/{id}", get(appointment).post(answer))
         .route("/planer/{id}", get(plan))
+        .route("/mal", get(goals).post(add_goal))
+        .route("/mal/{id}", post(change_goal))
         .route("/logg", get(access_log))
         .route("/plan.pdf", get(plan_pdf))
         .route("/tillganglighet", get(accessibility))
@@ -248,25 +250,27 @@ async fn answer(
 
     let answer =
         Some(field("answer")).filter(|a| ["accepted", "declined", "tentative"].contains(a));
-    let mut errors: Vec<(&'static str, String)> = Vec::new();
+    let mut errors = FieldErrors::new();
+    let mut problem =
+        |field: &str, key: &str| errors.push((field.to_owned(), lang.t(key).to_owned()));
     if answer.is_none() {
-        errors.push(("answer", lang.t("error-choose-answer").to_owned()));
+        problem("answer", "error-choose-answer");
     }
-    if field("message").chars().count() > MAX_MESSAGE_CHARS {
-        errors.push(("message", lang.t("error-message-long").to_owned()));
+    if field("message").chars().count() > MAX_TEXT_CHARS {
+        problem("message", "error-message-long");
     }
     let from = parse_date(field("wish_from"));
     let to = parse_date(field("wish_to"));
     if from.is_err() {
-        errors.push(("wish_from", lang.t("error-date-from").to_owned()));
+        problem("wish_from", "error-date-from");
     }
     if to.is_err() {
-        errors.push(("wish_to", lang.t("error-date-to").to_owned()));
+        problem("wish_to", "error-date-to");
     }
     if let (Ok(Some(from)), Ok(Some(to))) = (&from, &to)
         && to < from
     {
-        errors.push(("wish_to", lang.t("error-date-order").to_owned()));
+        problem("wish_to", "error-date-order");
     }
 
     if errors.is_empty()
@@ -298,7 +302,7 @@ async fn answer(
                 | CoreError::Invalid(_)
                 | CoreError::BadRequest { .. }),
             ) => errors.push((
-                "answer",
+                "answer".to_owned(),
                 lang.t_with("error-not-saved", &[("reason", &error.to_string())]),
             )),
             Err(error) => return Err(error.into()),
@@ -353,6 +357,151 @@ async fn plan(
         StatusCode::OK,
         views::plan(&me.frame(Nav::Other, &path), &document, plan),
     ))
+}
+
+#[derive(Deserialize)]
+struct GoalParams {
+    sparat: Option<String>,
+}
+
+async fn goals(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Query(params): Query<GoalParams>,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/mal").await?;
+    let document = portal.document(&me).await?;
+    Ok(html(
+        StatusCode::OK,
+        views::goals(
+            &me.frame(Nav::Goals, "/mal"),
+            &document,
+            "",
+            &FieldErrors::new(),
+            params.sparat.is_some(),
+        ),
+    ))
+}
+
+/// The goal text of a form, or the problem with it, for the field `field`.
+fn goal_text(
+    lang: Language,
+    fields: &HashMap<String, String>,
+    field: &str,
+) -> Result<String, FieldErrors> {
+    let text = fields
+        .get("description")
+        .map(|d| d.trim())
+        .unwrap_or_default();
+    let key = if text.is_empty() {
+        "error-goal-empty"
+    } else if text.chars().count() > MAX_TEXT_CHARS {
+        "error-goal-long"
+    } else {
+        return Ok(text.to_owned());
+    };
+    Err(vec![(field.to_owned(), lang.t(key).to_owned())])
+}
+
+/// A new goal in the patient's own words, expressed by them.
+async fn add_goal(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/mal").await?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    portal.check_form(
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        Some(&me.session),
+    )?;
+    let text = match goal_text(me.lang, &fields, "new-goal") {
+        Ok(text) => text,
+        Err(errors) => {
+            let typed = fields.get("description").cloned().unwrap_or_default();
+            return portal.goals_again(&me, &typed, &errors).await;
+        }
+    };
+    let patient = json!({"reference": format!("Patient/{}", me.patient)});
+    let mut request = FhirRequest::new(Method::Post, "Goal");
+    request.body = Some(json!({
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": text},
+        "subject": patient,
+        "expressedBy": patient,
+        "startDate": OffsetDateTime::now_utc().date().to_string(),
+    }));
+    portal.call(&me, request).await?;
+    Ok(redirect("/mal?sparat=1", None))
+}
+
+/// A change to one of the patient's own goals: new words, or reached. A JSON Patch, so
+/// what the patient does not see (care's internal notes, I14) is kept as it is.
+async fn change_goal(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/mal").await?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    portal.check_form(
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        Some(&me.session),
+    )?;
+    let document = portal.document(&me).await?;
+    let goal = document
+        .get(&format!("Goal/{id}"))
+        .filter(|goal| document.by_patient(goal))
+        .ok_or(PortalError::NotFound)?;
+    let version = goal
+        .pointer("/meta/versionId")
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok());
+    let patch = match fields.get("action").map(String::as_str) {
+        Some("reached") => json!([
+            {"op": "replace", "path": "/lifecycleStatus", "value": "completed"},
+            {"op": "add", "path": "/achievementStatus", "value": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                "code": "achieved", "display": "Achieved"}]}},
+            {"op": "add", "path": "/statusDate", "value": OffsetDateTime::now_utc().date().to_string()},
+        ]),
+        _ => match goal_text(me.lang, &fields, &format!("goal-{id}")) {
+            Ok(text) => json!([{"op": "add", "path": "/description", "value": {"text": text}}]),
+            Err(errors) => return portal.goals_again(&me, "", &errors).await,
+        },
+    };
+    let mut request = FhirRequest::new(Method::Patch, format!("Goal/{id}"));
+    request.body = Some(patch);
+    // The version the patient saw: a change made meanwhile by someone else is not overwritten.
+    request.if_match = version.map(|v: u64| format!("W/\"{v}\""));
+    portal.call(&me, request).await?;
+    Ok(redirect("/mal?sparat=1", None))
+}
+
+impl Portal {
+    /// The goals page again with the form's problems, status 422.
+    async fn goals_again(
+        &self,
+        me: &Me,
+        typed: &str,
+        errors: &FieldErrors,
+    ) -> Result<Response, PortalError> {
+        let document = self.document(me).await?;
+        Ok(html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            views::goals(
+                &me.frame(Nav::Goals, "/mal"),
+                &document,
+                typed,
+                errors,
+                false,
+            ),
+        ))
+    }
 }
 
 #[derive(Deserialize)]

@@ -185,6 +185,22 @@ impl PlanDocument {
         })
     }
 
+    /// The patient's goals (the agreement's section): the umbrella's, then their own.
+    pub fn goals(&self) -> Vec<&Value> {
+        self.entries_of("overenskommelse")
+            .into_iter()
+            .filter(|r| r.starts_with("Goal/"))
+            .filter_map(|r| self.get(r))
+            .collect()
+    }
+
+    /// Whether the patient wrote this goal themselves (`expressedBy` them).
+    pub fn by_patient(&self, goal: &Value) -> bool {
+        goal.pointer("/expressedBy/reference")
+            .and_then(Value::as_str)
+            == Some(self.patient_reference.as_str())
+    }
+
     /// The plans under the umbrella (the "plans" and SIP sections), in document order.
     pub fn plans(&self) -> Vec<&Value> {
         let mut plans: Vec<&Value> = Vec::new();

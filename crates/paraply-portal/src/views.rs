@@ -14,6 +14,7 @@ use crate::plan::{
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Nav {
     Start,
+    Goals,
     Log,
     Accessibility,
     Other,
@@ -50,6 +51,7 @@ pub(crate) fn page(frame: &Frame, title: &str, content: Markup) -> Markup {
                             nav.site-nav aria-label=(lang.t("nav-label")) {
                                 ul {
                                     li { a href="/" aria-current=[current(Nav::Start)] { (lang.t("nav-start")) } }
+                                    li { a href="/mal" aria-current=[current(Nav::Goals)] { (lang.t("nav-goals")) } }
                                     li { a href="/logg" aria-current=[current(Nav::Log)] { (lang.t("nav-log")) } }
                                     li { a href="/plan.pdf" { (lang.t("nav-pdf")) } }
                                 }
@@ -274,8 +276,7 @@ pub(crate) struct AnswerForm<'a> {
     pub message: &'a str,
     pub wish_from: &'a str,
     pub wish_to: &'a str,
-    /// `(field id, message key or text)`, in the order the fields appear.
-    pub errors: Vec<(&'static str, String)>,
+    pub errors: FieldErrors,
 }
 
 pub(crate) fn appointment(
@@ -288,29 +289,15 @@ pub(crate) fn appointment(
     let error_of = |field: &str| {
         form.errors
             .iter()
-            .find(|(f, _)| *f == field)
+            .find(|(f, _)| f == field)
             .map(|(_, m)| m.clone())
     };
     let title = lang.t("appointment-title");
-    let full_title = if form.errors.is_empty() {
-        title.to_owned()
-    } else {
-        format!("{}: {title}", lang.t("error-summary-title"))
-    };
     page(
         frame,
-        &full_title,
+        &titled(lang, title, &form.errors),
         html! {
-            @if !form.errors.is_empty() {
-                div.error-summary role="alert" aria-labelledby="error-summary-title" tabindex="-1" {
-                    h2 id="error-summary-title" { (lang.t("error-summary-title")) }
-                    ul {
-                        @for (field, message) in &form.errors {
-                            li { a href={ "#" (field) } { (message) } }
-                        }
-                    }
-                }
-            }
+            (error_summary(lang, &form.errors))
             @if sent {
                 div.notification.notification-success role="status" { p { (lang.t("answer-sent")) } }
             }
@@ -476,6 +463,114 @@ pub(crate) fn plan(frame: &Frame, document: &PlanDocument, plan: &Value) -> Mark
                 ul { @for name in &participants { li { (name) } } }
             }
             p { a href="/" { (lang.t("appointment-back")) } }
+        },
+    )
+}
+
+/// A form's problems for the error summary: `(field id, message)`, in field order.
+pub(crate) type FieldErrors = Vec<(String, String)>;
+
+/// The error summary at the top of a page: each problem links to its field.
+fn error_summary(lang: Language, errors: &FieldErrors) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.error-summary role="alert" aria-labelledby="error-summary-title" tabindex="-1" {
+                h2 id="error-summary-title" { (lang.t("error-summary-title")) }
+                ul {
+                    @for (field, message) in errors {
+                        li { a href={ "#" (field) } { (message) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The page title, prefixed when the form on it has problems (read first by screen readers).
+fn titled(lang: Language, title: &str, errors: &FieldErrors) -> String {
+    if errors.is_empty() {
+        title.to_owned()
+    } else {
+        format!("{}: {title}", lang.t("error-summary-title"))
+    }
+}
+
+/// "Mina mål": the patient's goals in their own words; their own can be changed and marked
+/// as reached, new ones added.
+pub(crate) fn goals(
+    frame: &Frame,
+    document: &PlanDocument,
+    new_goal: &str,
+    errors: &FieldErrors,
+    saved: bool,
+) -> Markup {
+    let lang = frame.lang;
+    let csrf = frame.csrf.unwrap_or_default();
+    let error_of = |field: &str| {
+        errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.clone())
+    };
+    let goals = document.goals();
+    page(
+        frame,
+        &titled(lang, lang.t("goals-title"), errors),
+        html! {
+            (error_summary(lang, errors))
+            @if saved {
+                div.notification.notification-success role="status" { p { (lang.t("goals-saved")) } }
+            }
+            h1 { (lang.t("goals-title")) }
+            p { (lang.t("goals-intro")) }
+            @if goals.is_empty() {
+                p { (lang.t("goals-none")) }
+            }
+            ol.list-plain {
+                @for (index, goal) in goals.iter().enumerate() {
+                    @let id = text(goal, "id").unwrap_or_default();
+                    @let description = goal.get("description").and_then(concept_text).unwrap_or_default();
+                    @let status = text(goal, "lifecycleStatus").unwrap_or("proposed");
+                    li {
+                        p {
+                            strong { (description) } br;
+                            (lang.t(&format!("goal-status-{status}"))) " · "
+                            (lang.t(if document.by_patient(goal) { "goals-by-you" } else { "goals-by-care" }))
+                        }
+                        @if document.by_patient(goal) && status != "completed" {
+                            @let field = format!("goal-{id}");
+                            @let field_error = error_of(&field);
+                            form method="post" action={ "/mal/" (id) } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                div.field.field-error[field_error.is_some()] {
+                                    label for=(field) { (lang.t_with("goals-edit-label", &[("number", &(index + 1).to_string())])) }
+                                    @if let Some(message) = &field_error {
+                                        p.error-message { (message) }
+                                    }
+                                    textarea id=(field) name="description" rows="2" { (description) }
+                                }
+                                button.button.button-secondary type="submit" name="action" value="save" { (lang.t("goals-save")) }
+                                " "
+                                button.button type="submit" name="action" value="reached" { (lang.t("goals-reached")) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { (lang.t("goals-add-heading")) }
+            @let add_error = error_of("new-goal");
+            form method="post" action="/mal" {
+                input type="hidden" name="csrf" value=(csrf);
+                div.field.field-error[add_error.is_some()] {
+                    label for="new-goal" { (lang.t("goals-add-label")) }
+                    p.hint id="new-goal-hint" { (lang.t("goals-add-hint")) }
+                    @if let Some(message) = &add_error {
+                        p.error-message { (message) }
+                    }
+                    textarea id="new-goal" name="description" rows="3" aria-describedby="new-goal-hint" { (new_goal) }
+                }
+                button.button type="submit" { (lang.t("goals-add-submit")) }
+            }
         },
     )
 }
