@@ -429,6 +429,107 @@ async fn scenario(world: &PortalWorld) {
         .await;
     assert_eq!(not_mine.status, StatusCode::NOT_FOUND);
 
+    // Messages to a fixed contact, as FHIR Communications, and the answer, unread until seen.
+    let messages = world.page("/meddelanden").await;
+    assert_eq!(messages.status, StatusCode::OK, "{}", messages.body);
+    let contact = {
+        let at = messages
+            .body
+            .find("<option value=\"PractitionerRole/")
+            .expect("a contact to write to");
+        let rest = &messages.body[at + "<option value=\"".len()..];
+        rest[..rest.find('"').expect("a quote")].to_owned()
+    };
+    let empty = world
+        .post(
+            "/meddelanden",
+            &[("csrf", &csrf), ("to", &contact), ("text", "")],
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty.body.contains("href=\"#text\""), "{}", empty.body);
+    let stranger = world
+        .post(
+            "/meddelanden",
+            &[
+                ("csrf", &csrf),
+                ("to", "PractitionerRole/someone-else"),
+                ("text", "Hej"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stranger.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "only my contacts"
+    );
+    let sent = world
+        .post(
+            "/meddelanden",
+            &[
+                ("csrf", &csrf),
+                ("to", &contact),
+                ("text", "Kan jag ta medicinen på kvällen?"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let outbox = world
+        .search(&format!(
+            "Communication?recipient={contact}&sender=Patient/demo-tolvan"
+        ))
+        .await;
+    assert_eq!(
+        outbox.len(),
+        1,
+        "the clinician's system finds it: {outbox:?}"
+    );
+    assert_eq!(outbox[0]["sender"]["reference"], "Patient/demo-tolvan");
+    assert_eq!(
+        outbox[0]["payload"][0]["contentString"],
+        "Kan jag ta medicinen på kvällen?"
+    );
+    // The clinician's system answers with an ordinary FHIR create.
+    let mut reply = FhirRequest::new(Method::Post, "Communication");
+    reply.body = Some(json!({
+        "resourceType": "Communication", "status": "completed",
+        "subject": {"reference": "Patient/demo-tolvan"},
+        "sender": {"reference": contact},
+        "recipient": [{"reference": "Patient/demo-tolvan"}],
+        "inResponseTo": [{"reference": format!("Communication/{}", outbox[0]["id"].as_str().expect("an id"))}],
+        "sent": "2026-12-07T10:00:00+01:00",
+        "payload": [{"contentString": "Ja, det går bra."}]
+    }));
+    world
+        .fhir
+        .handle(reply)
+        .await
+        .expect("the answer is stored");
+    let start = world.page("/").await;
+    assert!(
+        start.body.contains("Olästa meddelanden: 1."),
+        "{}",
+        start.body
+    );
+    let conversation = world.page("/meddelanden").await;
+    assert!(conversation.body.contains("Ja, det går bra."));
+    assert!(
+        conversation.body.contains(">Nytt</strong>"),
+        "{}",
+        conversation.body
+    );
+    let start = world.page("/").await;
+    assert!(
+        !start.body.contains("Olästa meddelanden"),
+        "read once shown"
+    );
+    let answered = world
+        .search(&format!(
+            "Communication?recipient=Patient/demo-tolvan&sender={contact}"
+        ))
+        .await;
+    assert!(answered[0].get("received").is_some(), "{answered:?}");
+
     // Nobody else's plan or appointment, and no stack trace for a wrong address.
     for path in ["/planer/finns-inte", "/tider/finns-inte", "/nagot/annat"] {
         let missing = world.page(path).await;

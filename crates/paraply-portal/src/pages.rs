@@ -11,7 +11,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use paraply_core::{CoreError, FhirRequest, Method, Outcome, Purpose, RequestContext};
+use paraply_core::{
+    CoreError, FhirRequest, Method, Outcome, Purpose, RequestContext, format_instant,
+};
 use paraply_fhir::ResourceId;
 use paraply_store::Session;
 use serde::Deserialize;
@@ -24,11 +26,13 @@ use crate::cookie::{cross_site, csrf_matches, safe_return_to};
 use crate::error::PortalError;
 use crate::i18n::Language;
 use crate::plan::PlanDocument;
-use crate::views::{self, AnswerForm, FieldErrors, Frame, Nav};
+use crate::views::{self, AnswerForm, FieldErrors, Frame, MessageForm, Nav};
 use crate::{BASE_POLICY, Portal, current_session, redirect, with_security_headers};
 
 /// The cookie that keeps the chosen language for the browser session.
 const LANGUAGE_COOKIE: &str = "paraply_lang";
+/// Messages shown on the messages page, newest first.
+const MESSAGE_PAGE_SIZE: u32 = 100;
 /// Access-log rows per page of "Vem har läst min plan".
 const LOG_PAGE_SIZE: u32 = 50;
 /// The longest text a patient may send in one field (a message, a goal), in characters.
@@ -41,6 +45,7 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/planer/{id}", get(plan))
         .route("/mal", get(goals).post(add_goal))
         .route("/mal/{id}", post(change_goal))
+        .route("/meddelanden", get(messages).post(send_message))
         .route("/logg", get(access_log))
         .route("/plan.pdf", get(plan_pdf))
         .route("/tillganglighet", get(accessibility))
@@ -192,9 +197,10 @@ async fn start(
     }
     let me = portal.me(&headers, "/").await?;
     let document = portal.document(&me).await?;
+    let unread = portal.unread_messages(&me).await?;
     Ok(html(
         StatusCode::OK,
-        views::start(&me.frame(Nav::Start, "/"), &document),
+        views::start(&me.frame(Nav::Start, "/"), &document, unread),
     ))
 }
 
@@ -502,6 +508,156 @@ impl Portal {
             ),
         ))
     }
+}
+
+impl Portal {
+    /// How many messages to the patient are unread: a count, no message read.
+    async fn unread_messages(&self, me: &Me) -> Result<u64, PortalError> {
+        let mut request = FhirRequest::new(Method::Get, "Communication");
+        request.query = vec![
+            ("recipient".into(), format!("Patient/{}", me.patient)),
+            ("received:missing".into(), "true".into()),
+            ("_summary".into(), "count".into()),
+        ];
+        match self.call(me, request).await? {
+            Outcome::Searchset { page, .. } => Ok(page.total.unwrap_or_default()),
+            _ => Err(PortalError::Unexpected("a count answered no searchset")),
+        }
+    }
+
+    /// The patient's messages, newest first.
+    async fn message_list(&self, me: &Me) -> Result<Vec<Value>, PortalError> {
+        let mut request = FhirRequest::new(Method::Get, "Communication");
+        request.query = vec![
+            ("patient".into(), format!("Patient/{}", me.patient)),
+            ("_sort".into(), "-sent".into()),
+            ("_count".into(), MESSAGE_PAGE_SIZE.to_string()),
+        ];
+        let Outcome::Searchset { page, .. } = self.call(me, request).await? else {
+            return Err(PortalError::Unexpected("a search answered no searchset"));
+        };
+        Ok(page
+            .matches
+            .iter()
+            .filter_map(|m| m.resource.body.as_deref())
+            .filter_map(|body| serde_json::from_str(body).ok())
+            .collect())
+    }
+
+    async fn messages_page(
+        &self,
+        me: &Me,
+        form: &MessageForm<'_>,
+        sent: bool,
+    ) -> Result<Response, PortalError> {
+        let document = self.document(me).await?;
+        let messages = self.message_list(me).await?;
+        let patient = format!("Patient/{}", me.patient);
+        let unread: Vec<String> = messages
+            .iter()
+            .filter(|m| m.get("received").is_none())
+            .filter(|m| {
+                m.get("recipient")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r.get("reference").and_then(Value::as_str) == Some(patient.as_str()))
+            })
+            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        // Shown now, so read: `received` tells the clinician's system, as a FHIR element.
+        let now = format_instant(OffsetDateTime::now_utc());
+        for id in &unread {
+            let mut request = FhirRequest::new(Method::Patch, format!("Communication/{id}"));
+            request.body = Some(json!([{"op": "add", "path": "/received", "value": now}]));
+            self.call(me, request).await?;
+        }
+        let status = if form.errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        Ok(html(
+            status,
+            views::messages(
+                &me.frame(Nav::Messages, "/meddelanden"),
+                &document,
+                &messages,
+                &unread,
+                form,
+                sent,
+            ),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct MessageParams {
+    skickat: Option<String>,
+}
+
+async fn messages(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Query(params): Query<MessageParams>,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/meddelanden").await?;
+    let form = MessageForm {
+        to: "",
+        text: "",
+        errors: FieldErrors::new(),
+    };
+    portal
+        .messages_page(&me, &form, params.skickat.is_some())
+        .await
+}
+
+/// A message to one of the patient's fixed contacts: a FHIR `Communication`, which the
+/// clinician's system finds with `Communication?recipient=…` and answers the same way.
+async fn send_message(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/meddelanden").await?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
+    portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
+    let document = portal.document(&me).await?;
+    let mut errors = FieldErrors::new();
+    if !document
+        .contacts()
+        .iter()
+        .any(|(reference, _)| reference == field("to"))
+    {
+        errors.push(("to".into(), me.lang.t("error-recipient").to_owned()));
+    }
+    if field("text").is_empty() {
+        errors.push(("text".into(), me.lang.t("error-message-empty").to_owned()));
+    } else if field("text").chars().count() > MAX_TEXT_CHARS {
+        errors.push(("text".into(), me.lang.t("error-message-long").to_owned()));
+    }
+    if !errors.is_empty() {
+        let form = MessageForm {
+            to: field("to"),
+            text: field("text"),
+            errors,
+        };
+        return portal.messages_page(&me, &form, false).await;
+    }
+    let patient = json!({"reference": format!("Patient/{}", me.patient)});
+    let mut request = FhirRequest::new(Method::Post, "Communication");
+    request.body = Some(json!({
+        "resourceType": "Communication",
+        "status": "completed",
+        "subject": patient,
+        "sender": patient,
+        "recipient": [{"reference": field("to")}],
+        "sent": format_instant(OffsetDateTime::now_utc()),
+        "payload": [{"contentString": field("text")}],
+    }));
+    portal.call(&me, request).await?;
+    Ok(redirect("/meddelanden?skickat=1", None))
 }
 
 #[derive(Deserialize)]

@@ -185,6 +185,33 @@ impl PlanDocument {
         })
     }
 
+    /// Whom the patient can write to: the people of their fixed contacts, as
+    /// `(PractitionerRole reference, "name, unit")`, each once.
+    pub fn contacts(&self) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        for team in self
+            .entries_of("fasta-kontakter")
+            .into_iter()
+            .filter_map(|r| self.get(r))
+        {
+            for member in list(team, "participant")
+                .iter()
+                .filter_map(|p| p.get("member"))
+            {
+                let Some(reference) = text(member, "reference") else {
+                    continue;
+                };
+                if reference.starts_with("PractitionerRole/")
+                    && !found.iter().any(|(r, _)| r == reference)
+                {
+                    let name = self.name_of(member).unwrap_or_else(|| reference.to_owned());
+                    found.push((reference.to_owned(), name));
+                }
+            }
+        }
+        found
+    }
+
     /// The patient's goals (the agreement's section): the umbrella's, then their own.
     pub fn goals(&self) -> Vec<&Value> {
         self.entries_of("overenskommelse")

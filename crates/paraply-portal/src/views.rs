@@ -15,6 +15,7 @@ use crate::plan::{
 pub(crate) enum Nav {
     Start,
     Goals,
+    Messages,
     Log,
     Accessibility,
     Other,
@@ -52,6 +53,7 @@ pub(crate) fn page(frame: &Frame, title: &str, content: Markup) -> Markup {
                                 ul {
                                     li { a href="/" aria-current=[current(Nav::Start)] { (lang.t("nav-start")) } }
                                     li { a href="/mal" aria-current=[current(Nav::Goals)] { (lang.t("nav-goals")) } }
+                                    li { a href="/meddelanden" aria-current=[current(Nav::Messages)] { (lang.t("nav-messages")) } }
                                     li { a href="/logg" aria-current=[current(Nav::Log)] { (lang.t("nav-log")) } }
                                     li { a href="/plan.pdf" { (lang.t("nav-pdf")) } }
                                 }
@@ -150,7 +152,7 @@ pub(crate) fn landing(frame: &Frame) -> Markup {
 }
 
 /// The start page: the whole patientkontrakt, section by section.
-pub(crate) fn start(frame: &Frame, document: &PlanDocument) -> Markup {
+pub(crate) fn start(frame: &Frame, document: &PlanDocument, unread: u64) -> Markup {
     let lang = frame.lang;
     let appointments = document.appointments();
     let waiting = appointments
@@ -163,6 +165,11 @@ pub(crate) fn start(frame: &Frame, document: &PlanDocument) -> Markup {
         html! {
             h1 { (lang.t("start-title")) }
             p.lead { (lang.t_with("start-for", &[("name", &document.patient_name())])) }
+            @if unread > 0 {
+                div.notification role="region" aria-labelledby="unread" {
+                    p id="unread" { a href="/meddelanden" { (lang.t_with("messages-unread", &[("count", &unread.to_string())])) } }
+                }
+            }
             @if waiting > 0 {
                 div.notification role="region" aria-labelledby="waiting" {
                     p id="waiting" { a href="#overenskomna-tider" { (lang.t_with("start-pending", &[("count", &waiting.to_string())])) } }
@@ -570,6 +577,107 @@ pub(crate) fn goals(
                     textarea id="new-goal" name="description" rows="3" aria-describedby="new-goal-hint" { (new_goal) }
                 }
                 button.button type="submit" { (lang.t("goals-add-submit")) }
+            }
+        },
+    )
+}
+
+/// What the message form holds.
+pub(crate) struct MessageForm<'a> {
+    pub to: &'a str,
+    pub text: &'a str,
+    pub errors: FieldErrors,
+}
+
+/// Messages with the fixed contacts: write one, read the conversation, newest first.
+/// `unread` are the ids of messages to the patient not read before this view.
+pub(crate) fn messages(
+    frame: &Frame,
+    document: &PlanDocument,
+    messages: &[Value],
+    unread: &[String],
+    form: &MessageForm,
+    sent: bool,
+) -> Markup {
+    let lang = frame.lang;
+    let contacts = document.contacts();
+    let me = document.patient_reference();
+    let error_of = |field: &str| {
+        form.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.clone())
+    };
+    let name = |reference: Option<&Value>| {
+        reference
+            .and_then(|r| document.name_of(r))
+            .unwrap_or_else(|| lang.t("log-unknown").to_owned())
+    };
+    page(
+        frame,
+        &titled(lang, lang.t("messages-title"), &form.errors),
+        html! {
+            (error_summary(lang, &form.errors))
+            @if sent {
+                div.notification.notification-success role="status" { p { (lang.t("messages-sent")) } }
+            }
+            h1 { (lang.t("messages-title")) }
+            p { (lang.t("messages-intro")) }
+            h2 { (lang.t("messages-write-heading")) }
+            @if contacts.is_empty() {
+                p { (lang.t("messages-no-contact")) }
+            } @else {
+                form method="post" action="/meddelanden" {
+                    input type="hidden" name="csrf" value=(frame.csrf.unwrap_or_default());
+                    @let to_error = error_of("to");
+                    div.field.field-error[to_error.is_some()] {
+                        label for="to" { (lang.t("messages-to")) }
+                        @if let Some(message) = &to_error { p.error-message { (message) } }
+                        select id="to" name="to" {
+                            @for (reference, label) in &contacts {
+                                option value=(reference) selected[form.to == reference] { (label) }
+                            }
+                        }
+                    }
+                    @let text_error = error_of("text");
+                    div.field.field-error[text_error.is_some()] {
+                        label for="text" { (lang.t("messages-text")) }
+                        @if let Some(message) = &text_error { p.error-message { (message) } }
+                        textarea id="text" name="text" rows="5" { (form.text) }
+                    }
+                    button.button type="submit" { (lang.t("messages-send")) }
+                }
+            }
+            h2 { (lang.t("messages-list-heading")) }
+            @if messages.is_empty() {
+                p { (lang.t("messages-none")) }
+            } @else {
+                ul.list-plain {
+                    @for message in messages {
+                        @let from_me = message.pointer("/sender/reference").and_then(Value::as_str) == Some(me);
+                        li {
+                            p {
+                                @if unread.iter().any(|id| Some(id.as_str()) == text(message, "id")) {
+                                    strong.tag.tag-waiting { (lang.t("messages-new")) } " "
+                                }
+                                strong {
+                                    @if from_me {
+                                        (lang.t_with("messages-from-you", &[("to", &name(list(message, "recipient").first()))]))
+                                    } @else {
+                                        (lang.t_with("messages-from", &[("from", &name(message.get("sender")))]))
+                                    }
+                                }
+                                br;
+                                (text(message, "sent").and_then(instant).map(|at| date_time(lang, at)).unwrap_or_default())
+                            }
+                            @for part in list(message, "payload") {
+                                @if let Some(content) = text(part, "contentString") {
+                                    p { (content) }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         },
     )
