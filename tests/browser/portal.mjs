@@ -155,7 +155,7 @@ async function main() {
     const broken = await axePage.evaluate(async () => (await axe.run(document)).violations.map((v) => v.id));
     check(broken.includes('html-has-lang'), 'axe reports a page without lang (the check can fail)');
     await logIn(axePage, base);
-    const pages = ['/', '/mal', '/meddelanden', '/planer/demo-sip-tolvan', '/logg', '/tillganglighet', '/tider/demo-tid-bokad', '/finns-inte'];
+    const pages = ['/', '/mal', '/meddelanden', '/narstaende', '/planer/demo-sip-tolvan', '/logg', '/tillganglighet', '/tider/demo-tid-bokad', '/finns-inte'];
     for (const language of ['Svenska', 'English', 'Lättläst svenska']) {
       await axePage.goto(`${base}/`);
       await axePage.getByLabel(/Språk|Language/).selectOption({ label: language });

@@ -24,7 +24,12 @@ struct PortalWorld {
     _idp: Idp,
     /// The engine over the same store, unrestricted: for setting the scene and checking it.
     fhir: Fhir,
-    browser: reqwest::Client,
+}
+
+/// One person's browser: cookies, no redirects followed, no JavaScript.
+struct Browser {
+    client: reqwest::Client,
+    root: String,
 }
 
 impl PortalWorld {
@@ -81,24 +86,21 @@ impl PortalWorld {
                 {"actor": {"reference": "Patient/demo-tolvan"}, "required": "required", "status": "needs-action"},
                 {"actor": {"reference": "PractitionerRole/demo-lakare-vc"}, "required": "required", "status": "accepted"}]
         }));
-        fhir.handle(put).await.expect("the proposed time is stored");
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a client");
+        fhir.handle(put.clone())
+            .await
+            .expect("the proposed time is stored");
+        // Another, for Lisa to answer as Tolvan's relative.
+        put.path = "Appointment/portal-tid-lisa".into();
+        if let Some(body) = put.body.as_mut() {
+            body["id"] = json!("portal-tid-lisa");
+        }
+        fhir.handle(put).await.expect("the second time is stored");
         Some(PortalWorld {
             server,
             database,
             _idp: idp,
             fhir,
-            browser,
         })
-    }
-
-    /// A portal URL (the server's `url` is below `/fhir`).
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.server.root)
     }
 
     async fn finish(self) {
@@ -106,11 +108,47 @@ impl PortalWorld {
         self.database.remove().await;
     }
 
+    /// A new browser, logged in as `who` through the provider.
+    async fn browser(&self, who: &str) -> Browser {
+        let browser = Browser {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("a client"),
+            root: self.server.root.clone(),
+        };
+        browser.log_in(who).await;
+        browser
+    }
+
+    async fn search(&self, query: &str) -> Vec<Value> {
+        let (path, query) = query.split_once('?').unwrap_or((query, ""));
+        let mut request = FhirRequest::new(Method::Get, path);
+        request.query = paraply_core::parse_query(query);
+        match self.fhir.handle(request).await.expect("a search") {
+            Outcome::Searchset { page, .. } => page
+                .matches
+                .iter()
+                .filter_map(|m| m.resource.body.as_deref())
+                .map(|body| serde_json::from_str(body).expect("stored JSON"))
+                .collect(),
+            _ => panic!("not a searchset"),
+        }
+    }
+}
+
+impl Browser {
+    /// A portal URL (the server's `url` is below `/fhir`).
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.root)
+    }
+
     /// Logs `who` in through the provider, as a browser following redirects would.
     async fn log_in(&self, who: &str) {
         let mut url = self.at(&format!("/auth/login?login_hint={who}&return_to=/"));
         for _ in 0..20 {
-            let response = self.browser.get(&url).send().await.expect("a login step");
+            let response = self.client.get(&url).send().await.expect("a login step");
             let Some(location) = response.headers().get(header::LOCATION) else {
                 panic!("the login stopped at {url}: {}", response.status());
             };
@@ -127,40 +165,20 @@ impl PortalWorld {
     }
 
     async fn page(&self, path: &str) -> Page {
-        let response = self
-            .browser
-            .get(self.at(path))
-            .send()
-            .await
-            .expect("a page");
+        let response = self.client.get(self.at(path)).send().await.expect("a page");
         Page::read(response).await
     }
 
     async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
         let response = self
-            .browser
+            .client
             .post(self.at(path))
-            .header(header::ORIGIN, self.server.root.clone())
+            .header(header::ORIGIN, self.root.clone())
             .form(form)
             .send()
             .await
             .expect("a form post");
         Page::read(response).await
-    }
-
-    async fn search(&self, query: &str) -> Vec<Value> {
-        let (path, query) = query.split_once('?').unwrap_or((query, ""));
-        let mut request = FhirRequest::new(Method::Get, path);
-        request.query = paraply_core::parse_query(query);
-        match self.fhir.handle(request).await.expect("a search") {
-            Outcome::Searchset { page, .. } => page
-                .matches
-                .iter()
-                .filter_map(|m| m.resource.body.as_deref())
-                .map(|body| serde_json::from_str(body).expect("stored JSON"))
-                .collect(),
-            _ => panic!("not a searchset"),
-        }
     }
 }
 
@@ -226,21 +244,28 @@ async fn postgres() {
 
 async fn scenario(world: &PortalWorld) {
     // Before logging in: a start page that offers the login, and pages that send there.
-    let landing = world.page("/").await;
+    let anonymous = Browser {
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a client"),
+        root: world.server.root.clone(),
+    };
+    let landing = anonymous.page("/").await;
     assert_eq!(landing.status, StatusCode::OK);
     landing.assert_html();
     assert!(landing.body.contains("href=\"/auth/login?return_to=/\""));
-    let protected = world.page("/logg").await;
+    let protected = anonymous.page("/logg").await;
     assert_eq!(protected.status, StatusCode::SEE_OTHER);
     assert_eq!(
         protected.header(header::LOCATION),
         "/auth/login?return_to=%2Flogg"
     );
 
-    world.log_in("tolvan").await;
+    let tolvan = world.browser("tolvan").await;
 
     // The start page: the whole patientkontrakt, with the security headers.
-    let start = world.page("/").await;
+    let start = tolvan.page("/").await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.body);
     start.assert_html();
     for expected in [
@@ -263,20 +288,20 @@ async fn scenario(world: &PortalWorld) {
     assert_eq!(start.header(header::CACHE_CONTROL), "no-store");
 
     // An appointment: the answer form.
-    let appointment = world.page("/tider/portal-tid").await;
+    let appointment = tolvan.page("/tider/portal-tid").await;
     assert_eq!(appointment.status, StatusCode::OK, "{}", appointment.body);
     assert!(appointment.body.contains("Väntar på ditt svar"));
     let csrf = appointment.csrf();
 
     // A post without the session's CSRF token is refused with a page, not JSON.
-    let forged = world
+    let forged = tolvan
         .post("/tider/portal-tid", &[("answer", "accepted")])
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     forged.assert_html();
 
     // A post with mistakes: an error summary linking to each field, nothing stored.
-    let wrong = world
+    let wrong = tolvan
         .post(
             "/tider/portal-tid",
             &[
@@ -306,7 +331,7 @@ async fn scenario(world: &PortalWorld) {
     );
 
     // Asking for another time reaches the clinician as an AppointmentResponse.
-    let answered = world
+    let answered = tolvan
         .post(
             "/tider/portal-tid",
             &[
@@ -328,7 +353,7 @@ async fn scenario(world: &PortalWorld) {
     assert_eq!(response["comment"], "Helst en förmiddag");
     assert_eq!(response["actor"]["reference"], "Patient/demo-tolvan");
     assert_eq!(response["start"], "2031-03-10T00:00:00+01:00");
-    let after = world.page(answered.header(header::LOCATION)).await;
+    let after = tolvan.page(answered.header(header::LOCATION)).await;
     assert!(
         after.body.contains("Ditt svar är skickat"),
         "{}",
@@ -341,17 +366,17 @@ async fn scenario(world: &PortalWorld) {
     );
 
     // Then accepting it books it.
-    world
+    tolvan
         .post(
             "/tider/portal-tid",
             &[("csrf", &csrf), ("answer", "accepted")],
         )
         .await;
-    let booked = world.page("/tider/portal-tid").await;
+    let booked = tolvan.page("/tider/portal-tid").await;
     assert!(booked.body.contains("Bokad"), "{}", booked.body);
 
     // A plan: efforts per responsible organization.
-    let plan = world.page("/planer/demo-sip-tolvan").await;
+    let plan = tolvan.page("/planer/demo-sip-tolvan").await;
     assert_eq!(plan.status, StatusCode::OK, "{}", plan.body);
     assert!(plan.body.contains("Insatser"), "{}", plan.body);
     assert!(
@@ -361,19 +386,19 @@ async fn scenario(world: &PortalWorld) {
     );
 
     // "Mina mål": a goal in the patient's own words, changed, then reached.
-    let goals = world.page("/mal").await;
+    let goals = tolvan.page("/mal").await;
     assert_eq!(goals.status, StatusCode::OK, "{}", goals.body);
     assert!(
         goals.body.contains("Kunna gå till affären själv"),
         "{}",
         goals.body
     );
-    let empty = world
+    let empty = tolvan
         .post("/mal", &[("csrf", &csrf), ("description", "  ")])
         .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.body.contains("href=\"#new-goal\""), "{}", empty.body);
-    let added = world
+    let added = tolvan
         .post(
             "/mal",
             &[
@@ -397,10 +422,10 @@ async fn scenario(world: &PortalWorld) {
     assert_eq!(goal["expressedBy"]["reference"], "Patient/demo-tolvan");
     assert_eq!(goal["lifecycleStatus"], "active");
     let goal_id = goal["id"].as_str().expect("an id").to_owned();
-    let goals = world.page("/mal?sparat=1").await;
+    let goals = tolvan.page("/mal?sparat=1").await;
     assert!(goals.body.contains("Ditt mål är sparat."), "{}", goals.body);
     assert!(goals.body.contains("Orka gå till kyrkan på söndagar"));
-    world
+    tolvan
         .post(
             &format!("/mal/{goal_id}"),
             &[
@@ -410,7 +435,7 @@ async fn scenario(world: &PortalWorld) {
             ],
         )
         .await;
-    world
+    tolvan
         .post(
             &format!("/mal/{goal_id}"),
             &[("csrf", &csrf), ("action", "reached")],
@@ -424,13 +449,13 @@ async fn scenario(world: &PortalWorld) {
     assert_eq!(goal["lifecycleStatus"], "completed");
     assert_eq!(goal["achievementStatus"]["coding"][0]["code"], "achieved");
     assert_eq!(goal["meta"]["versionId"], "3", "{goal}");
-    let not_mine = world
+    let not_mine = tolvan
         .post("/mal/finns-inte", &[("csrf", &csrf), ("action", "reached")])
         .await;
     assert_eq!(not_mine.status, StatusCode::NOT_FOUND);
 
     // Messages to a fixed contact, as FHIR Communications, and the answer, unread until seen.
-    let messages = world.page("/meddelanden").await;
+    let messages = tolvan.page("/meddelanden").await;
     assert_eq!(messages.status, StatusCode::OK, "{}", messages.body);
     let contact = {
         let at = messages
@@ -440,7 +465,7 @@ async fn scenario(world: &PortalWorld) {
         let rest = &messages.body[at + "<option value=\"".len()..];
         rest[..rest.find('"').expect("a quote")].to_owned()
     };
-    let empty = world
+    let empty = tolvan
         .post(
             "/meddelanden",
             &[("csrf", &csrf), ("to", &contact), ("text", "")],
@@ -448,7 +473,7 @@ async fn scenario(world: &PortalWorld) {
         .await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(empty.body.contains("href=\"#text\""), "{}", empty.body);
-    let stranger = world
+    let stranger = tolvan
         .post(
             "/meddelanden",
             &[
@@ -463,7 +488,7 @@ async fn scenario(world: &PortalWorld) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "only my contacts"
     );
-    let sent = world
+    let sent = tolvan
         .post(
             "/meddelanden",
             &[
@@ -505,20 +530,20 @@ async fn scenario(world: &PortalWorld) {
         .handle(reply)
         .await
         .expect("the answer is stored");
-    let start = world.page("/").await;
+    let start = tolvan.page("/").await;
     assert!(
         start.body.contains("Olästa meddelanden: 1."),
         "{}",
         start.body
     );
-    let conversation = world.page("/meddelanden").await;
+    let conversation = tolvan.page("/meddelanden").await;
     assert!(conversation.body.contains("Ja, det går bra."));
     assert!(
         conversation.body.contains(">Nytt</strong>"),
         "{}",
         conversation.body
     );
-    let start = world.page("/").await;
+    let start = tolvan.page("/").await;
     assert!(
         !start.body.contains("Olästa meddelanden"),
         "read once shown"
@@ -530,16 +555,160 @@ async fn scenario(world: &PortalWorld) {
         .await;
     assert!(answered[0].get("received").is_some(), "{answered:?}");
 
+    // Relatives: the demo's Lisa may see the plan and answer times; Tolvan adds Elsa.
+    let relatives = tolvan.page("/narstaende").await;
+    assert_eq!(relatives.status, StatusCode::OK, "{}", relatives.body);
+    assert!(
+        relatives.body.contains("Lisa Tolvansson"),
+        "{}",
+        relatives.body
+    );
+    assert!(
+        relatives
+            .body
+            .contains("Får se din plan och svara på tider åt dig")
+    );
+    let bad = tolvan
+        .post(
+            "/narstaende",
+            &[
+                ("csrf", &csrf),
+                ("personnummer", "12345"),
+                ("given", "Elsa"),
+                ("family", "Svensson"),
+                ("relation", "FRND"),
+                ("access", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("href=\"#personnummer\""), "{}", bad.body);
+    assert!(
+        bad.body.contains("value=\"Elsa\""),
+        "what was typed is kept"
+    );
+    let added = tolvan
+        .post(
+            "/narstaende",
+            &[
+                ("csrf", &csrf),
+                ("personnummer", "20170315-2387"),
+                ("given", "Elsa"),
+                ("family", "Svensson"),
+                ("relation", "FRND"),
+                ("access", "read"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let elsa_record = world.search("RelatedPerson?identifier=201703152387").await;
+    assert_eq!(elsa_record.len(), 1, "{elsa_record:?}");
+    let elsa_id = elsa_record[0]["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        elsa_record[0]["patient"]["reference"],
+        "Patient/demo-tolvan"
+    );
+    let elsa_consents = world
+        .search(&format!(
+            "Consent?actor=RelatedPerson/{elsa_id}&status=active"
+        ))
+        .await;
+    assert_eq!(elsa_consents.len(), 1, "{elsa_consents:?}");
+    let consent_id = elsa_consents[0]["id"].as_str().expect("an id").to_owned();
+
+    // Elsa logs in: a relative, who picks whose plan to view and sees only its pages.
+    let elsa = world.browser("elsa").await;
+    let first = elsa.page("/").await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    assert_eq!(first.header(header::LOCATION), "/valj");
+    // Only Tolvan allowed her: nothing to choose.
+    let choice = elsa.page("/valj").await;
+    assert_eq!(choice.status, StatusCode::SEE_OTHER);
+    assert_eq!(choice.header(header::LOCATION), "/");
+    let elsa_csrf = elsa.page("/").await.csrf();
+    let karin = elsa
+        .post("/valj", &[("csrf", &elsa_csrf), ("patient", "demo-karin")])
+        .await;
+    assert_eq!(karin.status, StatusCode::NOT_FOUND, "only who allowed it");
+    let viewed = elsa.page("/").await;
+    assert_eq!(viewed.status, StatusCode::OK, "{}", viewed.body);
+    assert!(
+        viewed
+            .body
+            .contains("Du ser planen för Tolvan Tolvansson som närstående")
+    );
+    assert!(
+        !viewed.body.contains("href=\"/mal\""),
+        "no goals for a relative"
+    );
+    assert_eq!(
+        elsa.page("/meddelanden").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(elsa.page("/narstaende").await.status, StatusCode::FORBIDDEN);
+
+    // Lisa may answer times for Tolvan: one plan to see, so no choice; she answers on his
+    // behalf (the answer is his participation), and the Provenance names her.
+    let lisa = world.browser("lisa").await;
+    let first = lisa.page("/").await;
+    assert_eq!(first.header(header::LOCATION), "/valj");
+    let chose = lisa.page("/valj").await;
+    assert_eq!(chose.status, StatusCode::SEE_OTHER, "{}", chose.body);
+    let time = lisa.page("/tider/portal-tid-lisa").await;
+    assert_eq!(time.status, StatusCode::OK, "{}", time.body);
+    let lisa_csrf = time.csrf();
+    let answered = lisa
+        .post(
+            "/tider/portal-tid-lisa",
+            &[("csrf", &lisa_csrf), ("answer", "accepted")],
+        )
+        .await;
+    assert_eq!(answered.status, StatusCode::SEE_OTHER, "{}", answered.body);
+    let responses = world
+        .search("AppointmentResponse?appointment=Appointment/portal-tid-lisa")
+        .await;
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    assert_eq!(responses[0]["actor"]["reference"], "Patient/demo-tolvan");
+    let response_id = responses[0]["id"].as_str().expect("an id");
+    let provenance = world
+        .search(&format!(
+            "Provenance?target=AppointmentResponse/{response_id}"
+        ))
+        .await;
+    assert!(
+        provenance
+            .iter()
+            .any(|p| p.to_string().contains("RelatedPerson/demo-lisa")),
+        "{provenance:?}"
+    );
+    // Elsa may only read: no answering for her.
+    let elsa_answer = elsa
+        .post(
+            "/tider/portal-tid-lisa",
+            &[("csrf", &elsa_csrf), ("answer", "declined")],
+        )
+        .await;
+    assert_eq!(elsa_answer.status, StatusCode::FORBIDDEN);
+
+    // Tolvan takes the permission back: at once, Elsa sees nothing of his.
+    let revoked = tolvan
+        .post(&format!("/narstaende/{consent_id}"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let after = elsa.page("/").await;
+    assert_eq!(after.status, StatusCode::FORBIDDEN, "{}", after.body);
+    assert!(!after.body.contains("Tolvan"), "{}", after.body);
+
     // Nobody else's plan or appointment, and no stack trace for a wrong address.
     for path in ["/planer/finns-inte", "/tider/finns-inte", "/nagot/annat"] {
-        let missing = world.page(path).await;
+        let missing = tolvan.page(path).await;
         assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
         missing.assert_html();
         assert!(missing.body.contains("Sidan finns inte"), "{path}");
     }
 
     // "Vem har läst min plan": the page views above are in the log, newest first.
-    let log = world.page("/logg").await;
+    let log = tolvan.page("/logg").await;
     assert_eq!(log.status, StatusCode::OK, "{}", log.body);
     assert!(log.body.contains("Vem har läst min plan"));
     assert!(
@@ -550,9 +719,9 @@ async fn scenario(world: &PortalWorld) {
     assert!(log.body.contains("Vård och behandling"), "{}", log.body);
 
     // The plan as a PDF.
-    let response = world
-        .browser
-        .get(world.at("/plan.pdf"))
+    let response = tolvan
+        .client
+        .get(tolvan.at("/plan.pdf"))
         .send()
         .await
         .expect("the PDF");
@@ -562,14 +731,14 @@ async fn scenario(world: &PortalWorld) {
     assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
 
     // English for the rest of the session; the domain's Swedish text says it is Swedish.
-    let english = world
+    let english = tolvan
         .post(
             "/sprak",
             &[("csrf", &csrf), ("lang", "en"), ("return_to", "/")],
         )
         .await;
     assert_eq!(english.status, StatusCode::SEE_OTHER);
-    let start = world.page("/").await;
+    let start = tolvan.page("/").await;
     assert!(start.body.contains("<html lang=\"en\">"), "{}", start.body);
     assert!(start.body.contains("My named contacts"), "{}", start.body);
     assert!(
@@ -580,13 +749,13 @@ async fn scenario(world: &PortalWorld) {
     assert!(start.body.contains("<div class=\"narrative\" lang=\"sv\">"));
 
     // The accessibility statement names where to report a problem.
-    let statement = world.page("/tillganglighet").await;
+    let statement = tolvan.page("/tillganglighet").await;
     assert_eq!(statement.status, StatusCode::OK);
     assert!(statement.body.contains("tillganglighet@paraply.test"));
     assert!(statement.body.contains("WCAG 2.1"));
 
     // Logging out ends the session: the pages send to the login again.
-    world.post("/auth/logout", &[("csrf", &csrf)]).await;
-    let after_logout = world.page("/logg").await;
+    tolvan.post("/auth/logout", &[("csrf", &csrf)]).await;
+    let after_logout = tolvan.page("/logg").await;
     assert_eq!(after_logout.status, StatusCode::SEE_OTHER);
 }

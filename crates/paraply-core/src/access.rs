@@ -124,15 +124,17 @@ pub(crate) fn server_written(resource_type: ResourceType) -> bool {
     )
 }
 
-/// What patients and relatives may write through the portal (DOMAIN.md §3, I14).
-fn citizen_writable(resource_type: ResourceType) -> bool {
-    matches!(
-        resource_type,
+/// What patients and relatives may write through the portal (DOMAIN.md §3, I14). Only the
+/// patient records their relatives (RelatedPerson): a relative cannot add others.
+fn citizen_writable(subject: &Subject, resource_type: ResourceType) -> bool {
+    match resource_type {
         ResourceType::AppointmentResponse
-            | ResourceType::Goal
-            | ResourceType::Communication
-            | ResourceType::Consent
-    )
+        | ResourceType::Goal
+        | ResourceType::Communication
+        | ResourceType::Consent => true,
+        ResourceType::RelatedPerson => matches!(subject, Subject::Patient { .. }),
+        _ => false,
+    }
 }
 
 impl Access {
@@ -192,7 +194,7 @@ impl Access {
         }
         if writes
             && matches!(self.principal, Principal::Citizen { .. })
-            && !citizen_writable(resource_type)
+            && !citizen_writable(&self.subject, resource_type)
         {
             return Err(CoreError::Forbidden {
                 reason: format!("patients and relatives cannot write {resource_type} resources"),

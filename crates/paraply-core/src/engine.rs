@@ -79,6 +79,16 @@ pub enum Outcome {
     },
 }
 
+/// Whom a citizen's login is ([`Fhir::citizen_identity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CitizenIdentity {
+    Patient(ResourceId),
+    /// The RelatedPerson resources with the person's personnummer: what they may see is
+    /// decided per request by the patients' consents.
+    Relative(Vec<ResourceId>),
+    NotACitizen,
+}
+
 /// The FHIR engine, shared by all requests.
 #[derive(Clone)]
 pub struct Fhir {
@@ -253,22 +263,23 @@ impl Fhir {
             .map(|outcome| as_shown(outcome, access.is_citizen()))
     }
 
-    /// The Patient a citizen's login is — the portal's "me" — or `None` for anyone else.
-    /// Who the caller is, is not patient data: no access-log entry (the identity is cached
-    /// as for every request).
-    pub async fn own_patient(
+    /// Whom a citizen's login is, for the portal: their own Patient, or the RelatedPerson
+    /// records they are (a relative). Who the caller is, is not patient data: no
+    /// access-log entry (the identity is cached as for every request).
+    pub async fn citizen_identity(
         &self,
         context: &RequestContext,
-    ) -> Result<Option<ResourceId>, CoreError> {
+    ) -> Result<CitizenIdentity, CoreError> {
         let Caller::Authenticated(principal) = &context.caller else {
-            return Ok(None);
+            return Ok(CitizenIdentity::NotACitizen);
         };
         let access = self
             .resolve(&self.identities, &self.access, context, principal, None)
             .await?;
         Ok(match access.subject {
-            Subject::Patient { patient } => Some(patient),
-            _ => None,
+            Subject::Patient { patient } => CitizenIdentity::Patient(patient),
+            Subject::Relative { related_persons } => CitizenIdentity::Relative(related_persons),
+            Subject::Staff(_) | Subject::System => CitizenIdentity::NotACitizen,
         })
     }
 

@@ -40,7 +40,7 @@ pub use audit_log::{MIN_RETENTION_YEARS, purge_access_log};
 pub use capabilities::{Security, add_security, capability_statement};
 pub use conformance::{CONFORMANCE_TYPES, ConformanceCatalog, NoConformance};
 pub use context::{Caller, Purpose, RequestContext};
-pub use engine::{Extensions, Fhir, Outcome};
+pub use engine::{CitizenIdentity, Extensions, Fhir, Outcome};
 pub use error::{CoreError, Method};
 pub use operations::{
     Audience, Operation, OperationAudit, OperationCall, OperationContext, OperationDef,

@@ -29,9 +29,15 @@ pub enum PortalError {
     /// The OpenID provider could not be reached or answered nonsense.
     #[error("the identity provider is unavailable: {0}")]
     Provider(String),
-    /// The logged-in person is no patient (a relative's own view is not built yet).
+    /// The logged-in person is no patient, and no patient has allowed them to see a plan.
     #[error("no patient record matches the logged-in person")]
     NoPatient,
+    /// A relative who may see several plans has not chosen one yet.
+    #[error("whose plan to show is not chosen")]
+    ChoosePatient,
+    /// A page for the patient themself, asked for by a relative.
+    #[error("this page is the patient's own")]
+    PatientOnly,
     /// Nothing of the patient's is at this path.
     #[error("not found")]
     NotFound,
@@ -47,6 +53,9 @@ pub enum PortalError {
 
 impl IntoResponse for PortalError {
     fn into_response(self) -> Response {
+        if let PortalError::ChoosePatient = &self {
+            return crate::redirect("/valj", None);
+        }
         if let PortalError::LoginNeeded { return_to } = &self {
             let target = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("return_to", return_to)
@@ -76,6 +85,12 @@ impl IntoResponse for PortalError {
                 StatusCode::FORBIDDEN,
                 "error-forbidden-title",
                 "error-no-patient",
+                false,
+            ),
+            PortalError::ChoosePatient | PortalError::PatientOnly => (
+                StatusCode::FORBIDDEN,
+                "error-forbidden-title",
+                "error-forbidden",
                 false,
             ),
             PortalError::NotFound
@@ -116,6 +131,7 @@ impl IntoResponse for PortalError {
             csrf: None,
             nav: Nav::Other,
             path: "/",
+            relative: false,
         };
         crate::pages::html(status, views::error(&frame, title, body, login))
     }

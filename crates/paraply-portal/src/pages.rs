@@ -11,8 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use paraply_auth::Principal;
 use paraply_core::{
-    CoreError, FhirRequest, Method, Outcome, Purpose, RequestContext, format_instant,
+    Caller, CitizenIdentity, CoreError, FhirRequest, Method, Outcome, Purpose, RequestContext,
+    format_instant,
 };
 use paraply_fhir::ResourceId;
 use paraply_store::Session;
@@ -26,11 +28,15 @@ use crate::cookie::{cross_site, csrf_matches, safe_return_to};
 use crate::error::PortalError;
 use crate::i18n::Language;
 use crate::plan::PlanDocument;
-use crate::views::{self, AnswerForm, FieldErrors, Frame, MessageForm, Nav};
+use crate::views::{
+    self, AnswerForm, FieldErrors, Frame, MessageForm, Nav, RELATIONS, RelativeForm,
+};
 use crate::{BASE_POLICY, Portal, current_session, redirect, with_security_headers};
 
 /// The cookie that keeps the chosen language for the browser session.
 const LANGUAGE_COOKIE: &str = "paraply_lang";
+/// The cookie that keeps whose plan a relative chose to view (a Patient id).
+const PATIENT_COOKIE: &str = "paraply_patient";
 /// Messages shown on the messages page, newest first.
 const MESSAGE_PAGE_SIZE: u32 = 100;
 /// Access-log rows per page of "Vem har läst min plan".
@@ -46,6 +52,9 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/mal", get(goals).post(add_goal))
         .route("/mal/{id}", post(change_goal))
         .route("/meddelanden", get(messages).post(send_message))
+        .route("/narstaende", get(relatives).post(add_relative))
+        .route("/narstaende/{id}", post(revoke_relative))
+        .route("/valj", get(choose).post(chosen))
         .route("/logg", get(access_log))
         .route("/plan.pdf", get(plan_pdf))
         .route("/tillganglighet", get(accessibility))
@@ -53,34 +62,61 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/static/paraply.css", get(stylesheet))
 }
 
-/// The language the browser chose, Swedish unless it chose another.
-pub(crate) fn language(headers: &HeaderMap) -> Language {
+/// The value of the cookie `name`, if the browser sent it.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == LANGUAGE_COOKIE)
-        .and_then(|(_, value)| Language::from_code(value))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The language the browser chose, Swedish unless it chose another.
+pub(crate) fn language(headers: &HeaderMap) -> Language {
+    cookie(headers, LANGUAGE_COOKIE)
+        .and_then(Language::from_code)
         .unwrap_or(Language::Sv)
 }
 
-/// A logged-in patient: their session, the context their requests run in, their Patient.
+/// A logged-in patient, or a relative viewing a patient's plan: their session, the context
+/// their requests run in, the Patient whose plan it is.
 struct Me {
     session: Session,
     context: RequestContext,
     patient: ResourceId,
     lang: Language,
+    /// For a relative, their personnummer (to find their RelatedPerson in the plan).
+    relative: Option<String>,
 }
 
 impl Me {
+    /// Whether this viewer may answer the plan's times: the patient, or a relative the
+    /// patient allowed to.
+    fn may_answer(&self, document: &PlanDocument) -> bool {
+        match &self.relative {
+            None => true,
+            Some(personnummer) => document.may_book(personnummer),
+        }
+    }
+
+    /// Pages that are the patient's own: their goals, messages, relatives, access log.
+    fn patient_only(&self) -> Result<(), PortalError> {
+        match self.relative {
+            Some(_) => Err(PortalError::PatientOnly),
+            None => Ok(()),
+        }
+    }
+
     fn frame<'a>(&'a self, nav: Nav, path: &'a str) -> Frame<'a> {
         Frame {
             lang: self.lang,
             csrf: Some(&self.session.csrf_token),
             nav,
             path,
+            relative: self.relative.is_some(),
         }
     }
 }
@@ -88,6 +124,42 @@ impl Me {
 impl Portal {
     /// The logged-in patient, or a redirect to the login that returns to `path`.
     async fn me(&self, headers: &HeaderMap, path: &str) -> Result<Me, PortalError> {
+        let (session, context) = self.logged_in(headers, path).await?;
+        let lang = language(headers);
+        let (patient, relative) = match self.fhir.citizen_identity(&context).await? {
+            CitizenIdentity::Patient(patient) => (patient, None),
+            // Which patient a relative views is their choice (a cookie): every call below
+            // still needs that patient's consent, checked by the access rules.
+            CitizenIdentity::Relative(_) => {
+                let chosen = cookie(headers, PATIENT_COOKIE)
+                    .and_then(|id| id.parse::<ResourceId>().ok())
+                    .ok_or(PortalError::ChoosePatient)?;
+                let personnummer = match &context.caller {
+                    Caller::Authenticated(Principal::Citizen { personnummer, .. }) => {
+                        personnummer.as_str().to_owned()
+                    }
+                    _ => return Err(PortalError::NoPatient),
+                };
+                (chosen, Some(personnummer))
+            }
+            CitizenIdentity::NotACitizen => return Err(PortalError::NoPatient),
+        };
+        Ok(Me {
+            session,
+            context,
+            patient,
+            lang,
+            relative,
+        })
+    }
+
+    /// The session and the request context of its access token, or a redirect to the login
+    /// that returns to `path`.
+    async fn logged_in(
+        &self,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Result<(Session, RequestContext), PortalError> {
         let login = || PortalError::LoginNeeded {
             return_to: path.to_owned(),
         };
@@ -110,17 +182,29 @@ impl Portal {
             Purpose::Treatment,
             uuid::Uuid::new_v4().to_string(),
         );
-        let patient = self
-            .fhir
-            .own_patient(&context)
-            .await?
-            .ok_or(PortalError::NoPatient)?;
-        Ok(Me {
-            session,
-            context,
-            patient,
-            lang: language(headers),
-        })
+        Ok((session, context))
+    }
+
+    /// For a relative: the patients who allowed them to see their plan, `(id, name)`.
+    async fn allowed_patients(
+        &self,
+        context: &RequestContext,
+    ) -> Result<Vec<(String, String)>, PortalError> {
+        let mut request = FhirRequest::new(Method::Get, "Patient");
+        request.query = vec![("_count".into(), "50".into())];
+        let Outcome::Searchset { page, .. } = self.fhir.handle_as(context, request).await? else {
+            return Err(PortalError::Unexpected("a search answered no searchset"));
+        };
+        Ok(page
+            .matches
+            .iter()
+            .filter_map(|m| m.resource.body.as_deref())
+            .filter_map(|body| serde_json::from_str::<Value>(body).ok())
+            .filter_map(|patient| {
+                let id = patient.get("id")?.as_str()?.to_owned();
+                Some((id, crate::plan::human_name(&patient).unwrap_or_default()))
+            })
+            .collect())
     }
 
     async fn call(&self, me: &Me, request: FhirRequest) -> Result<Outcome, PortalError> {
@@ -192,6 +276,7 @@ async fn start(
             csrf: None,
             nav: Nav::Start,
             path: "/",
+            relative: false,
         };
         return Ok(html(StatusCode::OK, views::landing(&frame)));
     }
@@ -233,6 +318,7 @@ async fn appointment(
             &appointment,
             &form,
             params.skickat.is_some(),
+            me.may_answer(&document),
         ),
     ))
 }
@@ -282,6 +368,15 @@ async fn answer(
     if errors.is_empty()
         && let Some(answer) = answer
     {
+        // A relative answers on the patient's behalf, and only with the patient's consent to
+        // answer times: the answer is the patient's participation (the actor stays the
+        // Patient, which is also what links it to the patient for the access rules), and the
+        // engine's Provenance names the relative who gave it.
+        if me.relative.is_some() && !me.may_answer(&portal.document(&me).await?) {
+            return Err(PortalError::Forbidden(
+                "the patient has not allowed this relative to answer times".into(),
+            ));
+        }
         let mut response = json!({
             "resourceType": "AppointmentResponse",
             "appointment": {"reference": format!("Appointment/{id}")},
@@ -326,7 +421,13 @@ async fn answer(
     };
     Ok(html(
         StatusCode::UNPROCESSABLE_ENTITY,
-        views::appointment(&me.frame(Nav::Other, &path), &appointment, &form, false),
+        views::appointment(
+            &me.frame(Nav::Other, &path),
+            &appointment,
+            &form,
+            false,
+            me.may_answer(&document),
+        ),
     ))
 }
 
@@ -376,6 +477,7 @@ async fn goals(
     Query(params): Query<GoalParams>,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/mal").await?;
+    me.patient_only()?;
     let document = portal.document(&me).await?;
     Ok(html(
         StatusCode::OK,
@@ -416,6 +518,7 @@ async fn add_goal(
     body: Bytes,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/mal").await?;
+    me.patient_only()?;
     let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     portal.check_form(
         &headers,
@@ -452,6 +555,7 @@ async fn change_goal(
     body: Bytes,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/mal").await?;
+    me.patient_only()?;
     let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     portal.check_form(
         &headers,
@@ -602,6 +706,7 @@ async fn messages(
     Query(params): Query<MessageParams>,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/meddelanden").await?;
+    me.patient_only()?;
     let form = MessageForm {
         to: "",
         text: "",
@@ -620,6 +725,7 @@ async fn send_message(
     body: Bytes,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/meddelanden").await?;
+    me.patient_only()?;
     let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
     portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
@@ -661,6 +767,277 @@ async fn send_message(
 }
 
 #[derive(Deserialize)]
+struct RelativeParams {
+    sparat: Option<String>,
+    borttagen: Option<String>,
+}
+
+async fn relatives(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Query(params): Query<RelativeParams>,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/narstaende").await?;
+    me.patient_only()?;
+    let notice = match (params.sparat, params.borttagen) {
+        (Some(_), _) => Some("relatives-saved"),
+        (None, Some(_)) => Some("relatives-revoked"),
+        _ => None,
+    };
+    let form = RelativeForm {
+        personnummer: "",
+        given: "",
+        family: "",
+        relation: "",
+        access: "",
+        errors: FieldErrors::new(),
+    };
+    let document = portal.document(&me).await?;
+    Ok(html(
+        StatusCode::OK,
+        views::relatives(
+            &me.frame(Nav::Relatives, "/narstaende"),
+            &document,
+            &form,
+            notice,
+        ),
+    ))
+}
+
+/// The patient gives a relative (by personnummer) read access, or read and booking access:
+/// their RelatedPerson (unless recorded already) and a permit Consent naming them, in one
+/// transaction.
+async fn add_relative(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/narstaende").await?;
+    me.patient_only()?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
+    portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
+    let lang = me.lang;
+    let personnummer: String = field("personnummer")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '+' | ' '))
+        .collect();
+    let mut errors = FieldErrors::new();
+    let mut problem =
+        |field: &str, key: &str| errors.push((field.to_owned(), lang.t(key).to_owned()));
+    if personnummer.len() != 12 || !personnummer.chars().all(|c| c.is_ascii_digit()) {
+        problem("personnummer", "error-pnr");
+    }
+    if field("given").is_empty() || field("family").is_empty() {
+        problem(
+            if field("given").is_empty() {
+                "given"
+            } else {
+                "family"
+            },
+            "error-name",
+        );
+    }
+    let relation = RELATIONS.iter().find(|code| **code == field("relation"));
+    if relation.is_none() {
+        problem("relation", "error-relation");
+    }
+    let books = match field("access") {
+        "read" => Some(false),
+        "book" => Some(true),
+        _ => None,
+    };
+    if books.is_none() {
+        problem("access", "error-access");
+    }
+    let document = portal.document(&me).await?;
+    if let (true, Some(relation), Some(books)) = (errors.is_empty(), relation, books) {
+        let patient = format!("Patient/{}", me.patient);
+        let existing = document
+            .related_person_with(&personnummer)
+            .and_then(crate::plan::self_reference);
+        let person_reference = existing
+            .clone()
+            .unwrap_or_else(|| format!("urn:uuid:{}", uuid::Uuid::new_v4()));
+        let mut entries = Vec::new();
+        if existing.is_none() {
+            entries.push(json!({
+                "fullUrl": person_reference,
+                "resource": {
+                    "resourceType": "RelatedPerson",
+                    "active": true,
+                    "patient": {"reference": patient},
+                    "identifier": [{"system": paraply_fhir::PERSONNUMMER, "value": personnummer}],
+                    "relationship": [{
+                        "coding": [{"system": ROLE_CODE_SYSTEM, "code": relation}],
+                        "text": Language::Sv.t(&format!("relation-{relation}")),
+                    }],
+                    "name": [{"family": field("family"), "given": [field("given")]}],
+                },
+                "request": {"method": "POST", "url": "RelatedPerson"},
+            }));
+        }
+        let mut actions = vec![
+            json!({"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}),
+        ];
+        if books {
+            actions.push(json!({"system": "https://paraply.se/fhir/CodeSystem/consent-action", "code": "book"}));
+        }
+        let today = OffsetDateTime::now_utc().date().to_string();
+        entries.push(json!({
+            "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+            "resource": {
+                "resourceType": "Consent",
+                "meta": {"profile": ["https://paraply.se/fhir/StructureDefinition/narstaende-consent"]},
+                "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                "patient": {"reference": patient},
+                "dateTime": format_instant(OffsetDateTime::now_utc()),
+                "performer": [{"reference": patient}],
+                "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+                "provision": {
+                    "type": "permit",
+                    "period": {"start": today},
+                    "actor": [{
+                        "role": {"coding": [{"system": ROLE_CODE_SYSTEM, "code": relation}]},
+                        "reference": {"reference": person_reference},
+                    }],
+                    "action": [{"coding": actions}],
+                },
+            },
+            "request": {"method": "POST", "url": "Consent"},
+        }));
+        let mut request = FhirRequest::new(Method::Post, "");
+        request.body =
+            Some(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}));
+        match portal.fhir.handle_as(&me.context, request).await {
+            Ok(_) => return Ok(redirect("/narstaende?sparat=1", None)),
+            // The personnummer's check digit, mostly: the engine checks Swedish identifiers.
+            Err(CoreError::Invalid(_) | CoreError::Transaction { .. }) => {
+                errors.push(("personnummer".into(), lang.t("error-pnr").to_owned()));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let form = RelativeForm {
+        personnummer: field("personnummer"),
+        given: field("given"),
+        family: field("family"),
+        relation: field("relation"),
+        access: field("access"),
+        errors,
+    };
+    Ok(html(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        views::relatives(
+            &me.frame(Nav::Relatives, "/narstaende"),
+            &document,
+            &form,
+            None,
+        ),
+    ))
+}
+
+/// HL7 v3 RoleCode: how a relative is related to the patient.
+const ROLE_CODE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
+
+/// The patient takes a relative's permission back: the Consent becomes inactive, at once.
+async fn revoke_relative(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let me = portal.me(&headers, "/narstaende").await?;
+    me.patient_only()?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    portal.check_form(
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        Some(&me.session),
+    )?;
+    let document = portal.document(&me).await?;
+    let reference = format!("Consent/{id}");
+    let granted = document
+        .relatives()
+        .into_iter()
+        .flat_map(|(_, consents)| consents)
+        .any(|consent| crate::plan::self_reference(consent).as_deref() == Some(reference.as_str()));
+    if !granted {
+        return Err(PortalError::NotFound);
+    }
+    let mut request = FhirRequest::new(Method::Patch, reference);
+    request.body = Some(json!([{"op": "replace", "path": "/status", "value": "inactive"}]));
+    portal.call(&me, request).await?;
+    Ok(redirect("/narstaende?borttagen=1", None))
+}
+
+/// A relative's choice of whose plan to view; a patient has nothing to choose.
+async fn choose(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    let (session, context) = portal.logged_in(&headers, "/valj").await?;
+    if let CitizenIdentity::Patient(_) = portal.fhir.citizen_identity(&context).await? {
+        return Ok(redirect("/", None));
+    }
+    let patients = portal.allowed_patients(&context).await?;
+    // One plan to see: nothing to choose.
+    if let [(id, _)] = patients.as_slice() {
+        return Ok(redirect("/", Some(portal.patient_cookie(id)?)));
+    }
+    let frame = Frame {
+        lang: language(&headers),
+        csrf: Some(&session.csrf_token),
+        nav: Nav::Other,
+        path: "/valj",
+        relative: true,
+    };
+    Ok(html(StatusCode::OK, views::choose(&frame, &patients)))
+}
+
+async fn chosen(
+    State(portal): State<Arc<Portal>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let (session, context) = portal.logged_in(&headers, "/valj").await?;
+    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    portal.check_form(
+        &headers,
+        fields.get("csrf").map(String::as_str),
+        Some(&session),
+    )?;
+    let wanted = fields
+        .get("patient")
+        .map(String::as_str)
+        .unwrap_or_default();
+    // Only a patient who allowed it: the choice is checked here, and again by every call.
+    let patients = portal.allowed_patients(&context).await?;
+    let (id, _) = patients
+        .iter()
+        .find(|(id, _)| id == wanted)
+        .ok_or(PortalError::NotFound)?;
+    Ok(redirect("/", Some(portal.patient_cookie(id)?)))
+}
+
+impl Portal {
+    /// The cookie that remembers whose plan a relative views.
+    fn patient_cookie(&self, id: &str) -> Result<HeaderValue, PortalError> {
+        let secure = if self.rp()?.config().secure_cookie {
+            "; Secure"
+        } else {
+            ""
+        };
+        HeaderValue::from_str(&format!(
+            "{PATIENT_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax{secure}"
+        ))
+        .map_err(|_| PortalError::Unexpected("the patient cookie"))
+    }
+}
+
+#[derive(Deserialize)]
 struct LogParams {
     sida: Option<String>,
 }
@@ -671,6 +1048,7 @@ async fn access_log(
     Query(params): Query<LogParams>,
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/logg").await?;
+    me.patient_only()?;
     let mut request = FhirRequest::new(Method::Get, format!("Patient/{}/$access-log", me.patient));
     request.query = vec![("_count".into(), LOG_PAGE_SIZE.to_string())];
     if let Some(page) = params.sida {
@@ -743,6 +1121,7 @@ async fn accessibility(
         csrf: session.as_ref().map(|s| s.csrf_token.as_str()),
         nav: Nav::Accessibility,
         path: "/tillganglighet",
+        relative: false,
     };
     Ok(html(
         StatusCode::OK,
@@ -804,6 +1183,7 @@ pub async fn not_found(headers: HeaderMap) -> Response {
         csrf: None,
         nav: Nav::Other,
         path: "/",
+        relative: false,
     };
     with_security_headers(
         html(

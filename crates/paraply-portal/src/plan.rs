@@ -212,6 +212,69 @@ impl PlanDocument {
         found
     }
 
+    /// The patient's relatives (the "närstående" section), each with the consents in force
+    /// that name them.
+    pub fn relatives(&self) -> Vec<(&Value, Vec<&Value>)> {
+        let entries = self.entries_of("narstaende");
+        let consents: Vec<&Value> = entries
+            .iter()
+            .filter(|r| r.starts_with("Consent/"))
+            .filter_map(|r| self.get(r))
+            .collect();
+        entries
+            .iter()
+            .filter(|r| r.starts_with("RelatedPerson/"))
+            .filter_map(|r| Some((*r, self.get(r)?)))
+            .map(|(reference, person)| {
+                let theirs = consents
+                    .iter()
+                    .copied()
+                    .filter(|consent| {
+                        list(consent.get("provision").unwrap_or(&Value::Null), "actor")
+                            .iter()
+                            .any(|actor| {
+                                actor
+                                    .pointer("/reference/reference")
+                                    .and_then(Value::as_str)
+                                    == Some(reference)
+                            })
+                    })
+                    .collect();
+                (person, theirs)
+            })
+            .collect()
+    }
+
+    /// The patient's RelatedPerson record of the person with this personnummer.
+    pub fn related_person_with(&self, personnummer: &str) -> Option<&Value> {
+        self.relatives()
+            .into_iter()
+            .map(|(person, _)| person)
+            .find(|person| {
+                list(person, "identifier")
+                    .iter()
+                    .any(|id| text(id, "value") == Some(personnummer))
+            })
+    }
+
+    /// Whether the relative with this personnummer may answer times for the patient: a
+    /// consent in force naming them allows `book`.
+    pub fn may_book(&self, personnummer: &str) -> bool {
+        let Some(person) = self.related_person_with(personnummer) else {
+            return false;
+        };
+        self.relatives()
+            .into_iter()
+            .filter(|(candidate, _)| std::ptr::eq(*candidate, person))
+            .flat_map(|(_, consents)| consents)
+            .any(|consent| {
+                list(consent.get("provision").unwrap_or(&Value::Null), "action")
+                    .iter()
+                    .flat_map(|action| list(action, "coding"))
+                    .any(|coding| text(coding, "code") == Some("book"))
+            })
+    }
+
     /// The patient's goals (the agreement's section): the umbrella's, then their own.
     pub fn goals(&self) -> Vec<&Value> {
         self.entries_of("overenskommelse")

@@ -16,6 +16,7 @@ pub(crate) enum Nav {
     Start,
     Goals,
     Messages,
+    Relatives,
     Log,
     Accessibility,
     Other,
@@ -29,6 +30,8 @@ pub(crate) struct Frame<'a> {
     pub nav: Nav,
     /// Where the language form returns to (this page's path).
     pub path: &'a str,
+    /// A relative viewing someone's plan: only the plan's pages are theirs.
+    pub relative: bool,
 }
 
 pub(crate) fn page(frame: &Frame, title: &str, content: Markup) -> Markup {
@@ -52,9 +55,14 @@ pub(crate) fn page(frame: &Frame, title: &str, content: Markup) -> Markup {
                             nav.site-nav aria-label=(lang.t("nav-label")) {
                                 ul {
                                     li { a href="/" aria-current=[current(Nav::Start)] { (lang.t("nav-start")) } }
-                                    li { a href="/mal" aria-current=[current(Nav::Goals)] { (lang.t("nav-goals")) } }
-                                    li { a href="/meddelanden" aria-current=[current(Nav::Messages)] { (lang.t("nav-messages")) } }
-                                    li { a href="/logg" aria-current=[current(Nav::Log)] { (lang.t("nav-log")) } }
+                                    @if frame.relative {
+                                        li { a href="/valj" { (lang.t("nav-choose")) } }
+                                    } @else {
+                                        li { a href="/mal" aria-current=[current(Nav::Goals)] { (lang.t("nav-goals")) } }
+                                        li { a href="/meddelanden" aria-current=[current(Nav::Messages)] { (lang.t("nav-messages")) } }
+                                        li { a href="/narstaende" aria-current=[current(Nav::Relatives)] { (lang.t("nav-relatives")) } }
+                                        li { a href="/logg" aria-current=[current(Nav::Log)] { (lang.t("nav-log")) } }
+                                    }
                                     li { a href="/plan.pdf" { (lang.t("nav-pdf")) } }
                                 }
                             }
@@ -165,6 +173,11 @@ pub(crate) fn start(frame: &Frame, document: &PlanDocument, unread: u64) -> Mark
         html! {
             h1 { (lang.t("start-title")) }
             p.lead { (lang.t_with("start-for", &[("name", &document.patient_name())])) }
+            @if frame.relative {
+                div.notification role="region" aria-label=(lang.t("nav-relatives")) {
+                    p { (lang.t_with("relative-viewing", &[("name", &document.patient_name())])) }
+                }
+            }
             @if unread > 0 {
                 div.notification role="region" aria-labelledby="unread" {
                     p id="unread" { a href="/meddelanden" { (lang.t_with("messages-unread", &[("count", &unread.to_string())])) } }
@@ -286,11 +299,14 @@ pub(crate) struct AnswerForm<'a> {
     pub errors: FieldErrors,
 }
 
+/// One appointment; the answer form when the time is open and the viewer may answer
+/// (`may_answer`: the patient, or a relative allowed to answer times).
 pub(crate) fn appointment(
     frame: &Frame,
     appointment: &AppointmentView,
     form: &AnswerForm,
     sent: bool,
+    may_answer: bool,
 ) -> Markup {
     let lang = frame.lang;
     let error_of = |field: &str| {
@@ -320,7 +336,7 @@ pub(crate) fn appointment(
                 }
                 div { dt { (lang.t("appointment-status")) } dd { (status_tag(lang, appointment)) } }
             }
-            @if appointment.answerable() {
+            @if appointment.answerable() && may_answer {
                 form method="post" action={ "/tider/" (appointment.id) } novalidate {
                     input type="hidden" name="csrf" value=(frame.csrf.unwrap_or_default());
                     @let answer_error = error_of("answer");
@@ -683,6 +699,167 @@ pub(crate) fn messages(
     )
 }
 
+/// The relations a patient can choose for a relative (HL7 v3 RoleCode).
+pub(crate) const RELATIONS: [&str; 9] = [
+    "DAU",
+    "SON",
+    "SPS",
+    "MTH",
+    "FTH",
+    "SIB",
+    "GRNDCHILD",
+    "FRND",
+    "FAMMEMB",
+];
+
+/// What the relative form holds.
+pub(crate) struct RelativeForm<'a> {
+    pub personnummer: &'a str,
+    pub given: &'a str,
+    pub family: &'a str,
+    pub relation: &'a str,
+    pub access: &'a str,
+    pub errors: FieldErrors,
+}
+
+/// The patient's relatives: who may see the plan and answer times, since when; take a
+/// permission back; give a new one.
+pub(crate) fn relatives(
+    frame: &Frame,
+    document: &PlanDocument,
+    form: &RelativeForm,
+    notice: Option<&str>,
+) -> Markup {
+    let lang = frame.lang;
+    let csrf = frame.csrf.unwrap_or_default();
+    let error_of = |field: &str| {
+        form.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.clone())
+    };
+    let granted: Vec<(&Value, Vec<&Value>)> = document
+        .relatives()
+        .into_iter()
+        .filter(|(_, consents)| !consents.is_empty())
+        .collect();
+    page(
+        frame,
+        &titled(lang, lang.t("relatives-title"), &form.errors),
+        html! {
+            (error_summary(lang, &form.errors))
+            @if let Some(key) = notice {
+                div.notification.notification-success role="status" { p { (lang.t(key)) } }
+            }
+            h1 { (lang.t("relatives-title")) }
+            p { (lang.t("relatives-intro")) }
+            @if granted.is_empty() {
+                p { (lang.t("relatives-none")) }
+            }
+            ul.list-plain {
+                @for (person, consents) in &granted {
+                    @let name = human_name(person).unwrap_or_default();
+                    li {
+                        p {
+                            strong { (name) }
+                            @if let Some(relation) = list(person, "relationship").iter().find_map(concept_text) {
+                                " (" (relation) ")"
+                            }
+                        }
+                        @for consent in consents {
+                            @let books = list(consent.get("provision").unwrap_or(&Value::Null), "action")
+                                .iter().flat_map(|a| list(a, "coding")).any(|c| text(c, "code") == Some("book"));
+                            p {
+                                (lang.t(if books { "relatives-book" } else { "relatives-read" }))
+                                @if let Some(start) = consent.pointer("/provision/period/start").and_then(Value::as_str) {
+                                    ", " (lang.t_with("relatives-since", &[("date", &date(lang, start))]))
+                                }
+                            }
+                            form method="post" action={ "/narstaende/" (text(consent, "id").unwrap_or_default()) } {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.button.button-secondary type="submit" { (lang.t_with("relatives-revoke", &[("name", &name)])) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { (lang.t("relatives-add-heading")) }
+            form method="post" action="/narstaende" novalidate {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (field, key, value, hint) in [
+                    ("personnummer", "relatives-pnr", form.personnummer, Some("relatives-pnr-hint")),
+                    ("given", "relatives-given", form.given, None),
+                    ("family", "relatives-family", form.family, None),
+                ] {
+                    @let field_error = error_of(field);
+                    div.field.field-error[field_error.is_some()] {
+                        label for=(field) { (lang.t(key)) }
+                        @if let Some(hint) = hint {
+                            p.hint id={ (field) "-hint" } { (lang.t(hint)) }
+                        }
+                        @if let Some(message) = &field_error { p.error-message { (message) } }
+                        input type="text" id=(field) name=(field) value=(value)
+                            autocomplete="off" aria-describedby=[hint.map(|_| format!("{field}-hint"))];
+                    }
+                }
+                @let relation_error = error_of("relation");
+                div.field.field-error[relation_error.is_some()] {
+                    label for="relation" { (lang.t("relatives-relation")) }
+                    @if let Some(message) = &relation_error { p.error-message { (message) } }
+                    select id="relation" name="relation" {
+                        @for code in RELATIONS {
+                            option value=(code) selected[form.relation == code] { (lang.t(&format!("relation-{code}"))) }
+                        }
+                    }
+                }
+                @let access_error = error_of("access");
+                div.field.field-error[access_error.is_some()] {
+                    fieldset {
+                        legend { (lang.t("relatives-access-legend")) }
+                        @if let Some(message) = &access_error { p.error-message { (message) } }
+                        @for (value, key) in [("read", "relatives-access-read"), ("book", "relatives-access-book")] {
+                            @let id = if value == "read" { "access".to_owned() } else { format!("access-{value}") };
+                            div.radio {
+                                input type="radio" id=(id) name="access" value=(value) checked[form.access == value];
+                                label for=(id) { (lang.t(key)) }
+                            }
+                        }
+                    }
+                }
+                button.button type="submit" { (lang.t("relatives-add-submit")) }
+            }
+        },
+    )
+}
+
+/// A relative's choice: whose plan to view, among the patients who allowed it.
+pub(crate) fn choose(frame: &Frame, patients: &[(String, String)]) -> Markup {
+    let lang = frame.lang;
+    page(
+        frame,
+        lang.t("choose-title"),
+        html! {
+            h1 { (lang.t("choose-title")) }
+            @if patients.is_empty() {
+                p { (lang.t("choose-none")) }
+            } @else {
+                p { (lang.t("choose-intro")) }
+                ul.list-plain {
+                    @for (id, name) in patients {
+                        li {
+                            form method="post" action="/valj" {
+                                input type="hidden" name="csrf" value=(frame.csrf.unwrap_or_default());
+                                input type="hidden" name="patient" value=(id);
+                                button.button type="submit" { (lang.t_with("choose-submit", &[("name", name)])) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
 /// "Vem har läst min plan": the patient's view of the access log, newest first.
 pub(crate) fn access_log(frame: &Frame, bundle: &Value, next: Option<&str>) -> Markup {
     let lang = frame.lang;
@@ -837,12 +1014,37 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_chooses_among_the_patients_who_allowed_it() {
+        let frame = Frame {
+            lang: Language::Sv,
+            csrf: Some("t"),
+            nav: Nav::Other,
+            path: "/valj",
+            relative: true,
+        };
+        let patients = [
+            ("p1".to_owned(), "Tolvan Tolvansson".to_owned()),
+            ("p2".to_owned(), "Karin Svensson".to_owned()),
+        ];
+        let html = choose(&frame, &patients).into_string();
+        assert!(html.contains("Visa planen för Tolvan Tolvansson"), "{html}");
+        assert!(html.contains("name=\"patient\" value=\"p2\""), "{html}");
+        assert!(!html.contains("href=\"/mal\""), "{html}");
+        assert!(
+            choose(&frame, &[])
+                .into_string()
+                .contains("Ingen har gett dig")
+        );
+    }
+
+    #[test]
     fn text_is_escaped() {
         let frame = Frame {
             lang: Language::Sv,
             csrf: Some("t"),
             nav: Nav::Other,
             path: "/",
+            relative: false,
         };
         let html = page(&frame, "<script>", html! { p { "<b>" } }).into_string();
         assert!(!html.contains("<script>"), "{html}");
