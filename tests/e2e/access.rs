@@ -614,6 +614,66 @@ access_case!(
     }
 );
 
+access_case!(
+    a_guardian_sees_a_child_under_13_and_cannot_make_a_sparr,
+    async |w: &World| {
+        // Staff record Lisa as guardian (vårdnadshavare) of two children: one turning 13
+        // tomorrow, one 13 today.
+        let today = time::OffsetDateTime::now_utc().date();
+        let born = |years_ago: i32, days: i64| {
+            let day = today
+                .replace_year(today.year() - years_ago)
+                .unwrap_or(today)
+                .checked_add(time::Duration::days(days))
+                .expect("a date");
+            day.to_string()
+        };
+        for (child, birth) in [("barn", born(13, 1)), ("barn13", born(13, 0))] {
+            w.put_unrestricted(json!({"resourceType": "Patient", "id": child, "birthDate": birth}))
+                .await;
+            w.put_unrestricted(json!({"resourceType": "RelatedPerson", "id": format!("lisa-{child}"),
+                "active": true, "patient": reference(&format!("Patient/{child}")),
+                "identifier": [{"system": PNR, "value": "198505052384"}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "GUARD"}]}]}))
+                .await;
+        }
+        // No consent needed while the child is under 13; none at all from the 13th birthday.
+        assert_eq!(w.get(Who::Lisa, "Patient/barn").await.status, 200);
+        assert_forbidden(&w.get(Who::Lisa, "Patient/barn13").await);
+        let search = w.get(Who::Lisa, "Patient?_count=10").await;
+        let found = ids(&search);
+        assert!(found.contains(&"Patient/barn".to_owned()), "{found:?}");
+        assert!(!found.contains(&"Patient/barn13".to_owned()), "{found:?}");
+        // A guardian acts for the child, but a spärr is the child's own: refused, for the
+        // child and for the patient who gave Lisa consent alike; nothing stored.
+        for patient in ["Patient/barn", "Patient/tolvan"] {
+            let sparr = consent("", patient, "deny", "Organization/vc-solna");
+            let mut sparr = sparr;
+            sparr.as_object_mut().map(|o| o.remove("id"));
+            assert_forbidden(&w.post(Who::Lisa, "Consent", &sparr).await);
+        }
+        let consents = w
+            .get(
+                Who::Anna,
+                "Consent?patient=Patient/tolvan&provision-type=deny",
+            )
+            .await;
+        assert_eq!(consents.body["total"], 0, "{}", consents.text);
+    }
+);
+
+access_case!(only_the_patient_records_relatives, async |w: &World| {
+    let relative = json!({"resourceType": "RelatedPerson", "active": true,
+        "patient": reference("Patient/tolvan"),
+        "identifier": [{"system": PNR, "value": "197001011233"}]});
+    assert_forbidden(&w.post(Who::Lisa, "RelatedPerson", &relative).await);
+    let created = w.post(Who::Tolvan, "RelatedPerson", &relative).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let mut foreign = relative.clone();
+    foreign["patient"] = reference("Patient/karin");
+    assert_forbidden(&w.post(Who::Tolvan, "RelatedPerson", &foreign).await);
+});
+
 // ---------------------------------------------------------------------------------------------
 // Staff
 

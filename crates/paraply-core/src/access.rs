@@ -9,10 +9,11 @@
 use paraply_auth::{Context, Permission, Principal, Scopes};
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{
-    Condition, Filter, PatientLink, ReferenceTarget, Restriction, SearchQuery, StaffScope,
-    TokenSystem, Total, owner_only, patient_link,
+    Condition, Filter, PatientLink, ReferenceTarget, Relatives, Restriction, SearchQuery,
+    StaffScope, TokenSystem, Total, owner_only, patient_link,
 };
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::context::Purpose;
 use crate::engine::Reader;
@@ -215,9 +216,11 @@ impl Access {
     pub fn restriction(&self) -> Option<Restriction> {
         match &self.subject {
             Subject::Patient { patient } => Some(Restriction::Patients(vec![patient.clone()])),
-            Subject::Relative { related_persons } => {
-                Some(Restriction::RelativeOf(related_persons.clone()))
-            }
+            Subject::Relative { related_persons } => Some(Restriction::RelativeOf(
+                // The UTC day: a guardian's access ends at 01:00 (02:00 in summer) Swedish
+                // time on the child's 13th birthday.
+                Relatives::on(related_persons.clone(), OffsetDateTime::now_utc().date()),
+            )),
             Subject::Staff(staff) => {
                 let unit = format!("Organization/{}", staff.unit);
                 let mut organizations: Vec<String> = Vec::new();

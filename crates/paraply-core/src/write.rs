@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::SearchQuery;
 use paraply_store::{NewVersion, SearchPage, StoreError, StoreTx, StoredResource};
+use serde_json::Value;
 
 use crate::access::{Access, Subject};
 use crate::access_record::AccessSummary;
@@ -415,6 +416,17 @@ pub(crate) async fn write_checked(
         (_, None) => None,
     };
     let outcome = write_in(tx, interaction, assigned_id, Validation::Done).await?;
+    if let (Subject::Relative { .. }, Outcome::Resource { resource, .. }) =
+        (&access.subject, &outcome)
+        && resource.resource_type == ResourceType::Consent
+        && resource.body.as_deref().is_some_and(is_deny_consent)
+    {
+        // I13: a relative — a guardian too — acts for the patient, but a spärr is the
+        // patient's own decision about who may see their data.
+        return Err(CoreError::Forbidden {
+            reason: "a relative cannot make a spärr (a deny Consent) for the patient".into(),
+        });
+    }
     let written = match &outcome {
         Outcome::Resource { resource, .. } => Some(Written {
             resource_type: resource.resource_type,
@@ -531,4 +543,17 @@ pub(crate) fn named_target(interaction: &Interaction) -> Option<(ResourceType, R
         } => Some((*resource_type, id.clone())),
         _ => None,
     }
+}
+
+/// A Consent whose provision denies: a spärr.
+fn is_deny_consent(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|consent| {
+            consent
+                .pointer("/provision/type")
+                .and_then(Value::as_str)
+                .map(|kind| kind == "deny")
+        })
+        .unwrap_or(false)
 }

@@ -263,16 +263,23 @@ impl PlanDocument {
         let Some(person) = self.related_person_with(personnummer) else {
             return false;
         };
-        self.relatives()
-            .into_iter()
-            .filter(|(candidate, _)| std::ptr::eq(*candidate, person))
-            .flat_map(|(_, consents)| consents)
-            .any(|consent| {
-                list(consent.get("provision").unwrap_or(&Value::Null), "action")
-                    .iter()
-                    .flat_map(|action| list(action, "coding"))
-                    .any(|coding| text(coding, "code") == Some("book"))
-            })
+        // A guardian acts for a child under 13 (the access rules end it on the birthday).
+        let guardian = list(person, "relationship")
+            .iter()
+            .flat_map(|r| list(r, "coding"))
+            .any(|coding| text(coding, "code") == Some("GUARD"));
+        guardian
+            || self
+                .relatives()
+                .into_iter()
+                .filter(|(candidate, _)| std::ptr::eq(*candidate, person))
+                .flat_map(|(_, consents)| consents)
+                .any(|consent| {
+                    list(consent.get("provision").unwrap_or(&Value::Null), "action")
+                        .iter()
+                        .flat_map(|action| list(action, "coding"))
+                        .any(|coding| text(coding, "code") == Some("book"))
+                })
     }
 
     /// The patient's goals (the agreement's section): the umbrella's, then their own.

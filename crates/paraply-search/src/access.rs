@@ -66,11 +66,43 @@ pub enum Restriction {
     Patients(Vec<ResourceId>),
     /// A relative (I13): data of the patient each RelatedPerson belongs to
     /// (`RelatedPerson.patient`), but only while that patient has an *active* `Consent`
-    /// with `provision.type = permit` whose `provision.actor` names the RelatedPerson.
-    /// Checked in the query itself, so a revoked consent takes effect at once.
-    RelativeOf(Vec<ResourceId>),
+    /// with `provision.type = permit` whose `provision.actor` names the RelatedPerson —
+    /// or, for a guardian (vårdnadshavare: `relationship` GUARD, recorded by staff), while
+    /// the patient is under 13. Checked in the query itself, so a revoked consent and a
+    /// 13th birthday take effect at once, without anyone acting.
+    RelativeOf(Relatives),
     /// Staff (I11, I12).
     Staff(Box<StaffScope>),
+}
+
+/// The RelatedPerson records a relative is, and the day that decides guardians' access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relatives {
+    pub related_persons: Vec<ResourceId>,
+    /// A guardian sees a child's data only if the child's `birthDate` is after this day:
+    /// today 13 years ago (on the 13th birthday the access has ended).
+    pub guardian_of_born_after: time::Date,
+}
+
+impl Relatives {
+    /// The relatives' restriction on `today`.
+    pub fn on(related_persons: Vec<ResourceId>, today: time::Date) -> Relatives {
+        Relatives {
+            related_persons,
+            guardian_of_born_after: years_before(today, GUARDIAN_AGE_LIMIT),
+        }
+    }
+}
+
+/// The age at which a guardian's proxy access ends (DOMAIN.md I13).
+pub const GUARDIAN_AGE_LIMIT: i32 = 13;
+
+/// The same day `years` earlier; 29 February becomes 28 February in a common year.
+fn years_before(day: time::Date, years: i32) -> time::Date {
+    let year = day.year() - years;
+    day.replace_year(year)
+        .or_else(|_| time::Date::from_calendar_date(year, day.month(), 28))
+        .unwrap_or(day)
 }
 
 /// The staff rules, evaluated per resource of patient `P`:
@@ -106,4 +138,23 @@ pub struct StaffScope {
     pub blocked_if_actor: Vec<String>,
     /// A logged emergency access (`purposeOfUse` ETREAT): rules 1–3 are waived.
     pub emergency: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn a_guardians_access_ends_on_the_13th_birthday() {
+        let relatives = Relatives::on(Vec::new(), date!(2030 - 03 - 15));
+        // Born 2017-03-15: 13 today, so not after the cut-off.
+        assert_eq!(relatives.guardian_of_born_after, date!(2017 - 03 - 15));
+        assert!(date!(2017 - 03 - 16) > relatives.guardian_of_born_after);
+        assert_eq!(
+            Relatives::on(Vec::new(), date!(2032 - 02 - 29)).guardian_of_born_after,
+            date!(2019 - 02 - 28)
+        );
+    }
 }

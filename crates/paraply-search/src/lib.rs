@@ -13,7 +13,9 @@ mod query;
 mod registry;
 mod subset;
 
-pub use access::{PatientLink, Restriction, StaffScope, owner_only, patient_link};
+pub use access::{
+    GUARDIAN_AGE_LIMIT, PatientLink, Relatives, Restriction, StaffScope, owner_only, patient_link,
+};
 pub use cursor::{PageCursor, SortValue};
 pub use date::{DateRange, parse_date_range};
 pub use index::{IndexRow, IndexValue, ParamDefinition, index_rows, param_definitions, param_rows};

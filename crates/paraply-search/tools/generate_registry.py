@@ -29,8 +29,11 @@ KINDS = {"string": "String", "token": "Token", "reference": "Reference", "date":
          "uri": "Uri", "quantity": "Quantity"}
 
 # Parameters handled by the engine itself or not offered (special/composite/text search).
+# `relationship` is skipped where it is composite or on types not served, but RelatedPerson's
+# (a token) is what recognises a guardian (GUARD) in the access rules (DOMAIN.md I13).
 SKIPPED = {"_id", "_lastUpdated", "_text", "_content", "_query", "_list", "_has", "_type",
            "near", "relationship"}
+KEPT = {("relationship", "RelatedPerson")}
 
 
 def parse_path(resource, expression):
@@ -81,7 +84,8 @@ def main():
     for entry in bundle["entry"]:
         p = entry["resource"]
         code, kind = p["code"], p["type"]
-        if code in SKIPPED or kind not in KINDS:
+        kept = any((code, base) in KEPT for base in p.get("base", []))
+        if (code in SKIPPED and not kept) or kind not in KINDS:
             continue
         for base in p.get("base", []):
             if base in ("Resource", "DomainResource"):

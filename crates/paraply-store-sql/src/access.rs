@@ -15,7 +15,7 @@
 
 use paraply_fhir::ResourceType;
 use paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
-use paraply_search::{PatientLink, Restriction, StaffScope, owner_only, patient_link};
+use paraply_search::{PatientLink, Relatives, Restriction, StaffScope, owner_only, patient_link};
 
 use crate::search::Builder;
 
@@ -203,7 +203,8 @@ impl Builder<'_> {
                 let list: Vec<String> = ids.iter().map(|id| self.stmt.text(id.as_str())).collect();
                 Some(list.join(", "))
             }
-            Restriction::RelativeOf(related) => {
+            Restriction::RelativeOf(relatives) => {
+                let related = &relatives.related_persons;
                 if related.is_empty() {
                     return None;
                 }
@@ -219,16 +220,41 @@ impl Builder<'_> {
                     let related_type = b.stmt.text(ResourceType::RelatedPerson.as_str());
                     format!("{a}.target_type = {related_type} AND {a}.target_id = {rv}.id")
                 });
+                let guardian = self.guardian_of_child(&rv, &format!("{rp}.target_id"), relatives);
                 Some(format!(
                     "SELECT {rp}.target_id FROM resource_version {rv} JOIN index_reference {rp} \
                      ON {rp}.rid = {rv}.seq WHERE {rv}.resource_type = {related_type} \
                      AND {rv}.id IN ({}) AND {rv}.is_current AND {rp}.param = {param} \
-                     AND {rp}.target_type = {patient} AND {consent}",
+                     AND {rp}.target_type = {patient} AND ({consent} OR {guardian})",
                     list.join(", ")
                 ))
             }
             Restriction::Staff(_) => None,
         }
+    }
+
+    /// The RelatedPerson version `rv` is a guardian (`relationship` GUARD) and patient `pid`
+    /// was born after the relatives' cut-off: a child under 13 (I13).
+    fn guardian_of_child(&mut self, rv: &str, pid: &str, relatives: &Relatives) -> String {
+        let (g, pv, pb) = (self.alias("g"), self.alias("pv"), self.alias("pb"));
+        let relationship = self.stmt.text("relationship");
+        let guard = self.stmt.text("GUARD");
+        let patient = self.stmt.text(ResourceType::Patient.as_str());
+        let birthdate = self.stmt.text("birthdate");
+        // The day after the cut-off, as the start of a birthDate's range in microseconds.
+        let after = relatives
+            .guardian_of_born_after
+            .next_day()
+            .map(|day| day.midnight().assume_utc().unix_timestamp() * 1_000_000)
+            .unwrap_or(i64::MAX);
+        let after = self.stmt.int(after);
+        format!(
+            "(EXISTS (SELECT 1 FROM index_token {g} WHERE {g}.rid = {rv}.seq \
+             AND {g}.param = {relationship} AND {g}.code = {guard}) \
+             AND EXISTS (SELECT 1 FROM resource_version {pv} JOIN index_date {pb} \
+             ON {pb}.rid = {pv}.seq WHERE {pv}.resource_type = {patient} AND {pv}.id = {pid} \
+             AND {pv}.is_current AND {pb}.param = {birthdate} AND {pb}.start_us >= {after}))"
+        )
     }
 
     /// Staff rules 1–3 (see [`StaffScope`]) for patient `pid`; rule 3 only for a `resource`.

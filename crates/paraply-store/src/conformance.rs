@@ -77,6 +77,7 @@ macro_rules! store_conformance_tests {
             consent_provision_type_is_searchable,
             restricted_patient_sees_only_own_data,
             restricted_relative_needs_an_active_permit_consent_naming_them,
+            restricted_guardian_sees_a_child_until_its_13th_birthday,
             restricted_staff_needs_a_care_relationship_and_respects_a_sparr,
             restricted_staff_keep_to_their_care_provider_unless_named_or_consented,
             restricted_staff_in_an_emergency_see_every_patient,
@@ -2887,7 +2888,14 @@ fn patients(list: &[&str]) -> Restriction {
 }
 
 fn relative_of(list: &[&str]) -> Restriction {
-    Restriction::RelativeOf(list.iter().map(|p| id(p)).collect())
+    relative_of_on(list, time::OffsetDateTime::now_utc().date())
+}
+
+fn relative_of_on(list: &[&str], today: time::Date) -> Restriction {
+    Restriction::RelativeOf(paraply_search::Relatives::on(
+        list.iter().map(|p| id(p)).collect(),
+        today,
+    ))
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -3055,6 +3063,61 @@ pub async fn restricted_patient_sees_only_own_data(store: Arc<dyn Store>) {
     assert_eq!(find(s, Patient, &[]).await, ["p1", "p2", "p3", "p4"]);
     let page = search_page(s, CarePlan, &[("_include", "CarePlan:care-team")]).await;
     assert_eq!(included_of(&page), ["CareTeam/ct1", "CareTeam/ct2"]);
+}
+
+pub async fn restricted_guardian_sees_a_child_until_its_13th_birthday(store: Arc<dyn Store>) {
+    let s = &*store;
+    let child = json!({"resourceType": "Patient", "id": "child", "birthDate": "2017-03-15"});
+    write_ok(s, versioned(Patient, "child", 1, at(0), child)).await;
+    let relative = |id: &str, code: &str| {
+        json!({"resourceType": "RelatedPerson", "id": id, "patient": {"reference": "Patient/child"},
+            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": code}]}]})
+    };
+    write_ok(
+        s,
+        versioned(
+            ResourceType::RelatedPerson,
+            "guard",
+            1,
+            at(1),
+            relative("guard", "GUARD"),
+        ),
+    )
+    .await;
+    write_ok(
+        s,
+        versioned(
+            ResourceType::RelatedPerson,
+            "aunt",
+            1,
+            at(2),
+            relative("aunt", "AUNT"),
+        ),
+    )
+    .await;
+    let day = |text: &str| {
+        time::Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap()
+    };
+    // The day before the 13th birthday the guardian sees the child, without any consent.
+    let before = relative_of_on(&["guard"], day("2030-03-14"));
+    assert_eq!(find_as(s, &before, Patient, &[]).await, ["child"]);
+    assert_eq!(
+        find_as(s, &before, ResourceType::RelatedPerson, &[]).await,
+        ["guard", "aunt"]
+    );
+    // On the birthday, nobody had to do anything: the access has ended.
+    let birthday = relative_of_on(&["guard"], day("2030-03-15"));
+    assert_eq!(
+        find_as(s, &birthday, Patient, &[]).await,
+        Vec::<String>::new()
+    );
+    // Another relative is no guardian: a consent would be needed.
+    let aunt = relative_of_on(&["aunt"], day("2030-03-14"));
+    assert_eq!(find_as(s, &aunt, Patient, &[]).await, Vec::<String>::new());
 }
 
 pub async fn restricted_relative_needs_an_active_permit_consent_naming_them(store: Arc<dyn Store>) {

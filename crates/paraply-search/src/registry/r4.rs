@@ -3929,6 +3929,18 @@ const RELATED_PERSON: &[SearchParamDef] = &[
         url: "http://hl7.org/fhir/SearchParameter/individual-phonetic",
     },
     SearchParamDef {
+        name: "relationship",
+        kind: ParamKind::Token,
+        paths: &[ElementPath {
+            steps: &["relationship"],
+            resolve_is: None,
+            filter: None,
+            choice: None,
+        }],
+        targets: &[],
+        url: "http://hl7.org/fhir/SearchParameter/RelatedPerson-relationship",
+    },
+    SearchParamDef {
         name: "telecom",
         kind: ParamKind::Token,
         paths: &[ElementPath {
