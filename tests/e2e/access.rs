@@ -678,6 +678,38 @@ access_case!(only_the_patient_records_relatives, async |w: &World| {
 // Staff
 
 access_case!(
+    staff_print_the_plan_as_a_pdf_only_with_a_care_relationship,
+    async |w: &World| {
+        let pdf_of = async |who: Who, path: &str| {
+            w.server
+                .request(reqwest::Method::GET, path)
+                .bearer_auth(token(who).await)
+                .header("accept", "application/pdf")
+                .send()
+                .await
+                .expect("an answer")
+        };
+        let printed = pdf_of(Who::Anna, "Patient/tolvan/$patientkontrakt").await;
+        assert_eq!(printed.status(), 200);
+        assert_eq!(printed.headers()["content-type"], "application/pdf");
+        let bytes = printed.bytes().await.expect("the PDF");
+        assert!(bytes.starts_with(b"%PDF-"), "a PDF");
+        // Karin's spärr blocks Erik: the refusal is an OperationOutcome, not a PDF.
+        let refused = pdf_of(Who::Erik, "Patient/karin/$patientkontrakt").await;
+        assert_eq!(refused.status(), 403);
+        assert!(
+            refused.headers()["content-type"]
+                .to_str()
+                .unwrap_or_default()
+                .contains("json")
+        );
+        // Only documents have a PDF form.
+        let not_a_document = pdf_of(Who::Anna, "Patient/tolvan").await;
+        assert_eq!(not_a_document.status(), 406);
+    }
+);
+
+access_case!(
     clinician_with_care_relationship_reads_and_writes,
     async |w: &World| {
         assert_eq!(

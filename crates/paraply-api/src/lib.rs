@@ -233,6 +233,9 @@ fn request_id(request: &Request) -> Arc<str> {
 /// How the client wants the response formatted.
 struct Format {
     pretty: bool,
+    /// `Accept: application/pdf` (and no JSON): the `$patientkontrakt` document as the
+    /// same A4 PDF the portal gives patients, for staff printing it for a SIP meeting.
+    pdf: bool,
 }
 
 fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, Rendered> {
@@ -248,15 +251,22 @@ fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, 
             "" | "*/*" | "application/*" | "json" | FHIR_JSON | "application/json"
         )
     };
-    let ok = match format_param {
-        Some(format) => accepted(format),
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|accept| accept.split(',').any(accepted)),
-    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let pdf = format_param.is_none()
+        && accept.is_some_and(|accept| {
+            let media: Vec<&str> = accept
+                .split(',')
+                .map(|m| m.split(';').next().unwrap_or("").trim())
+                .collect();
+            media.contains(&PDF) && !media.iter().any(|m| accepted(m))
+        });
+    let ok = pdf
+        || match format_param {
+            Some(format) => accepted(format),
+            None => accept.is_none_or(|accept| accept.split(',').any(accepted)),
+        };
     if ok {
-        Ok(Format { pretty })
+        Ok(Format { pretty, pdf })
     } else {
         Err(render_issue(
             StatusCode::NOT_ACCEPTABLE,
@@ -387,6 +397,12 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         let security = state.published_issuer.security(&state.auth).await;
         add_security(statement, &security);
     }
+    // Errors stay OperationOutcomes: a client asking for a PDF still learns why not.
+    if format.pdf
+        && let Ok(outcome) = result
+    {
+        return pdf_response(outcome, &parts.headers).await;
+    }
     let ctx = RenderContext {
         base,
         self_url: &self_url,
@@ -394,6 +410,59 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
         request_id: &id,
     };
     respond(render(result, &ctx), format.pretty)
+}
+
+const PDF: &str = "application/pdf";
+
+/// A `document` Bundle (the `$patientkontrakt` answer) as a PDF, in English when the client
+/// prefers it (`Accept-Language: en`), else Swedish. Anything else has no PDF form: 406.
+async fn pdf_response(outcome: Outcome, headers: &HeaderMap) -> Response {
+    let bundle = match outcome {
+        Outcome::Built(bundle)
+            if bundle.get("type").and_then(Value::as_str) == Some("document") =>
+        {
+            bundle
+        }
+        _ => {
+            let rendered = render_issue(
+                StatusCode::NOT_ACCEPTABLE,
+                Issue::error(
+                    IssueType::NotSupported,
+                    "application/pdf is served for documents only (Patient/{id}/$patientkontrakt)",
+                ),
+            );
+            return respond(rendered, false);
+        }
+    };
+    let language = match headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';', '-']).next())
+        .map(str::trim)
+    {
+        Some("en") => paraply_pdf::Language::En,
+        _ => paraply_pdf::Language::Sv,
+    };
+    // Laying out a PDF is CPU work: off the request threads.
+    match tokio::task::spawn_blocking(move || paraply_pdf::plan_pdf(&bundle, language)).await {
+        Ok(Ok(pdf)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, PDF),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            pdf,
+        )
+            .into_response(),
+        _ => {
+            tracing::error!("the plan PDF could not be made");
+            let rendered = render_issue(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Issue::error(IssueType::Exception, "the PDF could not be made"),
+            );
+            respond(rendered, false)
+        }
+    }
 }
 
 /// `Prefer: handling=lenient` asks searches to ignore (and report) what they do not know.
