@@ -5,6 +5,7 @@ mod access;
 mod bad_input;
 mod bundles;
 mod crud;
+mod disk_full;
 mod errors;
 mod examples;
 mod nodes;

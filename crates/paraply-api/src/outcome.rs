@@ -78,6 +78,13 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             }
             (status, issues)
         }
+        Store(StoreError::Full(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            vec![Issue::error(
+                IssueType::Transient,
+                "the database has no room for more data: nothing of this write was stored; reads go on; try again when space has been freed",
+            )],
+        ),
         Store(StoreError::Database(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             vec![Issue::error(
@@ -200,6 +207,7 @@ mod tests {
                 409,
             ),
             (CoreError::Store(StoreError::Database("d".into())), 503),
+            (CoreError::Store(StoreError::Full("f".into())), 503),
             (CoreError::Store(StoreError::Corrupt("c".into())), 500),
         ];
         for (error, status) in cases {

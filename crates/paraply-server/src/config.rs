@@ -158,6 +158,23 @@ pub struct StorageConfig {
     /// whose `synchronous_commit` stays the server's (by default `on`).
     #[serde(deserialize_with = "sqlite_synchronous")]
     pub sqlite_synchronous: paraply_store_sql::Synchronous,
+    /// SQLite: resource writes answer 503 once the database file (with its write-ahead log)
+    /// reaches this many MiB, before the disk itself is full; the access log may still grow,
+    /// so reads go on. Set it below the disk's free space. Absent: only the disk limits it.
+    #[serde(deserialize_with = "sqlite_max_size_mb")]
+    pub sqlite_max_size_mb: Option<u64>,
+}
+
+fn sqlite_max_size_mb<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match u64::deserialize(deserializer)? {
+        0 => Err(serde::de::Error::custom(
+            "[storage] sqlite_max_size_mb: must be at least 1",
+        )),
+        mb => Ok(Some(mb)),
+    }
 }
 
 fn sqlite_synchronous<'de, D>(deserializer: D) -> Result<paraply_store_sql::Synchronous, D::Error>
@@ -534,6 +551,17 @@ mod tests {
                 "{name}: audience"
             );
         }
+    }
+
+    #[test]
+    fn sqlite_max_size_is_unlimited_unless_set_and_zero_names_the_setting() {
+        assert_eq!(FileConfig::default().storage.sqlite_max_size_mb, None);
+        let parsed: FileConfig = toml::from_str("[storage]\nsqlite_max_size_mb = 512").unwrap();
+        assert_eq!(parsed.storage.sqlite_max_size_mb, Some(512));
+        let error = toml::from_str::<FileConfig>("[storage]\nsqlite_max_size_mb = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sqlite_max_size_mb"), "{error}");
     }
 
     #[test]

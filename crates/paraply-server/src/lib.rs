@@ -58,6 +58,11 @@ pub async fn open_stores(config: &Config) -> Result<Stores, ServerError> {
     let settings = paraply_store_sql::StoreSettings {
         pool_size: config.file.database_pool_size,
         sqlite_synchronous: config.file.storage.sqlite_synchronous,
+        sqlite_max_size_bytes: config
+            .file
+            .storage
+            .sqlite_max_size_mb
+            .map(|mb| mb.saturating_mul(1024 * 1024)),
     };
     open_indexed(&config.database_url, &settings).await
 }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
@@ -32,6 +33,7 @@ use crate::search::{self, SortType};
 use crate::sql::{
     self, Bind, HistoryRow, InsertedRow, JsonRows, ResourceKey, Statement, VersionRow,
 };
+use crate::sqlite::SizeLimit;
 
 /// What a write transaction does differently on each database.
 pub(crate) trait Backend: Database {
@@ -521,6 +523,9 @@ pub(crate) struct SqlTx<DB: Backend> {
     /// written; the database holds the same, apart from what is still pending and what
     /// others committed since (which the compare-and-swap catches).
     known: HashMap<ResourceKey, Option<StoredResource>>,
+    /// SQLite's configured size: checked before each resource write, never for the access
+    /// log (so audited reads go on when writes are refused).
+    size_limit: Option<Arc<SizeLimit>>,
 }
 
 /// Where a [`SqlTx`] stands with the database.
@@ -546,6 +551,7 @@ impl<DB: Backend> SqlTx<DB> {
             pending: Vec::new(),
             log: Vec::new(),
             known: HashMap::new(),
+            size_limit: None,
         }
     }
 
@@ -556,7 +562,14 @@ impl<DB: Backend> SqlTx<DB> {
             pending: Vec::new(),
             log: Vec::new(),
             known: HashMap::new(),
+            size_limit: None,
         }
+    }
+
+    /// Refuses resource writes once the database reaches `limit` (SQLite).
+    pub(crate) fn with_size_limit(mut self, limit: Option<Arc<SizeLimit>>) -> Self {
+        self.size_limit = limit;
+        self
     }
 
     /// A transaction that joins `writer`'s group when it first needs to (see [`SqlTx`]).
@@ -566,6 +579,7 @@ impl<DB: Backend> SqlTx<DB> {
             pending: Vec::new(),
             log: Vec::new(),
             known: HashMap::new(),
+            size_limit: None,
         }
     }
 }
@@ -659,6 +673,9 @@ where
     }
 
     async fn write(&mut self, version: NewVersion) -> Result<(), StoreError> {
+        if let Some(limit) = &self.size_limit {
+            limit.check()?;
+        }
         let key = (version.resource_type, version.id.clone());
         // One statement cannot retire a version and write its successor, so a second write
         // of the same resource sends the first.

@@ -10,6 +10,11 @@ pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
     let message = match &error {
         sqlx::Error::Database(e) => {
             let code = e.code().unwrap_or_default();
+            // SQLITE_FULL (13, also when `max_page_count` is reached) and PostgreSQL's
+            // disk_full (53100): the write is refused, the database is intact.
+            if matches!(code.as_ref(), "13" | "53100") {
+                return StoreError::Full(e.message().to_owned());
+            }
             format!(
                 "the database refused the statement ({:?}, code {code})",
                 e.kind()
@@ -17,6 +22,9 @@ pub(crate) fn db_error(error: sqlx::Error) -> StoreError {
         }
         sqlx::Error::PoolTimedOut => "timed out waiting for a database connection".into(),
         sqlx::Error::PoolClosed => "the database connection pool is closed".into(),
+        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            return StoreError::Full(e.to_string());
+        }
         sqlx::Error::Io(e) => format!("database I/O failed: {e}"),
         sqlx::Error::Tls(e) => format!("database TLS failed: {e}"),
         sqlx::Error::Configuration(e) => format!("invalid database configuration: {e}"),

@@ -42,6 +42,9 @@ pub struct StoreSettings {
     /// SQLite only: when a commit reaches the disk. PostgreSQL keeps the server's
     /// `synchronous_commit` (by default `on`: a commit is flushed before it is acknowledged).
     pub sqlite_synchronous: Synchronous,
+    /// SQLite only: the size at which resource writes are refused (see
+    /// [`SqliteOptions::max_size_bytes`]).
+    pub sqlite_max_size_bytes: Option<u64>,
 }
 
 impl StoreSettings {
@@ -50,6 +53,7 @@ impl StoreSettings {
         StoreSettings {
             pool_size,
             sqlite_synchronous: Synchronous::default(),
+            sqlite_max_size_bytes: None,
         }
     }
 }

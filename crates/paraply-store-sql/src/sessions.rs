@@ -259,6 +259,7 @@ pub async fn open_store_with_sessions(
             let options = SqliteOptions {
                 read_connections: settings.pool_size,
                 synchronous: settings.sqlite_synchronous,
+                max_size_bytes: settings.sqlite_max_size_bytes,
                 ..SqliteOptions::default()
             };
             let store = Arc::new(SqliteStore::open(url, options).await?);

@@ -37,6 +37,10 @@ pub struct SqliteOptions {
     /// When a commit reaches the disk: [`Synchronous::Full`] (the default) before it is
     /// acknowledged.
     pub synchronous: Synchronous,
+    /// Resource writes are refused ([`StoreError::Full`]) once the database file and its
+    /// write-ahead log together reach this size; the access log may still grow, so audited
+    /// reads go on. `None`: only the disk limits it.
+    pub max_size_bytes: Option<u64>,
 }
 
 /// SQLite's `PRAGMA synchronous` in WAL mode: whether a commit that has been acknowledged
@@ -88,7 +92,34 @@ impl Default for SqliteOptions {
             read_connections: 8,
             busy_timeout: Duration::from_secs(5),
             synchronous: Synchronous::default(),
+            max_size_bytes: None,
         }
+    }
+}
+
+/// The size a database may reach before resource writes are refused (see
+/// [`SqliteOptions::max_size_bytes`]).
+#[derive(Debug)]
+pub(crate) struct SizeLimit {
+    file: std::path::PathBuf,
+    max_bytes: u64,
+}
+
+impl SizeLimit {
+    /// Room for another resource write: the file and its write-ahead log are below the limit.
+    /// Two `stat`s, no SQL: cheap beside the write itself.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.file.clone().into_os_string();
+        wal.push("-wal");
+        let used = size(&self.file) + size(std::path::Path::new(&wal));
+        if used >= self.max_bytes {
+            return Err(StoreError::Full(format!(
+                "the database has reached its configured size of {} bytes",
+                self.max_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -109,6 +140,7 @@ pub struct SqliteStore {
     pub(crate) group: GroupWriter<Sqlite>,
     pub(crate) readers: SqlitePool,
     _checkpointer: Arc<Checkpointer>,
+    size_limit: Option<Arc<SizeLimit>>,
 }
 
 impl SqliteStore {
@@ -127,6 +159,12 @@ impl SqliteStore {
             SqliteConnectOptions::new().filename(url_or_path)
         };
         let file = connect.get_filename();
+        let size_limit = options.max_size_bytes.map(|max_bytes| {
+            Arc::new(SizeLimit {
+                file: file.to_path_buf(),
+                max_bytes,
+            })
+        });
         if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Blocking IO is fine here: this runs once, at startup.
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -181,6 +219,7 @@ impl SqliteStore {
             writer,
             readers,
             _checkpointer: Arc::new(checkpointer),
+            size_limit,
         })
     }
 }
@@ -236,15 +275,17 @@ impl Drop for Checkpointer {
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        Ok(Box::new(SqlTx::grouped(self.group.join().await?)))
+        Ok(Box::new(
+            SqlTx::grouped(self.group.join().await?).with_size_limit(self.size_limit.clone()),
+        ))
     }
 
     async fn begin_optimistic(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         // Joins the writer's group once it has to (see `SqlTx`).
-        Ok(Box::new(SqlTx::deferred(
-            self.group.clone(),
-            self.readers.clone(),
-        )))
+        Ok(Box::new(
+            SqlTx::deferred(self.group.clone(), self.readers.clone())
+                .with_size_limit(self.size_limit.clone()),
+        ))
     }
 
     async fn read(

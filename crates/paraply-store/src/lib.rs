@@ -154,6 +154,10 @@ pub enum StoreError {
     /// The database is unreachable, busy beyond its timeout, or failed.
     #[error("database error: {0}")]
     Database(String),
+    /// No room for more data: the disk is full, or the database reached its configured size.
+    /// Nothing of the write was stored; reads go on.
+    #[error("the database is full: {0}")]
+    Full(String),
     /// Stored data that cannot be read back (a corrupted row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
