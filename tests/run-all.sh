@@ -57,3 +57,7 @@ cargo test --workspace --locked
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 cargo build -p paraply-server --locked
 node tests/browser/portal.mjs target/debug/paraply
+
+# schemathesis (pinned) against openapi/paraply.yaml and the binary: no 5xx, and every
+# status, content type and body as the description says.
+bash tests/schemathesis/run.sh target/debug/paraply
