@@ -9,10 +9,9 @@
 #
 # The server runs `paraply demo --auth none` on a fresh SQLite file: the demo data gives the
 # operations something to find, and without logins every request reaches the engine (the
-# login refusals have their own tests). `POST /fhir` (batch and transaction) is left out:
-# schemathesis 4.32.5 crashes inside its own generator on that operation's schema under
-# Python 3.11 ("SystemError: AST constructor recursion depth mismatch"); Bundles are covered
-# by the property tests of the Bundle parser and the end-to-end Bundle tests.
+# login refusals have their own tests). One worker: with several, schemathesis 4.32.5 on
+# Python 3.11 crashes now and then inside its own generator ("SystemError: AST constructor
+# recursion depth mismatch", a CPython thread-safety bug), which would make the run flaky.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${1:-$ROOT/target/debug/paraply}"
@@ -39,9 +38,8 @@ done
 cd "$ROOT"
 "$VENV/bin/schemathesis" run openapi/paraply.yaml \
   --url "http://127.0.0.1:$PORT" \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --seed "${SCHEMATHESIS_SEED:-1}" --workers 2 \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --seed "${SCHEMATHESIS_SEED:-1}" --workers 1 \
   --phases examples,coverage,fuzzing \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --exclude-operation-id batch-transaction \
   --report-dir "$WORK/report" \
   --warnings off
