@@ -121,10 +121,13 @@ impl IntoResponse for PortalError {
                 false,
             ),
         };
+        // A 5xx is logged with its cause, as the API's are. A refusal is logged by kind only:
+        // an engine refusal may name a resource (`Patient/… is not known`), and the portal
+        // logs no patient data.
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "portal request failed");
         } else {
-            tracing::warn!(status = status.as_u16(), error = %self, "portal request refused");
+            tracing::warn!(status = status.as_u16(), kind = title, "portal request refused");
         }
         let frame = Frame {
             lang: Language::Sv,
