@@ -77,6 +77,7 @@ async function startIdp(root, dir) {
 
 async function startParaply(idp, port, dir) {
   const root = `http://127.0.0.1:${port}`;
+  if (!idp) return startBinary(port, dir, []);
   const config = join(dir, 'paraply.toml');
   writeFileSync(config, `
 [[issuer]]
@@ -97,9 +98,15 @@ client_secret = "paraply-portal-secret"
 public_url = "${root}"
 accessibility_contact = "tillganglighet@paraply.test"
 `);
+  return startBinary(port, dir, ['--config', config]);
+}
+
+/** `paraply demo` on a fresh SQLite file in `dir`, ready to answer. */
+async function startBinary(port, dir, extra) {
+  const root = `http://127.0.0.1:${port}`;
   const child = spawn(BINARY, [
     'demo', '--listen', `127.0.0.1:${port}`, '--database', `sqlite://${join(dir, 'paraply.db')}`,
-    '--config', config,
+    ...extra,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (chunk) => { log += chunk; });
@@ -364,6 +371,34 @@ async function accessibility(browser, root) {
   await context.close();
 }
 
+/** `paraply demo` as a newcomer meets it: its own demo login, a patient and a relative. */
+async function newcomer(browser) {
+  console.log('The demo as a newcomer clicks it (`paraply demo`, its demo login):');
+  const dir = mkdtempSync(join(tmpdir(), 'paraply-demo-'));
+  const port = await freePort();
+  const root = `http://127.0.0.1:${port}`;
+  const demo = await startParaply(null, port, dir);
+  try {
+    for (const [who, expected] of [
+      ['Tolvan Tolvansson', 'Plan för Tolvan Tolvansson'],
+      ['Lisa Tolvansson', 'Du ser planen för Tolvan Tolvansson som närstående.'],
+    ]) {
+      const context = await browser.newContext({ locale: 'sv-SE' });
+      const page = await context.newPage();
+      const started = Date.now();
+      await page.goto(`${root}/`);
+      await page.getByRole('link', { name: /Logga in/ }).click();
+      await page.getByRole('link', { name: new RegExp(who) }).first().click();
+      await page.waitForURL(`${root}/`);
+      check(await page.getByText(expected).isVisible(), `${who} sees the plan after two clicks (${Date.now() - started} ms)`);
+      await context.close();
+    }
+  } finally {
+    demo.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'paraply-browser-'));
   const port = await freePort();
@@ -383,6 +418,7 @@ async function main() {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
     await patientFlows(browser, root, fhir);
     await accessibility(browser, root);
+    await newcomer(browser);
   } finally {
     await browser?.close();
     paraply?.kill('SIGTERM');
