@@ -51,6 +51,8 @@ enum Who {
     Tolvan,
     /// Lisa, Tolvan's relative (närstående) with his consent.
     Lisa,
+    /// Karin Svensson, a patient.
+    Karin,
     /// Anna Berg, physician at Vårdcentralen Solna: Tolvan's and Karin's fast läkarkontakt.
     Anna,
     /// Erik Lund, nurse at Geriatriska mottagningen: Karin's contact, blocked by her spärr.
@@ -78,6 +80,7 @@ async fn token(who: Who) -> String {
                 .access
         }
         Who::Lisa => login(&idp.citizen, "lisa", citizen, AUDIENCE).await.access,
+        Who::Karin => login(&idp.citizen, "karin", citizen, AUDIENCE).await.access,
         Who::Anna => login(&idp.region, "anna", staff, AUDIENCE).await.access,
         Who::Erik => login(&idp.region, "erik", staff, AUDIENCE).await.access,
         Who::Maria => login(&idp.kommun, "maria", staff, AUDIENCE).await.access,
@@ -659,6 +662,33 @@ access_case!(
             )
             .await;
         assert_eq!(consents.body["total"], 0, "{}", consents.text);
+    }
+);
+
+access_case!(
+    a_relative_the_patient_adds_sees_at_once_though_already_logged_in,
+    async |w: &World| {
+        // Lisa is known (Tolvan's relative) and refused Karin's data.
+        assert_forbidden(&w.get(Who::Lisa, "Patient/karin").await);
+        // Karin records Lisa as her relative and gives her access, in one transaction.
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:5b0c7a2e-9d5e-4a43-8a53-2f1f0b7f3c11",
+             "resource": {"resourceType": "RelatedPerson", "active": true,
+                "patient": reference("Patient/karin"),
+                "identifier": [{"system": PNR, "value": "198505052384"}]},
+             "request": {"method": "POST", "url": "RelatedPerson"}},
+            {"resource": consent("", "Patient/karin", "permit", "urn:uuid:5b0c7a2e-9d5e-4a43-8a53-2f1f0b7f3c11"),
+             "request": {"method": "POST", "url": "Consent"}}]});
+        let mut bundle = bundle;
+        bundle["entry"][1]["resource"]
+            .as_object_mut()
+            .map(|consent| consent.remove("id"));
+        bundle["entry"][1]["resource"]["provision"]["actor"][0]["reference"] =
+            json!({"reference": "urn:uuid:5b0c7a2e-9d5e-4a43-8a53-2f1f0b7f3c11"});
+        let granted = w.post(Who::Karin, "", &bundle).await;
+        assert_eq!(granted.status, 200, "{}", granted.text);
+        // Her next request, not minutes later (who a citizen is, is cached).
+        assert_eq!(w.get(Who::Lisa, "Patient/karin").await.status, 200);
     }
 );
 

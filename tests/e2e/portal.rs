@@ -95,6 +95,28 @@ impl PortalWorld {
             body["id"] = json!("portal-tid-lisa");
         }
         fhir.handle(put).await.expect("the second time is stored");
+        // Staff record Lisa as the guardian of a five-year-old (I13).
+        let five = (time::OffsetDateTime::now_utc() - time::Duration::days(5 * 365)).date();
+        for (path, body) in [
+            (
+                "Patient/barn",
+                json!({"resourceType": "Patient", "id": "barn", "birthDate": five.to_string(),
+                "name": [{"given": ["Alva"], "family": "Tolvansson"}]}),
+            ),
+            (
+                "RelatedPerson/lisa-barn",
+                json!({"resourceType": "RelatedPerson", "id": "lisa-barn",
+                "active": true, "patient": {"reference": "Patient/barn"},
+                "identifier": [{"system": "http://electronichealth.se/identifier/personnummer", "value": "198505052384"}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "GUARD"}]}],
+                "name": [{"given": ["Lisa"], "family": "Tolvansson"}]}),
+            ),
+        ] {
+            let mut put = FhirRequest::new(Method::Put, path);
+            put.body = Some(body);
+            fhir.handle(put).await.expect("staff record the guardian");
+        }
+
         Some(PortalWorld {
             server,
             database,
@@ -647,12 +669,30 @@ async fn scenario(world: &PortalWorld) {
     );
     assert_eq!(elsa.page("/narstaende").await.status, StatusCode::FORBIDDEN);
 
-    // Lisa may answer times for Tolvan: one plan to see, so no choice; she answers on his
-    // behalf (the answer is his participation), and the Provenance names her.
+    // Lisa may answer times for Tolvan, and is the guardian of a five-year-old: two plans to
+    // choose between. She answers on Tolvan's behalf (the answer is his participation), and
+    // the Provenance names her.
     let lisa = world.browser("lisa").await;
     let first = lisa.page("/").await;
     assert_eq!(first.header(header::LOCATION), "/valj");
-    let chose = lisa.page("/valj").await;
+    let choice = lisa.page("/valj").await;
+    assert_eq!(choice.status, StatusCode::OK, "{}", choice.body);
+    assert!(
+        choice.body.contains("Visa planen för Tolvan Tolvansson"),
+        "{}",
+        choice.body
+    );
+    assert!(
+        choice.body.contains("Visa planen för Alva Tolvansson"),
+        "{}",
+        choice.body
+    );
+    let chose = lisa
+        .post(
+            "/valj",
+            &[("csrf", &choice.csrf()), ("patient", "demo-tolvan")],
+        )
+        .await;
     assert_eq!(chose.status, StatusCode::SEE_OTHER, "{}", chose.body);
     let time = lisa.page("/tider/portal-tid-lisa").await;
     assert_eq!(time.status, StatusCode::OK, "{}", time.body);
@@ -681,6 +721,22 @@ async fn scenario(world: &PortalWorld) {
             .any(|p| p.to_string().contains("RelatedPerson/demo-lisa")),
         "{provenance:?}"
     );
+    // She is also the guardian of a five-year-old (recorded by staff when the world began):
+    // the child's plan needs no consent (I13).
+    let picked = lisa
+        .post("/valj", &[("csrf", &lisa_csrf), ("patient", "barn")])
+        .await;
+    assert_eq!(picked.status, StatusCode::SEE_OTHER);
+    let child = lisa.page("/").await;
+    assert_eq!(child.status, StatusCode::OK, "{}", child.body);
+    assert!(
+        child
+            .body
+            .contains("Du ser planen för Alva Tolvansson som närstående"),
+        "{}",
+        child.body
+    );
+
     // Elsa may only read: no answering for her.
     let elsa_answer = elsa
         .post(

@@ -94,7 +94,7 @@ pub enum CitizenIdentity {
 pub struct Fhir {
     store: Arc<dyn Store>,
     access: Arc<AccessSettings>,
-    identities: IdentityCache,
+    pub(crate) identities: IdentityCache,
     /// Started on the first authenticated request, on the runtime serving it.
     audit: Arc<OnceLock<AuditLog>>,
     validator: Arc<Validator>,

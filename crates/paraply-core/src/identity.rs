@@ -39,6 +39,13 @@ impl IdentityCache {
             .map(|(_, subject)| subject.clone())
     }
 
+    /// Forgets every citizen's resolved identity (keys `c|…`); staff stay cached.
+    pub(crate) fn forget_citizens(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|key, _| !key.starts_with("c|"));
+        }
+    }
+
     fn put(&self, key: String, subject: Subject) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() > 100_000 {

@@ -252,7 +252,19 @@ impl Fhir {
                 error: CoreError::from(error),
                 entry,
             }
-        })
+        })?;
+        // Who a citizen is (their Patient, the RelatedPersons they are) is cached; a new or
+        // changed record of either takes effect at the person's next request, not minutes
+        // later (a guardian just recorded, a relative just added).
+        if changes.iter().any(|(_, change)| {
+            matches!(
+                change.resource_type,
+                ResourceType::Patient | ResourceType::RelatedPerson
+            )
+        }) {
+            self.identities.forget_citizens();
+        }
+        Ok(())
     }
 
     /// Runs the rules over the transaction's changes, then over the writes they derive,

@@ -127,7 +127,11 @@ impl IntoResponse for PortalError {
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "portal request failed");
         } else {
-            tracing::warn!(status = status.as_u16(), kind = title, "portal request refused");
+            tracing::warn!(
+                status = status.as_u16(),
+                kind = title,
+                "portal request refused"
+            );
         }
         let frame = Frame {
             lang: Language::Sv,
