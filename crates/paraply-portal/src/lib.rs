@@ -2,7 +2,7 @@
 //! an OpenID Connect relying party (authorization code flow with PKCE S256, `state` and
 //! `nonce`) that keeps server-side sessions in the database.
 //!
-//! The pages (`pages.rs`, `views.rs`) read and write only through `paraply-core` with a
+//! The pages (`pages/`, `views.rs`) read and write only through `paraply-core` with a
 //! request context made from the session's access token, so the access rules and the access
 //! log apply to every page view as to any FHIR request. Words are in `messages/*.ftl`
 //! (Swedish, English, lättläst), the one stylesheet in `static/`.
