@@ -7,8 +7,9 @@
 //! log apply to every page view as to any FHIR request. Words are in `messages/*.ftl`
 //! (Swedish, English, lättläst), the one stylesheet in `static/`.
 //!
-//! [`router`] serves the pages (`/`, `/tider/{id}`, `/planer/{id}`, `/logg`, `/plan.pdf`,
-//! `/tillganglighet`, `/sprak`, `/static/paraply.css`) and:
+//! [`router`] serves the pages (`/`, `/tider/{id}`, `/planer/{id}`, `/mal`, `/meddelanden`,
+//! `/narstaende`, `/valj`, `/logg`, `/plan.pdf`, `/tillganglighet`, `/sprak`,
+//! `/static/paraply.css`) and:
 //! - `GET /auth/login?login_hint=…&return_to=/path` — starts a login at the provider;
 //! - `GET /auth/callback` — the provider's answer: checks `state` (single use, 10 minutes),
 //!   `iss` (RFC 9207), exchanges the code and verifies the ID token, then opens a session;
