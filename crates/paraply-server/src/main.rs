@@ -8,6 +8,10 @@ use paraply_server::{
 };
 use tokio::net::TcpListener;
 
+/// mimalloc instead of glibc's malloc: see the dependency's note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log lines as `PARAPLY_LOG` (a tracing filter, default `info`) and `PARAPLY_LOG_FORMAT`
 /// (`text`, the default, or `json`) ask. A value that cannot be used is an error naming the
 /// variable: a server logging other than as configured would hide what it was asked to show.
