@@ -663,6 +663,11 @@ async fn scenario(world: &PortalWorld) {
         !viewed.body.contains("href=\"/mal\""),
         "no goals for a relative"
     );
+    assert!(
+        !viewed.body.contains("Svara på tiden") && !viewed.body.contains("väntar på ditt svar"),
+        "a relative who may only read is asked for no answer: {}",
+        viewed.body
+    );
     assert_eq!(
         elsa.page("/meddelanden").await.status,
         StatusCode::FORBIDDEN

@@ -160,12 +160,19 @@ pub(crate) fn landing(frame: &Frame) -> Markup {
 }
 
 /// The start page: the whole patientkontrakt, section by section.
-pub(crate) fn start(frame: &Frame, document: &PlanDocument, unread: u64) -> Markup {
+/// `may_answer`: the viewer may answer the plan's times (the patient, or a relative allowed
+/// to); otherwise no time is offered as waiting for their answer.
+pub(crate) fn start(
+    frame: &Frame,
+    document: &PlanDocument,
+    unread: u64,
+    may_answer: bool,
+) -> Markup {
     let lang = frame.lang;
     let appointments = document.appointments();
     let waiting = appointments
         .iter()
-        .filter(|a| a.waiting_for_answer())
+        .filter(|a| may_answer && a.waiting_for_answer())
         .count();
     page(
         frame,
@@ -192,7 +199,7 @@ pub(crate) fn start(frame: &Frame, document: &PlanDocument, unread: u64) -> Mark
                 section.section aria-labelledby=(section.code) {
                     h2 id=(section.code) { (lang.t(&format!("section-{}", section.code))) }
                     @match section.code {
-                        "overenskomna-tider" => { (appointment_list(lang, &appointments)) },
+                        "overenskomna-tider" => { (appointment_list(lang, &appointments, may_answer)) },
                         "planer" => {
                             (narrative(lang, section.narrative))
                             (plan_links(lang, document))
@@ -220,7 +227,7 @@ fn narrative(lang: Language, div: Option<&str>) -> Markup {
     }
 }
 
-fn appointment_list(lang: Language, appointments: &[AppointmentView]) -> Markup {
+fn appointment_list(lang: Language, appointments: &[AppointmentView], may_answer: bool) -> Markup {
     html! {
         @if appointments.is_empty() {
             p { (lang.t("appointments-none")) }
@@ -235,7 +242,7 @@ fn appointment_list(lang: Language, appointments: &[AppointmentView]) -> Markup 
                         br;
                         (status_tag(lang, appointment))
                         " "
-                        @if appointment.waiting_for_answer() {
+                        @if may_answer && appointment.waiting_for_answer() {
                             a href={ "/tider/" (appointment.id) } { (lang.t_with("appointment-answer-link", &[("when", &when)])) }
                         } @else {
                             a href={ "/tider/" (appointment.id) } { (lang.t_with("appointment-show-link", &[("when", &when)])) }

@@ -8,18 +8,43 @@ pub(super) fn routes() -> Router<Arc<Portal>> {
 }
 
 impl Portal {
-    /// How many messages to the patient are unread: a count, no message read.
-    pub(super) async fn unread_messages(&self, me: &Me) -> Result<u64, PortalError> {
-        let mut request = FhirRequest::new(Method::Get, "Communication");
-        request.query = vec![
-            ("recipient".into(), format!("Patient/{}", me.patient)),
-            ("received:missing".into(), "true".into()),
-            ("_summary".into(), "count".into()),
-        ];
-        match self.call(me, request).await? {
-            Outcome::Searchset { page, .. } => Ok(page.total.unwrap_or_default()),
-            _ => Err(PortalError::Unexpected("a count answered no searchset")),
+    /// The start page's data in one call into the engine, a batch of two reads (each
+    /// logged as any access): the unified plan, and for the patient the number of unread
+    /// messages (a count; no message is read). A relative gets no count: the messages are
+    /// the patient's own.
+    pub(super) async fn start_page(&self, me: &Me) -> Result<(PlanDocument, u64), PortalError> {
+        let mut entries = vec![json!({"request": {"method": "GET",
+            "url": format!("Patient/{}/$patientkontrakt", me.patient)}})];
+        if me.relative.is_none() {
+            entries.push(json!({"request": {"method": "GET", "url": format!(
+                "Communication?recipient=Patient/{}&received:missing=true&_summary=count",
+                me.patient
+            )}}));
         }
+        let mut request = FhirRequest::new(Method::Post, "");
+        request.body = Some(json!({"resourceType": "Bundle", "type": "batch", "entry": entries}));
+        let Outcome::BundleResponse { entries, .. } = self.call(me, request).await? else {
+            return Err(PortalError::Unexpected(
+                "a batch answered no batch-response",
+            ));
+        };
+        let mut answers = entries.into_iter();
+        let document = match answers.next() {
+            Some(Ok(Outcome::Built(bundle))) => PlanDocument::from_bundle(&bundle)
+                .ok_or(PortalError::Unexpected("the plan has no Composition"))?,
+            Some(Err(error)) => return Err(error.into()),
+            _ => {
+                return Err(PortalError::Unexpected(
+                    "$patientkontrakt answered no Bundle",
+                ));
+            }
+        };
+        let unread = match answers.next() {
+            Some(Ok(Outcome::Searchset { page, .. })) => page.total.unwrap_or_default(),
+            Some(Err(error)) => return Err(error.into()),
+            _ => 0,
+        };
+        Ok((document, unread))
     }
 
     /// The patient's messages, newest first.

@@ -283,11 +283,15 @@ async fn start(
         return Ok(html(StatusCode::OK, views::landing(&frame)));
     }
     let me = portal.me(&headers, "/").await?;
-    let document = portal.document(&me).await?;
-    let unread = portal.unread_messages(&me).await?;
+    let (document, unread) = portal.start_page(&me).await?;
     Ok(html(
         StatusCode::OK,
-        views::start(&me.frame(Nav::Start, "/"), &document, unread),
+        views::start(
+            &me.frame(Nav::Start, "/"),
+            &document,
+            unread,
+            me.may_answer(&document),
+        ),
     ))
 }
 
