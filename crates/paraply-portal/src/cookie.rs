@@ -21,17 +21,21 @@ pub(crate) fn key_of(secret: &str) -> String {
         .collect()
 }
 
-/// The value of the session cookie the browser sent, if any.
-pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie `name` the browser sent, if any.
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value)
-        .filter(|value| !value.is_empty())
+}
+
+/// The value of the session cookie the browser sent, if any.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE_NAME).filter(|value| !value.is_empty())
 }
 
 /// `Set-Cookie` for a session; `max_age` 0 removes the cookie. `SameSite=Lax` lets the

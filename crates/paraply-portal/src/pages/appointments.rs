@@ -53,9 +53,8 @@ async fn answer(
 ) -> Result<Response, PortalError> {
     let path = format!("/tider/{id}");
     let me = portal.me(&headers, &path).await?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let fields = portal.posted_form(&headers, &body, Some(&me.session))?;
     let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
-    portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
     let lang = me.lang;
 
     let answer =

@@ -62,12 +62,7 @@ async fn add_goal(
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/mal").await?;
     me.patient_only()?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    portal.check_form(
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        Some(&me.session),
-    )?;
+    let fields = portal.posted_form(&headers, &body, Some(&me.session))?;
     let text = match goal_text(me.lang, &fields, "new-goal") {
         Ok(text) => text,
         Err(errors) => {
@@ -99,12 +94,7 @@ async fn change_goal(
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/mal").await?;
     me.patient_only()?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    portal.check_form(
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        Some(&me.session),
-    )?;
+    let fields = portal.posted_form(&headers, &body, Some(&me.session))?;
     let document = portal.document(&me).await?;
     let goal = document
         .get(&format!("Goal/{id}"))

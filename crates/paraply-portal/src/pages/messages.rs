@@ -144,9 +144,8 @@ async fn send_message(
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/meddelanden").await?;
     me.patient_only()?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let fields = portal.posted_form(&headers, &body, Some(&me.session))?;
     let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
-    portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
     let document = portal.document(&me).await?;
     let mut errors = FieldErrors::new();
     if !document

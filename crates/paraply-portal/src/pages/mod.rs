@@ -29,7 +29,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::{format_description, time};
 use time::{Date, OffsetDateTime, Time};
 
-use crate::cookie::{cross_site, csrf_matches, safe_return_to};
+use crate::cookie::{cookie, cross_site, csrf_matches, safe_return_to};
 use crate::error::PortalError;
 use crate::i18n::Language;
 use crate::plan::PlanDocument;
@@ -62,18 +62,6 @@ pub(crate) fn routes() -> Router<Arc<Portal>> {
         .route("/tillganglighet", get(accessibility))
         .route("/sprak", post(choose_language))
         .route("/static/paraply.css", get(stylesheet))
-}
-
-/// The value of the cookie `name`, if the browser sent it.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
 }
 
 /// The language the browser chose, Swedish unless it chose another.
@@ -232,26 +220,32 @@ impl Portal {
             .ok_or(PortalError::Unexpected("the plan has no Composition"))
     }
 
-    /// Checks a form post: same site, and the session's CSRF token.
-    fn check_form(
+    /// A form post's fields, once it is checked: same site, and the session's CSRF token
+    /// (field `csrf`) when someone is logged in.
+    fn posted_form(
         &self,
         headers: &HeaderMap,
-        csrf: Option<&str>,
+        body: &[u8],
         session: Option<&Session>,
-    ) -> Result<(), PortalError> {
+    ) -> Result<HashMap<String, String>, PortalError> {
         if cross_site(headers, &self.rp()?.config().origin) {
             return Err(PortalError::Forbidden(
                 "cross-site form post refused".into(),
             ));
         }
+        let fields: HashMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
         if let Some(session) = session
-            && !csrf_matches(csrf.unwrap_or_default(), &session.csrf_token)
+            && !csrf_matches(
+                fields.get("csrf").map(String::as_str).unwrap_or_default(),
+                &session.csrf_token,
+            )
         {
             return Err(PortalError::Forbidden(
                 "the form's CSRF token is missing or wrong".into(),
             ));
         }
-        Ok(())
+        Ok(fields)
     }
 }
 
@@ -408,13 +402,8 @@ async fn choose_language(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, PortalError> {
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let session = current_session(&headers, portal.sessions.as_ref()).await?;
-    portal.check_form(
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        session.as_ref(),
-    )?;
+    let fields = portal.posted_form(&headers, &body, session.as_ref())?;
     let lang = fields
         .get("lang")
         .and_then(|code| Language::from_code(code))

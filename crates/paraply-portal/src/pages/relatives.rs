@@ -58,9 +58,8 @@ async fn add_relative(
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/narstaende").await?;
     me.patient_only()?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let fields = portal.posted_form(&headers, &body, Some(&me.session))?;
     let field = |name: &str| fields.get(name).map(|v| v.trim()).unwrap_or_default();
-    portal.check_form(&headers, Some(field("csrf")), Some(&me.session))?;
     let lang = me.lang;
     let personnummer: String = field("personnummer")
         .chars()
@@ -195,12 +194,7 @@ async fn revoke_relative(
 ) -> Result<Response, PortalError> {
     let me = portal.me(&headers, "/narstaende").await?;
     me.patient_only()?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    portal.check_form(
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        Some(&me.session),
-    )?;
+    portal.posted_form(&headers, &body, Some(&me.session))?;
     let document = portal.document(&me).await?;
     let reference = format!("Consent/{id}");
     let granted = document
@@ -247,12 +241,7 @@ async fn chosen(
     body: Bytes,
 ) -> Result<Response, PortalError> {
     let (session, context) = portal.logged_in(&headers, "/valj").await?;
-    let fields: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    portal.check_form(
-        &headers,
-        fields.get("csrf").map(String::as_str),
-        Some(&session),
-    )?;
+    let fields = portal.posted_form(&headers, &body, Some(&session))?;
     let wanted = fields
         .get("patient")
         .map(String::as_str)
