@@ -1178,9 +1178,12 @@ access_case!(
 access_case!(
     subscriptions_are_read_only_by_their_care_provider_and_system_clients_and_never_show_headers,
     async |w: &World| {
-        let subscription = json!({"resourceType": "Subscription", "status": "requested",
+        let subscription = json!({"resourceType": "Subscription", "status": "off",
             "reason": "Nya vårdplaner", "criteria": "CarePlan?status=active",
-            "channel": {"type": "rest-hook", "endpoint": "https://mottagare.example.se/hook",
+            "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/mottagare-hook",
+                "extension": [{"url": "https://paraply.se/fhir/StructureDefinition/subscription-signing-secret",
+                    "valueString": "en-hemlighet-som-ar-minst-32-tecken-lang"}],
+                
                 "payload": "application/fhir+json",
                 "header": ["Authorization: Bearer hemlig-nyckel"]}});
         let created = w.post(Who::Anna, "Subscription", &subscription).await;
@@ -1197,7 +1200,7 @@ access_case!(
                 let reply = w.get(who, path).await;
                 assert_eq!(reply.status, 200, "{who:?} {path}: {}", reply.text);
                 assert!(
-                    reply.text.contains("mottagare.example.se"),
+                    reply.text.contains("mottagare-hook"),
                     "{who:?} {path}: {}",
                     reply.text
                 );
@@ -1214,14 +1217,14 @@ access_case!(
                 let reply = w.get(who, path).await;
                 assert_ne!(reply.status, 200, "{who:?} {path}: {}", reply.text);
                 assert!(
-                    !reply.text.contains("mottagare.example.se"),
+                    !reply.text.contains("mottagare-hook"),
                     "{who:?} {path}: {}",
                     reply.text
                 );
             }
             let search = w.get(who, "Subscription").await;
             assert!(
-                !search.text.contains("mottagare.example.se"),
+                !search.text.contains("mottagare-hook"),
                 "{who:?}: {}",
                 search.text
             );

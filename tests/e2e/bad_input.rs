@@ -153,9 +153,12 @@ on_both_backends!(
 );
 
 fn subscription() -> Value {
-    json!({"resourceType": "Subscription", "status": "requested",
+    json!({"resourceType": "Subscription", "status": "off",
         "reason": "Nya vårdplaner", "criteria": "CarePlan?status=active",
-        "channel": {"type": "rest-hook", "endpoint": "https://mottagare.example.se/hook",
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/mottagare-hook",
+                "extension": [{"url": "https://paraply.se/fhir/StructureDefinition/subscription-signing-secret",
+                    "valueString": "en-hemlighet-som-ar-minst-32-tecken-lang"}],
+                
             "payload": "application/fhir+json",
             "header": ["Authorization: Bearer hemlig-nyckel"]}})
 }
@@ -171,17 +174,18 @@ on_both_backends!(
             s.get(&format!("Subscription/{id}")).await,
             s.get(&format!("Subscription/{id}/_history/1")).await,
             s.get(&format!("Subscription/{id}/_history")).await,
-            s.get("Subscription?status=requested").await,
+            s.get("Subscription?status=off").await,
             s.get("_history").await,
         ];
         for reply in replies {
             assert!(matches!(reply.status, 200 | 201), "{}", reply.text);
             assert!(
-                reply.text.contains("mottagare.example.se"),
+                reply.text.contains("mottagare-hook"),
                 "the Subscription is shown: {}",
                 reply.text
             );
             assert!(!reply.text.contains("hemlig-nyckel"), "{}", reply.text);
+            assert!(!reply.text.contains("en-hemlighet"), "{}", reply.text);
         }
         // Stored as written: the server still has the headers it will send.
         let stored = s

@@ -14,6 +14,7 @@ mod patientkontrakt;
 mod portal;
 mod reindex;
 mod search;
+mod subscriptions;
 
 pub use paraply_tests::*;
 pub use serde_json::{Value, json};

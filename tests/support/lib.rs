@@ -271,12 +271,20 @@ impl Reply {
 #[macro_export]
 macro_rules! on_both_backends {
     ($name:ident, $body:expr) => {
+        $crate::on_both_backends_with!($name, paraply_server::config::FileConfig::default(), $body);
+    };
+}
+
+/// [`on_both_backends!`] with the server's settings.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($name:ident, $config:expr, $body:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
             async fn run_on(backend: $crate::Backend) {
-                let Some(bed) = $crate::TestBed::start(backend).await else {
+                let Some(bed) = $crate::TestBed::start_with(backend, $config).await else {
                     return;
                 };
                 ($body)(&bed.server).await;

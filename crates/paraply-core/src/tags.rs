@@ -3,7 +3,9 @@
 //! the internal notes patients and relatives never see (I14), and the Subscription channel
 //! headers nobody sees.
 
-use paraply_fhir::codes::{CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL};
+use paraply_fhir::codes::{
+    CARE_PROVIDER_TAG_SYSTEM, NOTE_VISIBILITY_URL, SUBSCRIPTION_SIGNING_SECRET_EXTENSION,
+};
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{IndexValue, PatientLink, param_rows, patient_link};
 use serde_json::{Map, Value, json};
@@ -102,10 +104,11 @@ pub(crate) fn patients_of_body(resource_type: ResourceType, value: &Value) -> Ve
     }
 }
 
-/// Drops `channel.header` from a stored Subscription body: it holds the credentials the
-/// server sends to the subscriber's endpoint, which no reader needs to see.
+/// Drops `channel.header` and the signing secret from a stored Subscription body: they hold
+/// the credentials the server sends to the subscriber's endpoint and signs with, which no
+/// reader needs to see.
 pub(crate) fn without_channel_headers(body: String) -> String {
-    if !body.contains("\"header\"") {
+    if !body.contains("\"header\"") && !body.contains(SUBSCRIPTION_SIGNING_SECRET_EXTENSION) {
         return body;
     }
     let Ok(mut value) = serde_json::from_str::<Value>(&body) else {
@@ -115,7 +118,7 @@ pub(crate) fn without_channel_headers(body: String) -> String {
     serde_json::to_string(&value).unwrap_or(body)
 }
 
-/// Drops `channel.header` from every Subscription in `value`, at any depth (a Bundle's
+/// Drops `channel.header` and the signing secret from every Subscription in `value`, at any depth (a Bundle's
 /// entries, contained resources).
 pub(crate) fn strip_channel_headers(value: &mut Value) {
     match value {
@@ -124,6 +127,15 @@ pub(crate) fn strip_channel_headers(value: &mut Value) {
                 && let Some(Value::Object(channel)) = map.get_mut("channel")
             {
                 channel.remove("header");
+                if let Some(Value::Array(extensions)) = channel.get_mut("extension") {
+                    extensions.retain(|extension| {
+                        extension.get("url").and_then(Value::as_str)
+                            != Some(SUBSCRIPTION_SIGNING_SECRET_EXTENSION)
+                    });
+                    if extensions.is_empty() {
+                        channel.remove("extension");
+                    }
+                }
             }
             map.values_mut().for_each(strip_channel_headers);
         }
@@ -197,7 +209,9 @@ mod tests {
             "resourceType": "Subscription",
             "status": "active",
             "channel": {"type": "rest-hook", "endpoint": "https://x.example/hook",
-                        "header": ["Authorization: Bearer hemligt"]},
+                        "header": ["Authorization: Bearer hemligt"],
+                        "extension": [{"url": SUBSCRIPTION_SIGNING_SECRET_EXTENSION,
+                                       "valueString": "signering-hemligt"}]},
             "contained": [{"resourceType": "Subscription",
                            "channel": {"header": ["X-Key: också hemligt"]}}]
         })

@@ -5,6 +5,11 @@
 /// parameters).
 pub const CANONICAL_BASE: &str = "https://paraply.se/fhir";
 
+/// The extension on `Subscription.channel` with the secret notifications are signed with;
+/// like `channel.header`, never shown back to anyone.
+pub const SUBSCRIPTION_SIGNING_SECRET_EXTENSION: &str =
+    "https://paraply.se/fhir/StructureDefinition/subscription-signing-secret";
+
 /// Paraply's plan-category code system: `patientkontrakt`.
 pub const PLAN_CATEGORY_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/plan-category";
 pub const PATIENTKONTRAKT: &str = "patientkontrakt";

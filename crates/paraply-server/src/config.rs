@@ -113,6 +113,59 @@ pub struct FileConfig {
     pub storage: StorageConfig,
     /// The access log (`[audit]`).
     pub audit: AuditConfig,
+    /// Subscription notifications (`[subscriptions]`).
+    pub subscriptions: SubscriptionsConfig,
+}
+
+/// `[subscriptions]`: where and how notifications are delivered (see paraply-notify).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionsConfig {
+    /// Host names `https` endpoints may name. Empty (the default): nowhere but loopback,
+    /// and loopback only while the server listens on loopback.
+    pub allowed_hosts: Vec<String>,
+    /// Failed deliveries in a row after which a subscription is turned `off`.
+    pub max_failures: u32,
+    /// Seconds one delivery may take.
+    pub timeout_seconds: u64,
+    /// Milliseconds to wait after a first failure; doubled after each further one.
+    pub retry_base_ms: u64,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        let defaults = paraply_notify::NotifySettings::default();
+        SubscriptionsConfig {
+            allowed_hosts: Vec::new(),
+            max_failures: u32::try_from(defaults.max_failures).unwrap_or(10),
+            timeout_seconds: defaults.timeout.as_secs(),
+            retry_base_ms: u64::try_from(defaults.retry_base.as_millis()).unwrap_or(1000),
+        }
+    }
+}
+
+impl SubscriptionsConfig {
+    /// Where endpoints may be, for a server listening on `listen`.
+    pub fn policy(&self, listen: SocketAddr) -> paraply_notify::EndpointPolicy {
+        paraply_notify::EndpointPolicy {
+            allowed_hosts: self
+                .allowed_hosts
+                .iter()
+                .map(|host| host.to_ascii_lowercase())
+                .collect(),
+            loopback: listen.ip().is_loopback(),
+        }
+    }
+
+    pub fn settings(&self, listen: SocketAddr) -> paraply_notify::NotifySettings {
+        paraply_notify::NotifySettings {
+            policy: std::sync::Arc::new(self.policy(listen)),
+            max_failures: i64::from(self.max_failures),
+            timeout: std::time::Duration::from_secs(self.timeout_seconds),
+            retry_base: std::time::Duration::from_millis(self.retry_base_ms),
+            ..paraply_notify::NotifySettings::default()
+        }
+    }
 }
 
 /// `[audit]`: how long the access log is kept.
@@ -144,6 +197,7 @@ impl Default for FileConfig {
             patientkontrakt: PatientkontraktConfig::default(),
             storage: StorageConfig::default(),
             audit: AuditConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
         }
     }
 }
@@ -349,6 +403,16 @@ impl Config {
                             "[audit] retention_years must be from {} (the law's minimum) to {MAX_RETENTION_YEARS}",
                             paraply_core::MIN_RETENTION_YEARS
                         ),
+                    });
+                }
+                let subscriptions = &file.subscriptions;
+                if subscriptions.max_failures == 0
+                    || subscriptions.timeout_seconds == 0
+                    || subscriptions.retry_base_ms == 0
+                {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: "[subscriptions] max_failures, timeout_seconds and retry_base_ms must be at least 1".into(),
                     });
                 }
                 if file.patientkontrakt.max_fasta_vardkontakter == 0 {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use paraply_api::{ApiSettings, EdgeAuth, Metrics, router};
 use paraply_auth::{Authenticator, TrustedIssuer};
 use paraply_core::Fhir;
-use paraply_store::{SessionStore, Store};
+use paraply_store::{OutboxStore, SessionStore, Store};
 use tokio::net::TcpListener;
 
 pub use config::{AuthMode, Config, ConfigError};
@@ -50,6 +50,8 @@ pub enum ServerError {
 pub struct Stores {
     pub resources: Arc<dyn Store>,
     pub sessions: Arc<dyn SessionStore>,
+    /// The subscription outbox, for the notification worker.
+    pub outbox: Arc<dyn OutboxStore>,
 }
 
 /// Opens (creating and migrating) the configured database and brings its search index up
@@ -79,7 +81,7 @@ async fn open_indexed(
     url: &str,
     settings: &paraply_store_sql::StoreSettings,
 ) -> Result<Stores, ServerError> {
-    let (resources, sessions) = paraply_store_sql::open_store_with_sessions(url, settings)
+    let (resources, sessions, outbox) = paraply_store_sql::open_store_with_sessions(url, settings)
         .await
         .map_err(|e| ServerError::Database {
             url: redact(url),
@@ -105,6 +107,7 @@ async fn open_indexed(
     Ok(Stores {
         resources,
         sessions,
+        outbox,
     })
 }
 
@@ -199,6 +202,16 @@ async fn serve(
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let public_base_url = config.public_base_url(listener.local_addr()?);
     let fhir = engine(stores.resources, config).with_base_url(&public_base_url);
+    // Notifications stop with the server; what is not delivered yet stays queued.
+    let (stop_notifying, notify_stopped) = tokio::sync::oneshot::channel::<()>();
+    let notifier = tokio::spawn(paraply_notify::run(
+        fhir.clone(),
+        stores.outbox,
+        config.file.subscriptions.settings(listener.local_addr()?),
+        async move {
+            let _ = notify_stopped.await;
+        },
+    ));
     let authenticator = match &auth {
         EdgeAuth::Oidc(authenticator) => Some(authenticator.clone()),
         EdgeAuth::Disabled => None,
@@ -234,18 +247,26 @@ async fn serve(
     if let Some(idp) = demo {
         app = app.merge(idp.router());
     }
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = stop_notifying.send(());
+    let _ = notifier.await;
+    served?;
     Ok(())
 }
 
 /// The FHIR engine with the patientkontrakt plugged in: every request, the demo load and
 /// the server's own writes use this one.
 pub fn engine(store: Arc<dyn Store>, config: &Config) -> Fhir {
-    Fhir::with_access(store, config.file.access.settings()).extended(
-        paraply_patientkontrakt::extensions(config.file.patientkontrakt.settings()),
-    )
+    let mut extensions =
+        paraply_patientkontrakt::extensions(config.file.patientkontrakt.settings());
+    extensions
+        .checks
+        .push(Arc::new(paraply_notify::SubscriptionCheck::new(Arc::new(
+            config.file.subscriptions.policy(config.listen),
+        ))));
+    Fhir::with_access(store, config.file.access.settings()).extended(extensions)
 }
 
 /// How the HTTP edge authenticates callers.

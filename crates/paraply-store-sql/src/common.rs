@@ -57,6 +57,10 @@ pub(crate) trait Backend: Database {
     /// The statement that takes the lock of the access-log chain bound as `$1` until the
     /// transaction ends; `None` where the transaction holds the only writer.
     const LOCK_CHAIN: Option<&'static str>;
+    /// What a claim of outbox rows appends to its row-locking subquery so that nodes
+    /// claiming at once skip each other's rows instead of waiting (empty where there is one
+    /// writer).
+    const SKIP_LOCKED: &'static str;
 
     /// Runs `statement`, which takes no arguments, on `connection`: the group-commit
     /// protocol ([`crate::group`]) needs it where the generic sqlx bounds cannot be spelled
@@ -397,6 +401,18 @@ where
         if let Some(conflict) = first_missing(&inserted, versions.iter()) {
             return Err(conflict);
         }
+        // The subscription outbox: queued in this transaction, so what commits is notified
+        // even if the node dies right after the commit (see `crate::outbox`).
+        let queued: Vec<[i64; 1]> = inserted.values().map(|rid| [*rid]).collect();
+        Self::bind(DB::JSON_ROWS.statement(&queued, |rids| {
+            format!(
+                "INSERT INTO subscription_change (version_seq) \
+                 SELECT CAST(value ->> 0 AS BIGINT) FROM {rids}"
+            )
+        }))?
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
         // A deletion has no index rows: rows exist only for current, non-deleted versions,
         // which lets searches skip re-checking the versions their rows point at.
         let mut index = Vec::with_capacity(versions.len());

@@ -16,6 +16,7 @@ mod common;
 mod error;
 mod group;
 mod maintenance;
+mod outbox;
 #[cfg(test)]
 mod plans;
 mod postgres;
@@ -64,7 +65,7 @@ impl StoreSettings {
 pub async fn open_store(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
     open_store_with_sessions(url, &StoreSettings::with_pool_size(pool_size))
         .await
-        .map(|(store, _)| store)
+        .map(|(store, _, _)| store)
 }
 
 #[cfg(test)]

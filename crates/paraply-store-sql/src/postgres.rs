@@ -170,6 +170,7 @@ impl Backend for Postgres {
     /// The two-key form (`2`, chain): a key space apart from the one-key locks above.
     const LOCK_CHAIN: Option<&'static str> =
         Some("SELECT pg_advisory_xact_lock(2, CAST($1 AS INTEGER))");
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn execute<'c>(
         connection: &'c mut Self::Connection,

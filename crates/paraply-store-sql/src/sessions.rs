@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use paraply_store::{PendingLogin, Session, SessionStore, Store, StoreError};
+use paraply_store::{OutboxStore, PendingLogin, Session, SessionStore, Store, StoreError};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
@@ -247,12 +247,13 @@ impl SessionStore for PostgresStore {
     }
 }
 
-/// Like [`crate::open_store`], and the same database (same pools) as a [`SessionStore`]: the
-/// server needs both, and a second pool on one SQLite file would be a second writer.
+/// Like [`crate::open_store`], and the same database (same pools) as a [`SessionStore`] and
+/// an [`OutboxStore`]: the server needs all three, and a second pool on one SQLite file
+/// would be a second writer.
 pub async fn open_store_with_sessions(
     url: &str,
     settings: &StoreSettings,
-) -> Result<(Arc<dyn Store>, Arc<dyn SessionStore>), StoreError> {
+) -> Result<(Arc<dyn Store>, Arc<dyn SessionStore>, Arc<dyn OutboxStore>), StoreError> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "sqlite" => {
@@ -263,7 +264,7 @@ pub async fn open_store_with_sessions(
                 ..SqliteOptions::default()
             };
             let store = Arc::new(SqliteStore::open(url, options).await?);
-            Ok((store.clone(), store))
+            Ok((store.clone(), store.clone(), store))
         }
         "postgres" | "postgresql" => {
             let options = PostgresOptions {
@@ -271,7 +272,7 @@ pub async fn open_store_with_sessions(
                 ..PostgresOptions::default()
             };
             let store = Arc::new(PostgresStore::connect(url, options).await?);
-            Ok((store.clone(), store))
+            Ok((store.clone(), store.clone(), store))
         }
         // Only the scheme: the rest of a URL may hold a password.
         other => Err(StoreError::Database(format!(
@@ -367,7 +368,7 @@ mod tests {
     async fn sqlite_sessions() {
         let dir = std::env::temp_dir().join(format!("paraply-sessions-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}", dir.join("paraply.db").display());
-        let (_, sessions) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+        let (_, sessions, _) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
             .await
             .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
@@ -382,7 +383,7 @@ mod tests {
         let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
             return;
         };
-        let (_, sessions) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+        let (_, sessions, _) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
             .await
             .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;

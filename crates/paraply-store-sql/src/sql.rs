@@ -533,7 +533,7 @@ pub(crate) fn to_micros(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000) as i64
 }
 
-fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
         .map_err(|_| StoreError::Corrupt("timestamp out of range in a stored row".into()))
 }

@@ -376,6 +376,7 @@ impl Backend for Sqlite {
     const SERIALIZE_ON: Option<&'static str> = None;
     const ACCESS_LOG_CHAINS: i64 = 1;
     const LOCK_CHAIN: Option<&'static str> = None;
+    const SKIP_LOCKED: &'static str = "";
 
     fn execute<'c>(
         connection: &'c mut Self::Connection,

@@ -7,6 +7,7 @@
 mod access_log;
 pub mod conformance;
 mod maintenance;
+mod outbox;
 mod sessions;
 
 use async_trait::async_trait;
@@ -20,6 +21,9 @@ pub use access_log::{
     GENESIS_HASH, LinkContent, Purge, TermKey, Verification, link_hash, micros,
 };
 pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
+pub use outbox::{
+    DeliveryClaim, NewNotification, Notification, NotificationKind, OutboxStore, QueuedChange,
+};
 pub use sessions::{PendingLogin, Session, SessionStore};
 
 /// One stored version of a resource.
