@@ -1292,3 +1292,63 @@ access_case!(
         );
     }
 );
+
+access_case!(
+    a_care_provider_outside_a_plan_is_not_notified_of_it,
+    async |w: &World| {
+        use super::subscriptions::{Receiver, subscription};
+        let region = Receiver::start().await;
+        let kommun = Receiver::start().await;
+        let mut ids = Vec::new();
+        for (who, receiver) in [(Who::Anna, &region), (Who::Maria, &kommun)] {
+            let mut body = subscription(&receiver.url);
+            body["criteria"] = json!("CarePlan?status=active");
+            let created = w.post(who, "Subscription", &body).await;
+            assert_eq!(created.status, 201, "{who:?}: {}", created.text);
+            ids.push((who, created.body["id"].as_str().unwrap().to_owned()));
+        }
+        for (who, id) in &ids {
+            let mut active = false;
+            for _ in 0..200 {
+                if w.get(*who, &format!("Subscription/{id}")).await.body["status"] == "active" {
+                    active = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert!(active, "{who:?}'s subscription became active");
+        }
+        // The region-only plan changes first, then the SIP both take part in.
+        for id in ["plan-region-tolvan", "sip-tolvan"] {
+            let mut plan = w.get(Who::System, &format!("CarePlan/{id}")).await.body;
+            plan["description"] = json!("Uppdaterad");
+            w.put_unrestricted(plan).await;
+        }
+        let focus = |events: Vec<Value>| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| {
+                    e["entry"][1]["fullUrl"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(
+            focus(region.events(2).await),
+            vec!["plan-region-tolvan", "sip-tolvan"],
+            "the region sees both"
+        );
+        let kommun_events = kommun.events(1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            focus(kommun.events(1).await),
+            vec!["sip-tolvan"],
+            "the kommun learns nothing of the region-only plan, not even its id: {kommun_events:?}"
+        );
+    }
+);

@@ -14,7 +14,7 @@ mod patientkontrakt;
 mod portal;
 mod reindex;
 mod search;
-mod subscriptions;
+pub(crate) mod subscriptions;
 
 pub use paraply_tests::*;
 pub use serde_json::{Value, json};

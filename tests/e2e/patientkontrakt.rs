@@ -814,3 +814,262 @@ async fn a_synthetic_population_passes_every_rule() {
     assert_eq!(report.patients, 120);
     bed.finish().await;
 }
+
+/// `Parameters` of an operation call: `(name, valueX key, value)`.
+fn parameters(values: &[(&str, &str, Value)]) -> Value {
+    let parameter: Vec<Value> = values
+        .iter()
+        .map(|(name, key, value)| json!({"name": name, *key: value}))
+        .collect();
+    json!({"resourceType": "Parameters", "parameter": parameter})
+}
+
+fn respond(actor: &str, answer: &str) -> Value {
+    parameters(&[
+        ("actor", "valueReference", json!({"reference": actor})),
+        ("answer", "valueCode", json!(answer)),
+    ])
+}
+
+fn statuses(meeting: &Value) -> Vec<&str> {
+    meeting["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["status"].as_str().unwrap())
+        .collect()
+}
+
+fn found(reply: &Reply) -> Vec<String> {
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}",
+                        e["resource"]["resourceType"].as_str().unwrap(),
+                        e["resource"]["id"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+on_both_backends!(
+    a_sip_goes_from_initiation_through_consent_and_a_booked_meeting_to_completed_tasks,
+    async |s: &TestServer| {
+        scene(s).await;
+        // Initiated as a draft by the region, with the kommun taking part.
+        let mut plan = sip("sip", "draft", "region", &["kommun"]);
+        plan["period"] = json!({"start": "2026-01-01", "end": "2026-06-30"});
+        assert_eq!(s.put("CarePlan/sip", &plan).await.status, 201);
+        let sip_type = format!("{PLAN_TYPE_SYSTEM}|SIP");
+        let waiting = s
+            .get(&format!(
+                "CarePlan?category={sip_type}&status=draft,on-hold"
+            ))
+            .await;
+        assert_eq!(found(&waiting), vec!["CarePlan/sip"], "waiting for consent");
+
+        // Not active without the patient's consent (I6).
+        plan["status"] = json!("active");
+        let tasks = [insats("sip", "vc"), insats("sip", "hemtjanst")];
+        let activate = |plan: &Value, with_consent: bool| {
+            let mut entries = vec![
+                json!({"resource": plan, "request": {"method": "PUT", "url": "CarePlan/sip"}}),
+            ];
+            entries.extend(
+                tasks
+                    .iter()
+                    .map(|t| json!({"resource": t, "request": {"method": "POST", "url": "Task"}})),
+            );
+            if with_consent {
+                let mut consent = sip_consent("sip");
+                consent["id"] = json!("sip-samtycke");
+                entries.push(json!({"resource": consent, "request": {"method": "PUT", "url": "Consent/sip-samtycke"}}));
+            }
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+        };
+        assert_eq!(
+            rule_of(&s.post("", &activate(&plan, false)).await),
+            "paraply-I6"
+        );
+        let activated = s.post("", &activate(&plan, true)).await;
+        assert_eq!(activated.status, 200, "{}", activated.text);
+
+        // The coordinator proposes a meeting with both huvudmän in one call.
+        let proposed = s
+            .post(
+                "CarePlan/sip/$sip-meeting",
+                &parameters(&[
+                    ("start", "valueDateTime", json!("2031-03-01T09:00:00+01:00")),
+                    ("end", "valueDateTime", json!("2031-03-01T10:00:00+01:00")),
+                    (
+                        "invitee",
+                        "valueReference",
+                        json!({"reference": "PractitionerRole/lakare"}),
+                    ),
+                    (
+                        "invitee",
+                        "valueReference",
+                        json!({"reference": "PractitionerRole/omsorg"}),
+                    ),
+                    ("description", "valueString", json!("Första SIP-mötet")),
+                ]),
+            )
+            .await;
+        assert_eq!(proposed.status, 201, "{}", proposed.text);
+        assert_eq!(proposed.body["status"], "proposed");
+        assert_eq!(statuses(&proposed.body), vec!["needs-action"; 3]);
+        let meeting = proposed.body["id"].as_str().unwrap().to_owned();
+        let respond_path = format!("Appointment/{meeting}/$respond");
+
+        // Answers: booked only once the patient, a region and a kommun participant accept.
+        let answered = s
+            .post(
+                &respond_path,
+                &respond("PractitionerRole/lakare", "accepted"),
+            )
+            .await;
+        assert_eq!(answered.status, 200, "{}", answered.text);
+        assert_eq!(answered.body["status"], "pending");
+        let answered = s
+            .post(&respond_path, &respond("Patient/p", "accepted"))
+            .await;
+        assert_eq!(answered.body["status"], "pending");
+        let mut forced = answered.body.clone();
+        forced["status"] = json!("booked");
+        assert_eq!(
+            rule_of(&s.put(&format!("Appointment/{meeting}"), &forced).await),
+            "paraply-I10",
+            "not booked before the kommun accepts"
+        );
+        let uninvited = s
+            .post(
+                &respond_path,
+                &respond("PractitionerRole/sjukskoterska", "accepted"),
+            )
+            .await;
+        assert_eq!(uninvited.status, 422, "{}", uninvited.text);
+        let booked = s
+            .post(
+                &respond_path,
+                &respond("PractitionerRole/omsorg", "accepted"),
+            )
+            .await;
+        assert_eq!(booked.body["status"], "booked", "{}", booked.text);
+        let upcoming = s
+            .get("Appointment?actor:PractitionerRole.organization=Organization/hemtjanst&service-type=sip-mote&date=ge2031-01-01")
+            .await;
+        assert_eq!(
+            found(&upcoming),
+            vec![format!("Appointment/{meeting}")],
+            "upcoming for the kommun unit"
+        );
+
+        // Moving it keeps no answer: everyone is asked again.
+        let mut moved_by_hand = booked.body.clone();
+        moved_by_hand["start"] = json!("2031-03-08T09:00:00+01:00");
+        moved_by_hand["end"] = json!("2031-03-08T10:00:00+01:00");
+        assert_eq!(
+            rule_of(
+                &s.put(&format!("Appointment/{meeting}"), &moved_by_hand)
+                    .await
+            ),
+            "paraply-I10"
+        );
+        let moved = s
+            .post(
+                "CarePlan/sip/$sip-meeting",
+                &parameters(&[
+                    ("start", "valueDateTime", json!("2031-03-08T09:00:00+01:00")),
+                    ("end", "valueDateTime", json!("2031-03-08T10:00:00+01:00")),
+                    (
+                        "meeting",
+                        "valueReference",
+                        json!({"reference": format!("Appointment/{meeting}")}),
+                    ),
+                ]),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+        assert_eq!(moved.body["status"], "pending");
+        assert_eq!(statuses(&moved.body), vec!["needs-action"; 3]);
+
+        // A meeting without a kommun participant is refused.
+        let region_only = s
+            .post(
+                "CarePlan/sip/$sip-meeting",
+                &parameters(&[
+                    ("start", "valueDateTime", json!("2031-04-01T09:00:00+01:00")),
+                    ("end", "valueDateTime", json!("2031-04-01T10:00:00+01:00")),
+                    (
+                        "invitee",
+                        "valueReference",
+                        json!({"reference": "PractitionerRole/lakare"}),
+                    ),
+                ]),
+            )
+            .await;
+        assert_eq!(rule_of(&region_only), "paraply-I10");
+
+        // The kommun's open tasks, then their progress to completed (or rejected with a reason).
+        let open = s
+            .get("Task?owner=Organization/hemtjanst&status=requested,accepted,in-progress")
+            .await;
+        let kommun_tasks = found(&open);
+        assert_eq!(kommun_tasks.len(), 1, "{}", open.text);
+        let task_path = &kommun_tasks[0];
+        for step in ["accepted", "in-progress", "completed"] {
+            let mut task = s.get(task_path).await.body;
+            task["status"] = json!(step);
+            assert_eq!(s.put(task_path, &task).await.status, 200, "{step}");
+        }
+        let open = s
+            .get("Task?owner=Organization/hemtjanst&status=requested,accepted,in-progress")
+            .await;
+        assert!(
+            found(&open).is_empty(),
+            "no open kommun tasks once completed"
+        );
+        let region_task = found(&s.get("Task?owner=Organization/vc").await).remove(0);
+        // I8: the region keeps an effort of its own when it rejects one.
+        assert_eq!(s.post("Task", &insats("sip", "vc")).await.status, 201);
+        let mut rejected = s.get(&region_task).await.body;
+        rejected["status"] = json!("rejected");
+        rejected["statusReason"] = json!({"text": "Insatsen ges redan av primärvården"});
+        let reply = s.put(&region_task, &rejected).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+
+        // Past its follow-up date (period end), found by the coordinator's search.
+        let overdue = s
+            .get(&format!(
+                "CarePlan?category={sip_type}&status=active&date=eb2026-12-01"
+            ))
+            .await;
+        assert_eq!(found(&overdue), vec!["CarePlan/sip"]);
+        let not_yet = s
+            .get(&format!(
+                "CarePlan?category={sip_type}&status=active&date=eb2026-01-15"
+            ))
+            .await;
+        assert!(found(&not_yet).is_empty());
+
+        // The patient withdraws the consent: the SIP goes on hold in the same write.
+        let mut consent = s.get("Consent/sip-samtycke").await.body;
+        consent["status"] = json!("inactive");
+        let withdrawn = s.put("Consent/sip-samtycke", &consent).await;
+        assert_eq!(withdrawn.status, 200, "{}", withdrawn.text);
+        assert_eq!(s.get("CarePlan/sip").await.body["status"], "on-hold");
+        let waiting = s
+            .get(&format!(
+                "CarePlan?category={sip_type}&status=draft,on-hold"
+            ))
+            .await;
+        assert_eq!(found(&waiting), vec!["CarePlan/sip"]);
+    }
+);

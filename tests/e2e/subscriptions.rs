@@ -21,14 +21,14 @@ const SECRET: &str = "kommun-x:s-hemliga-signeringsnyckel-0123456789";
 struct Received(Arc<Mutex<Vec<(HeaderMap, Bytes)>>>);
 
 /// A webhook receiver on `127.0.0.1:0` answering with `status` (settable while it runs).
-struct Receiver {
-    url: String,
+pub(super) struct Receiver {
+    pub(super) url: String,
     received: Received,
     status: Arc<AtomicU16>,
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(super) async fn start() -> Receiver {
         let received = Received::default();
         let status = Arc::new(AtomicU16::new(200));
         let (kept, answer) = (received.clone(), status.clone());
@@ -55,12 +55,12 @@ impl Receiver {
         }
     }
 
-    fn answer(&self, status: u16) {
+    pub(super) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
     /// The accepted notifications so far, each checked for its signature and header.
-    async fn notifications(&self) -> Vec<Value> {
+    pub(super) async fn notifications(&self) -> Vec<Value> {
         let received = self.received.0.lock().await;
         received
             .iter()
@@ -75,7 +75,7 @@ impl Receiver {
     }
 
     /// Waits until `count` event notifications have arrived and returns them.
-    async fn events(&self, count: usize) -> Vec<Value> {
+    pub(super) async fn events(&self, count: usize) -> Vec<Value> {
         for _ in 0..400 {
             let events: Vec<Value> = self
                 .notifications()
@@ -130,7 +130,7 @@ fn config() -> FileConfig {
     }
 }
 
-fn subscription(endpoint: &str) -> Value {
+pub(super) fn subscription(endpoint: &str) -> Value {
     json!({"resourceType": "Subscription", "status": "requested",
         "reason": "Kvinnliga patienter", "criteria": "Patient?gender=female",
         "channel": {"type": "rest-hook", "endpoint": endpoint,

@@ -115,7 +115,7 @@ impl From<StoreError> for CoreError {
 }
 
 impl CoreError {
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+    pub fn bad_request(message: impl Into<String>) -> Self {
         CoreError::BadRequest {
             message: message.into(),
             expression: None,

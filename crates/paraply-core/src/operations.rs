@@ -18,8 +18,9 @@ use paraply_store::{SearchPage, StoredResource};
 use serde_json::Value;
 
 use crate::access::Access;
-use crate::engine::{Fhir, Outcome, Reader};
+use crate::engine::{Fhir, Outcome, Reader, is_write};
 use crate::error::{CoreError, Method};
+use crate::request::{FhirRequest, Interaction};
 use crate::validation::Validator;
 
 /// Where an operation is invoked.
@@ -277,6 +278,19 @@ impl OperationContext<'_> {
     /// The restriction the caller's searches carry (`None`: unrestricted).
     pub fn restriction(&self) -> Option<Restriction> {
         self.access.and_then(Access::restriction)
+    }
+
+    /// Runs a write (create, update, or a transaction Bundle) as the caller: the same
+    /// interaction a client could send, down the one write path, so an operation that
+    /// bundles a client's steps is checked, ruled, logged and given provenance exactly as
+    /// those steps would be.
+    pub async fn submit(&mut self, request: FhirRequest) -> Result<Outcome, CoreError> {
+        let interaction = Interaction::parse(request, self.fhir.operations())?;
+        if !is_write(&interaction) && !matches!(interaction, Interaction::Bundle { .. }) {
+            return Err(CoreError::bad_request("an operation submits writes only"));
+        }
+        // Boxed: an operation runs inside `execute`, which this calls again.
+        Box::pin(self.fhir.execute(interaction, self.access)).await
     }
 }
 

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paraply_core::{Fhir, FhirRequest, Method};
+use paraply_fhir::HSA_ID;
+use paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
 use paraply_fhir::{ResourceId, ResourceType};
-use paraply_search::{MAX_COUNT, SearchQuery};
+use paraply_search::{MAX_COUNT, Restriction, SearchQuery, StaffScope};
 use paraply_store::{
     DeliveryClaim, NewNotification, Notification, NotificationKind, OutboxStore, QueuedChange,
     Store, StoredResource,
@@ -31,6 +33,8 @@ const DISPATCH_BATCH: u32 = 500;
 const CLAIMS_PER_ROUND: u32 = 16;
 /// Notifications sent per claim, in order, before the lease is given back.
 const NOTIFICATIONS_PER_CLAIM: u32 = 20;
+/// How many levels of units below a care provider its subscriptions speak for.
+const UNIT_DEPTH: usize = 3;
 /// The longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -80,6 +84,17 @@ impl Worker {
             return Ok(0);
         }
         let subscriptions = self.receiving_subscriptions().await?;
+        let subscriptions: Vec<(ResourceId, Subscription, Option<Restriction>)> = {
+            let mut with_scope = Vec::with_capacity(subscriptions.len());
+            for (id, subscription, owner) in subscriptions {
+                let scope = match owner {
+                    Some(care_provider) => Some(self.owner_scope(&care_provider).await?),
+                    None => None,
+                };
+                with_scope.push((id, subscription, scope));
+            }
+            with_scope
+        };
         let mut notifications = Vec::new();
         // Subscription changes: a requested one is greeted, one that is off or gone has
         // nothing more coming.
@@ -126,7 +141,7 @@ impl Worker {
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
-            for (subscription_id, subscription) in &subscriptions {
+            for (subscription_id, subscription, scope) in &subscriptions {
                 if subscription.criteria.resource_type != *resource_type {
                     continue;
                 }
@@ -139,6 +154,9 @@ impl Worker {
                         }
                     };
                     query.count = MAX_COUNT;
+                    // Only what the subscriber's care provider may see is notified, even
+                    // by id: a party outside a SIP learns nothing of it.
+                    query.restriction = scope.clone();
                     for found in self.store().search(&query).await?.matches {
                         matched
                             .entry((*resource_type, found.resource.id))
@@ -175,10 +193,63 @@ impl Worker {
         Ok(done.len())
     }
 
-    /// The subscriptions changes are matched for.
+    /// What a care provider's staff may see, as a subscriber: the care-provider
+    /// Organization (by its HSA-id) and its units stand in for its staff — changes of
+    /// patients whose care team, SIP team or open encounter names them or their staff, and
+    /// no spärr against them. Narrower than any
+    /// one of its clinicians may see, never wider. An unknown care provider sees nothing.
+    async fn owner_scope(&self, care_provider: &str) -> Result<Restriction, WorkerError> {
+        let query = SearchQuery::parse(
+            ResourceType::Organization,
+            [("identifier", format!("{HSA_ID}|{care_provider}").as_str())],
+        )
+        .map_err(|e| WorkerError::Status(e.to_string()))?;
+        let organizations: Vec<String> = self
+            .store()
+            .search(&query)
+            .await?
+            .matches
+            .into_iter()
+            .map(|m| format!("Organization/{}", m.resource.id))
+            .collect();
+        // Its units, a few levels down (förvaltning → enhet): their staff's care teams count.
+        let mut units = organizations.clone();
+        let mut level = organizations.clone();
+        for _ in 0..UNIT_DEPTH {
+            if level.is_empty() {
+                break;
+            }
+            let parents = level.join(",");
+            let mut query =
+                SearchQuery::parse(ResourceType::Organization, [("partof", parents.as_str())])
+                    .map_err(|e| WorkerError::Status(e.to_string()))?;
+            query.count = MAX_COUNT;
+            level = self
+                .store()
+                .search(&query)
+                .await?
+                .matches
+                .into_iter()
+                .map(|m| format!("Organization/{}", m.resource.id))
+                .filter(|unit| !units.contains(unit))
+                .collect();
+            units.extend(level.iter().cloned());
+        }
+        Ok(Restriction::Staff(Box::new(StaffScope {
+            members: units.clone(),
+            units,
+            organizations: organizations.clone(),
+            care_provider: care_provider.to_owned(),
+            blocked_if_actor: organizations,
+            emergency: false,
+        })))
+    }
+
+    /// The subscriptions changes are matched for, with the care provider that owns each
+    /// (`None`: a system client's).
     async fn receiving_subscriptions(
         &self,
-    ) -> Result<Vec<(ResourceId, Subscription)>, WorkerError> {
+    ) -> Result<Vec<(ResourceId, Subscription, Option<String>)>, WorkerError> {
         let mut query =
             SearchQuery::parse(ResourceType::Subscription, [("status", "active,error")])
                 .map_err(|e| WorkerError::Status(e.to_string()))?;
@@ -187,8 +258,11 @@ impl Worker {
         Ok(page
             .matches
             .into_iter()
-            .filter_map(|m| parsed(&m.resource).map(|s| (m.resource.id, s)))
-            .filter(|(_, subscription)| subscription.status.receives_events())
+            .filter_map(|m| {
+                let owner = owner_of(&m.resource);
+                parsed(&m.resource).map(|s| (m.resource.id, s, owner))
+            })
+            .filter(|(_, subscription, _)| subscription.status.receives_events())
             .collect())
     }
 
@@ -381,6 +455,18 @@ impl Worker {
             Err(error) => Err(WorkerError::Status(error.to_string())),
         }
     }
+}
+
+/// The care provider a stored resource's owner tag names.
+fn owner_of(stored: &StoredResource) -> Option<String> {
+    let value: Value = serde_json::from_str(stored.body.as_deref()?).ok()?;
+    value
+        .pointer("/meta/tag")?
+        .as_array()?
+        .iter()
+        .find(|tag| tag.get("system").and_then(Value::as_str) == Some(CARE_PROVIDER_TAG_SYSTEM))
+        .and_then(|tag| tag.get("code").and_then(Value::as_str))
+        .map(str::to_owned)
 }
 
 /// The stored Subscription, if it is one delivery can use.

@@ -18,9 +18,12 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::agreed_time::{self, Responder};
+use crate::kind::{consent_in_force, is_sip_meeting};
 use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
+use crate::sip;
 
 mod plan;
+mod sip_operations;
 
 /// Largest page the rules and the document read at once; a patient's plan is far smaller,
 /// and pages continue after it anyway.
@@ -35,7 +38,11 @@ pub fn extensions(settings: RuleSettings) -> Extensions {
     Extensions {
         checks: vec![Arc::new(Profiles)],
         rules: vec![Arc::new(Patientkontrakt { settings })],
-        operations: vec![Arc::new(plan::PatientkontraktOperation)],
+        operations: vec![
+            Arc::new(plan::PatientkontraktOperation),
+            Arc::new(sip_operations::SipMeetingOperation),
+            Arc::new(sip_operations::RespondOperation),
+        ],
         conformance: Some(Arc::new(Catalog)),
     }
 }
@@ -101,12 +108,53 @@ impl WriteRule for Patientkontrakt {
     ) -> Result<Vec<DerivedWrite>, CoreError> {
         let today = OffsetDateTime::now_utc().date();
         let mut derived = Vec::new();
+        // SIP consents withdrawn here (in force before, not after), by patient.
+        let mut withdrawn: HashMap<String, Vec<Value>> = HashMap::new();
         for change in changes {
             if change.resource_type == ResourceType::AppointmentResponse
                 && let Some(after) = change.after.as_deref()
+                && let Some(write) = answer(tx, change, &parse(after)?, today, &derived).await?
             {
-                derived.extend(answer(tx, change, &parse(after)?, today).await?);
+                // Several answers to one meeting in a transaction: one update, the last
+                // built on the earlier ones.
+                match derived
+                    .iter_mut()
+                    .find(|w| w.resource_type == write.resource_type && w.id == write.id)
+                {
+                    Some(earlier) => *earlier = write,
+                    None => derived.push(write),
+                }
             }
+            if change.resource_type == ResourceType::Appointment
+                && let (Some(before), Some(after)) =
+                    (change.before.as_deref(), change.after.as_deref())
+                && let Some(message) = sip::moved_without_asking(&parse(before)?, &parse(after)?)
+            {
+                return Err(CoreError::RuleBroken {
+                    rule: Rule::I10.code(),
+                    message,
+                    resource: Some((ResourceType::Appointment, change.id.clone())),
+                });
+            }
+            if change.resource_type == ResourceType::Consent
+                && let Some(before) = change.before.as_deref()
+            {
+                let before = parse(before)?;
+                let day = today.to_string();
+                let still = match change.after.as_deref() {
+                    Some(after) => consent_in_force(&parse(after)?, &day),
+                    None => false,
+                };
+                if consent_in_force(&before, &day)
+                    && !still
+                    && let Some(patient) = rules::patient_of(&before)
+                {
+                    withdrawn.entry(patient).or_default().push(before);
+                }
+            }
+        }
+        for (patient, consents) in &withdrawn {
+            derived.extend(holds(tx, patient, consents, changes, today).await?);
         }
         let types: Vec<ResourceType> = changes.iter().map(|c| c.resource_type).collect();
         let rules = rules::rules_for(&types);
@@ -292,6 +340,51 @@ async fn huvudman_of(
     Ok(found)
 }
 
+/// A withdrawn SIP consent puts the active SIP it named on hold, in the same transaction:
+/// the patient's withdrawal is never refused, and every party sees the hold. The derived
+/// CarePlan writes are then judged by the rules like any other.
+async fn holds(
+    tx: &mut dyn StoreTx,
+    patient: &str,
+    withdrawn: &[Value],
+    changes: &[Change],
+    today: time::Date,
+) -> Result<Vec<DerivedWrite>, CoreError> {
+    tx.serialize_on(&format!("patientkontrakt/{patient}"))
+        .await?;
+    let subject = format!("Patient/{patient}");
+    let mut resources = all(tx, query(ResourceType::CarePlan, &[("patient", &subject)])?).await?;
+    resources.extend(all(tx, query(ResourceType::Consent, &[("patient", &subject)])?).await?);
+    let Some(cause) = changes
+        .iter()
+        .find(|c| c.resource_type == ResourceType::Consent)
+        .map(|c| (c.resource_type, c.id.clone()))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut derived = Vec::new();
+    for held in sip::held_by_withdrawal(&resources, withdrawn, &today.to_string()) {
+        let id = held
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.parse::<ResourceId>().ok());
+        let version = held
+            .pointer("/meta/versionId")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<paraply_fhir::VersionId>().ok());
+        if let (Some(id), Some(if_match)) = (id, version) {
+            derived.push(DerivedWrite {
+                resource_type: ResourceType::CarePlan,
+                id,
+                body: held,
+                if_match,
+                cause: cause.clone(),
+            });
+        }
+    }
+    Ok(derived)
+}
+
 /// A patient's (or a relative's) answer to a proposed time moves the Appointment, in the
 /// same transaction (RULES.md "Agreed times").
 async fn answer(
@@ -299,6 +392,7 @@ async fn answer(
     change: &Change,
     response: &Value,
     today: time::Date,
+    answered: &[DerivedWrite],
 ) -> Result<Option<DerivedWrite>, CoreError> {
     let refused = |message: String| CoreError::RuleBroken {
         rule: Rule::I9.code(),
@@ -321,7 +415,27 @@ async fn answer(
         // the answer before the appointment it answers); there is nothing to move yet.
         return Ok(None);
     };
-    let appointment = parse(current.body.as_deref().unwrap_or("{}"))?;
+    // An earlier answer in this transaction has already moved it.
+    let appointment = match answered
+        .iter()
+        .find(|w| w.resource_type == ResourceType::Appointment && w.id == appointment_id)
+    {
+        Some(earlier) => earlier.body.clone(),
+        None => parse(current.body.as_deref().unwrap_or("{}"))?,
+    };
+    let derived = |body| DerivedWrite {
+        resource_type: ResourceType::Appointment,
+        id: appointment_id.clone(),
+        body,
+        if_match: current.version_id,
+        cause: (ResourceType::AppointmentResponse, change.id.clone()),
+    };
+    if is_sip_meeting(&appointment) {
+        return sip_meeting_answer(tx, &appointment, response, today)
+            .await?
+            .map_err(|error| refused(error.to_string()))
+            .map(|body| body.map(derived));
+    }
     // Staff answering for themselves (a practitioner participant) change nothing here.
     let Some((patient, responder)) = agreed_time::responder(response) else {
         return Ok(None);
@@ -357,16 +471,60 @@ async fn answer(
         (None, Responder::Patient) => return Ok(None),
     };
     match agreed_time::apply_response(&appointment, response, &patient) {
-        Ok(Some(body)) => Ok(Some(DerivedWrite {
-            resource_type: ResourceType::Appointment,
-            id: appointment_id,
-            body,
-            if_match: current.version_id,
-            cause: (ResourceType::AppointmentResponse, change.id.clone()),
-        })),
-        Ok(None) => Ok(None),
+        Ok(body) => Ok(body.map(derived)),
         Err(error) => Err(refused(error.to_string())),
     }
+}
+
+/// An answer to a SIP meeting: every invitee answers for themselves (staff, the patient,
+/// an invited relative); a relative who is not invited answers for the patient, with a
+/// booking consent. The meeting is booked once the patient, a region and a kommun
+/// participant have accepted.
+async fn sip_meeting_answer(
+    tx: &mut dyn StoreTx,
+    meeting: &Value,
+    response: &Value,
+    today: time::Date,
+) -> Result<Result<Option<Value>, agreed_time::ResponseError>, CoreError> {
+    let not_allowed = |reason: String| Ok(Err(agreed_time::ResponseError::NotAllowed { reason }));
+    let Some(patient) = rules::patient_of(meeting) else {
+        return not_allowed("the SIP meeting has no patient".to_owned());
+    };
+    let patient_reference = format!("Patient/{patient}");
+    let Some(mut actor) = reference_at(response, "actor") else {
+        return not_allowed("the answer names no actor".to_owned());
+    };
+    if actor.starts_with("RelatedPerson/") && !invited(meeting, &actor) {
+        let consents = all(
+            tx,
+            query(ResourceType::Consent, &[("patient", &patient_reference)])?,
+        )
+        .await?;
+        if !agreed_time::may_book(&consents, &patient, &actor, today) {
+            return not_allowed(format!(
+                "{actor} holds no active consent from {patient_reference} to answer for them"
+            ));
+        }
+        actor = patient_reference.clone();
+    }
+    let actors: Vec<String> = meeting
+        .get("participant")
+        .and_then(Value::as_array)
+        .map(|participants| {
+            participants
+                .iter()
+                .filter_map(|p| reference_at(p, "actor"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let huvudman = huvudman_of(tx, actors).await?;
+    Ok(sip::apply_meeting_response(
+        meeting,
+        response,
+        &actor,
+        &patient_reference,
+        &huvudman,
+    ))
 }
 
 /// Whether `actor` is a participant of the appointment.

@@ -870,6 +870,12 @@ impl<'s, 'a> Checker<'s, 'a> {
                     problems.push(format!("no participant resolves to a {name} huvudman"));
                 }
             }
+            if status(meeting) == Some("booked")
+                && let Err(reason) =
+                    crate::sip::may_be_booked(meeting, &patient, self.state.huvudman)
+            {
+                problems.push(format!("it cannot be booked: {reason}"));
+            }
             for relative in actors.iter().filter(|a| a.starts_with("RelatedPerson/")) {
                 if !consented.contains(relative) {
                     problems.push(format!(

@@ -87,6 +87,7 @@ fn profiles_and_extensions_are_at_the_urls_the_code_uses() {
         codes::CONTACT_ROUTE_URL,
         codes::PERFORMED_BY_OTHER_URL,
         codes::NOTE_VISIBILITY_URL,
+        codes::SUBSCRIPTION_SIGNING_SECRET_EXTENSION,
     ]
     .into_iter()
     .map(str::to_owned)
