@@ -68,12 +68,27 @@ impl Server {
     /// `subcommand` is `serve` (with `--auth none`: the writes need no logins) or `demo`
     /// (logins through its demo OpenID provider, so reads are audited).
     async fn start_as(subcommand: &str, dir: &Path, log: &str, database: &str) -> Server {
+        Self::start_configured(subcommand, dir, log, database, None).await
+    }
+
+    /// [`Server::start_as`] with a `--config` file.
+    async fn start_configured(
+        subcommand: &str,
+        dir: &Path,
+        log: &str,
+        database: &str,
+        config: Option<&Path>,
+    ) -> Server {
         let listen = format!("127.0.0.1:{}", free_port());
         let stdout = File::create(dir.join(format!("{log}.stdout"))).expect("stdout file");
         let stderr = File::create(dir.join(format!("{log}.stderr"))).expect("stderr file");
         let mut args = vec![subcommand, "--listen", &listen, "--database", database];
         if subcommand == "serve" {
             args.extend(["--auth", "none"]);
+        }
+        let config = config.map(|path| path.display().to_string());
+        if let Some(config) = &config {
+            args.extend(["--config", config.as_str()]);
         }
         let mut command = Command::new(BINARY);
         command
@@ -509,4 +524,201 @@ async fn acknowledged_writes_survive_sigkill_on_postgres() {
     };
     acknowledged_writes_survive_sigkill_on(&fresh_dir(), &db.url).await;
     db.remove().await;
+}
+
+/// A webhook receiver on loopback: every notification's event number and focus, after
+/// checking its signature.
+#[derive(Clone, Default)]
+struct Received(Arc<Mutex<Vec<(u64, String)>>>);
+
+const SECRET: &str = "krasch-test-signeringsnyckel-0123456789abcdef";
+
+async fn receiver() -> (String, Received) {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    let received = Received::default();
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let kept = kept.clone();
+            async move {
+                let signed = headers
+                    .get(paraply_notify::SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                assert_eq!(signed, paraply_notify::signature(SECRET, &body), "signed");
+                let bundle: Value = serde_json::from_slice(&body).expect("a JSON notification");
+                let parameters = bundle["entry"][0]["resource"]["parameter"].clone();
+                let of = |name: &str| {
+                    parameters
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["name"] == name)
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                };
+                if of("type")["valueCode"] == "event-notification" {
+                    let number: u64 = of("events-since-subscription-start")["valueString"]
+                        .as_str()
+                        .and_then(|n| n.parse().ok())
+                        .expect("an event number");
+                    let focus = bundle["entry"][1]["fullUrl"]
+                        .as_str()
+                        .and_then(|url| url.rsplit('/').next())
+                        .unwrap_or_default()
+                        .to_owned();
+                    kept.0.lock().expect("the list").push((number, focus));
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the receiver");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Creates Patients until the server stops answering; the ids it acknowledged.
+async fn patient_writer(base: String, acknowledged: Arc<Mutex<Vec<String>>>) {
+    let client = client(Duration::from_secs(5));
+    loop {
+        let reply = client
+            .post(format!("{base}/Patient"))
+            .header("content-type", FHIR_JSON)
+            .body(json!({"resourceType": "Patient", "gender": "female"}).to_string())
+            .send()
+            .await;
+        let Ok(reply) = reply else { return };
+        if reply.status() != 201 {
+            return;
+        }
+        let Ok(body) = reply.json::<Value>().await else {
+            return;
+        };
+        if let Some(id) = body["id"].as_str() {
+            acknowledged.lock().expect("the list").push(id.to_owned());
+        }
+    }
+}
+
+/// Notifications pending when a node dies are delivered after the restart: the outbox is
+/// written in each change's own transaction, and the leases of the dead node run out.
+async fn pending_notifications_survive_sigkill_on(dir: &Path, database: &str) {
+    let config = dir.join("paraply.toml");
+    std::fs::write(
+        &config,
+        "[subscriptions]\ntimeout_seconds = 1\nretry_base_ms = 100\n",
+    )
+    .expect("write the config");
+    let (endpoint, received) = receiver().await;
+    let mut server =
+        Server::start_configured("serve", dir, "notify-0", database, Some(&config)).await;
+    let http = client(Duration::from_secs(5));
+    let subscription = json!({"resourceType": "Subscription", "status": "requested",
+        "reason": "krasch", "criteria": "Patient?gender=female",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON,
+            "extension": [{"url": paraply_notify::SIGNING_SECRET_EXTENSION, "valueString": SECRET}]}});
+    let created = http
+        .post(format!("{}/Subscription", server.base))
+        .header("content-type", FHIR_JSON)
+        .body(subscription.to_string())
+        .send()
+        .await
+        .expect("create the subscription");
+    assert_eq!(created.status(), 201);
+    // Changes are notified from the handshake on: wait for it.
+    let created: Value = created.json().await.expect("the subscription");
+    let url = format!(
+        "{}/Subscription/{}",
+        server.base,
+        created["id"].as_str().unwrap_or("")
+    );
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while get_ok(&http, &url).await["status"] != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription never became active"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..3 {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|_| tokio::spawn(patient_writer(server.base.clone(), acknowledged.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(random_in(KILL_AFTER_MS))).await;
+        server.kill();
+        for writer in writers {
+            writer.await.expect("a writer task");
+        }
+        server = Server::start_configured(
+            "serve",
+            dir,
+            &format!("notify-{}", round + 1),
+            database,
+            Some(&config),
+        )
+        .await;
+    }
+    let expected: std::collections::HashSet<String> = acknowledged
+        .lock()
+        .expect("the list")
+        .iter()
+        .cloned()
+        .collect();
+    assert!(
+        expected.len() >= 3,
+        "too few writes acknowledged to test anything"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = received.0.lock().expect("the list").clone();
+        let notified: std::collections::HashSet<&String> = got.iter().map(|(_, f)| f).collect();
+        if expected.iter().all(|id| notified.contains(id)) {
+            // At least once: a repeat carries a number already seen, so the receiver can
+            // tell; the numbers have no gaps.
+            let mut numbers: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            let last = *numbers.last().expect("some notifications");
+            assert_eq!(numbers, (1..=last).collect::<Vec<_>>(), "no gaps");
+            eprintln!(
+                "3 SIGKILLs, {} acknowledged creates, all notified ({} notifications, {} repeats)",
+                expected.len(),
+                got.len(),
+                got.len() - numbers.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged writes notified after 60 s\n{}",
+            expected.iter().filter(|id| notified.contains(id)).count(),
+            expected.len(),
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_notifications_survive_sigkill_on_sqlite() {
+    let dir = fresh_dir();
+    let database = format!("sqlite://{}", dir.join("paraply.db").display());
+    pending_notifications_survive_sigkill_on(&dir, &database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_notifications_survive_sigkill_on_postgres() {
+    let Some(db) = PostgresTestDatabase::create().await else {
+        return;
+    };
+    pending_notifications_survive_sigkill_on(&fresh_dir(), &db.url).await;
 }
