@@ -1352,3 +1352,198 @@ access_case!(
         );
     }
 );
+
+/// `Parameters` of an operation call: `(name, valueX key, value)`.
+fn operation_parameters(values: &[(&str, &str, Value)]) -> Value {
+    let parameter: Vec<Value> = values
+        .iter()
+        .map(|(name, key, value)| json!({"name": name, *key: value}))
+        .collect();
+    json!({"resourceType": "Parameters", "parameter": parameter})
+}
+
+access_case!(
+    a_sip_as_the_region_and_the_kommun_run_it_with_every_notification_arriving,
+    async |w: &World| {
+        use super::subscriptions::{Receiver, subscription};
+        use paraply_fhir::codes::{
+            HUVUDMAN_TYPE_SYSTEM, PATIENTKONTRAKT, PLAN_CATEGORY_SYSTEM, PLAN_TYPE_SYSTEM,
+        };
+        for (id, hsa, name, kind) in [
+            ("region", REGION_HSA, "Region Stockholm", "region"),
+            ("solna-stad", "SE2120001314-0001", "Solna stad", "kommun"),
+        ] {
+            let mut huvudman = organization(id, hsa, name, None);
+            huvudman["type"] =
+                json!([{"coding": [{"system": HUVUDMAN_TYPE_SYSTEM, "code": kind}]}]);
+            w.put_unrestricted(huvudman).await;
+        }
+        // Each side's system subscribes: the kommun to SIP meetings, the region to plans.
+        let (kommun, region) = (Receiver::start().await, Receiver::start().await);
+        for (who, receiver, criteria) in [
+            (Who::Maria, &kommun, "Appointment?service-type=sip-mote"),
+            (Who::Anna, &region, "CarePlan?status=active"),
+        ] {
+            let mut body = subscription(&receiver.url);
+            body["criteria"] = json!(criteria);
+            let created = w.post(who, "Subscription", &body).await;
+            assert_eq!(created.status, 201, "{}", created.text);
+            let path = format!("Subscription/{}", created.body["id"].as_str().unwrap());
+            let mut tries = 0;
+            while w.get(who, &path).await.body["status"] != "active" {
+                tries += 1;
+                assert!(tries < 200, "{who:?}'s subscription never became active");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+
+        // The region initiates: an umbrella, and the SIP as a draft with the kommun.
+        let umbrella = w
+            .post(
+                Who::Anna,
+                "CarePlan",
+                &json!({"resourceType": "CarePlan",
+            "status": "active", "intent": "plan", "title": "Patientkontrakt",
+            "category": [{"coding": [{"system": PLAN_CATEGORY_SYSTEM, "code": PATIENTKONTRAKT}]}],
+            "subject": reference("Patient/tolvan")}),
+            )
+            .await;
+        assert_eq!(umbrella.status, 201, "{}", umbrella.text);
+        let umbrella = format!("CarePlan/{}", umbrella.body["id"].as_str().unwrap());
+        let mut sip = json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
+            "title": "SIP Tolvan",
+            "category": [{"coding": [{"system": PLAN_TYPE_SYSTEM, "code": "SIP"}]}],
+            "subject": reference("Patient/tolvan"), "partOf": [reference(&umbrella)],
+            "author": reference("Organization/region"),
+            "contributor": [reference("Organization/solna-stad")]});
+        let created = w.post(Who::Anna, "CarePlan", &sip).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let sip_id = created.body["id"].as_str().unwrap().to_owned();
+        sip = created.body.clone();
+
+        // The patient consents in their own name.
+        let consent = w.post(Who::Tolvan, "Consent", &json!({"resourceType": "Consent", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": reference("Patient/tolvan"),
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+            "provision": {"type": "permit", "data": [{"meaning": "related",
+                "reference": reference(&format!("CarePlan/{sip_id}"))}]}})).await;
+        assert_eq!(consent.status, 201, "{}", consent.text);
+
+        // Activated with an effort per huvudman.
+        sip["status"] = json!("active");
+        let task = |owner: &str| {
+            json!({"resourceType": "Task", "status": "requested", "intent": "plan",
+            "for": reference("Patient/tolvan"), "basedOn": [reference(&format!("CarePlan/{sip_id}"))],
+            "owner": reference(owner)})
+        };
+        let activation = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": sip, "request": {"method": "PUT", "url": format!("CarePlan/{sip_id}")}},
+            {"resource": task("Organization/vc-solna"), "request": {"method": "POST", "url": "Task"}},
+            {"resource": task("Organization/hemsjukvard"), "request": {"method": "POST", "url": "Task"}}]});
+        let activated = w.post(Who::Anna, "", &activation).await;
+        assert_eq!(activated.status, 200, "{}", activated.text);
+
+        // The region's coordinator proposes the meeting; each answers with their own token.
+        let proposed = w
+            .post(
+                Who::Anna,
+                &format!("CarePlan/{sip_id}/$sip-meeting"),
+                &operation_parameters(&[
+                    ("start", "valueDateTime", json!("2031-03-01T09:00:00+01:00")),
+                    ("end", "valueDateTime", json!("2031-03-01T10:00:00+01:00")),
+                    (
+                        "invitee",
+                        "valueReference",
+                        reference("PractitionerRole/anna-vc"),
+                    ),
+                    (
+                        "invitee",
+                        "valueReference",
+                        reference("PractitionerRole/maria-hs"),
+                    ),
+                ]),
+            )
+            .await;
+        assert_eq!(proposed.status, 201, "{}", proposed.text);
+        let meeting = proposed.body["id"].as_str().unwrap().to_owned();
+        let respond = format!("Appointment/{meeting}/$respond");
+        let mut last = Value::Null;
+        for (who, actor) in [
+            (Who::Maria, "PractitionerRole/maria-hs"),
+            (Who::Anna, "PractitionerRole/anna-vc"),
+            (Who::Tolvan, "Patient/tolvan"),
+        ] {
+            let answered = w
+                .post(
+                    who,
+                    &respond,
+                    &operation_parameters(&[
+                        ("actor", "valueReference", reference(actor)),
+                        ("answer", "valueCode", json!("accepted")),
+                    ]),
+                )
+                .await;
+            assert_eq!(answered.status, 200, "{who:?}: {}", answered.text);
+            last = answered.body;
+        }
+        assert_eq!(last["status"], "booked");
+
+        // The kommun finds its open effort and completes it.
+        let open = w
+            .get(
+                Who::Maria,
+                "Task?owner=Organization/hemsjukvard&status=requested,accepted,in-progress",
+            )
+            .await;
+        assert_eq!(open.status, 200, "{}", open.text);
+        let mut effort = open.body["entry"][0]["resource"].clone();
+        let path = format!("Task/{}", effort["id"].as_str().unwrap());
+        for step in ["accepted", "in-progress", "completed"] {
+            effort["status"] = json!(step);
+            let reply = w
+                .send(Who::Maria, reqwest::Method::PUT, &path, Some(&effort))
+                .await;
+            assert_eq!(reply.status, 200, "{step}: {}", reply.text);
+            effort = reply.body;
+        }
+
+        // The kommun's system heard of the meeting at every step, in order, signed, by id only.
+        let events = kommun.events(4).await;
+        let numbers: Vec<u64> = events
+            .iter()
+            .map(|e| {
+                e["entry"][0]["resource"]["parameter"][3]["valueString"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4]);
+        for (n, event) in events.iter().enumerate() {
+            let focus = &event["entry"][1];
+            assert!(
+                focus["fullUrl"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("Appointment/{meeting}"))
+            );
+            assert_eq!(focus["response"]["etag"], format!("W/\"{}\"", n + 1));
+            assert!(focus.get("resource").is_none(), "no health data");
+        }
+        // The region's system heard of the umbrella and of the SIP once active.
+        let plans: Vec<String> = region
+            .events(2)
+            .await
+            .iter()
+            .map(|e| e["entry"][1]["fullUrl"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(plans[0].ends_with(&umbrella), "{plans:?}");
+        assert!(
+            plans[1].ends_with(&format!("CarePlan/{sip_id}")),
+            "{plans:?}"
+        );
+    }
+);

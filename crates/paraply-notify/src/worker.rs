@@ -194,9 +194,10 @@ impl Worker {
     }
 
     /// What a care provider's staff may see, as a subscriber: the care-provider
-    /// Organization (by its HSA-id) and its units stand in for its staff — changes of
-    /// patients whose care team, SIP team or open encounter names them or their staff, and
-    /// no spärr against them. Narrower than any
+    /// Organization (by its HSA-id), its units and their PractitionerRoles stand in for its
+    /// staff — changes of patients whose care team, SIP team or open encounter names them,
+    /// no spärr against them, and within the care-provider boundary (the resource is theirs
+    /// or names one of them). Narrower than any
     /// one of its clinicians may see, never wider. An unknown care provider sees nothing.
     async fn owner_scope(&self, care_provider: &str) -> Result<Restriction, WorkerError> {
         let query = SearchQuery::parse(
@@ -235,8 +236,27 @@ impl Worker {
                 .collect();
             units.extend(level.iter().cloned());
         }
+        // And its staff's roles: a meeting or plan naming one of them is theirs too.
+        let mut members = units.clone();
+        for chunk in units.chunks(50) {
+            let list = chunk.join(",");
+            let mut query = SearchQuery::parse(
+                ResourceType::PractitionerRole,
+                [("organization", list.as_str())],
+            )
+            .map_err(|e| WorkerError::Status(e.to_string()))?;
+            query.count = MAX_COUNT;
+            members.extend(
+                self.store()
+                    .search(&query)
+                    .await?
+                    .matches
+                    .into_iter()
+                    .map(|m| format!("PractitionerRole/{}", m.resource.id)),
+            );
+        }
         Ok(Restriction::Staff(Box::new(StaffScope {
-            members: units.clone(),
+            members,
             units,
             organizations: organizations.clone(),
             care_provider: care_provider.to_owned(),

@@ -47,6 +47,18 @@ pub fn patient_link(resource_type: ResourceType) -> PatientLink {
     }
 }
 
+/// A second way a resource of `resource_type` belongs to a patient: through the resource its
+/// `param` reference names (of the given type), whose own [`patient_link`] names the
+/// patient. A staff member's or a relative's answer to a SIP meeting (an
+/// AppointmentResponse whose `actor` is not the Patient) names no patient itself; the
+/// Appointment it answers does, and the answer is that patient's data.
+pub fn patient_link_via(resource_type: ResourceType) -> Option<(&'static str, ResourceType)> {
+    match resource_type {
+        ResourceType::AppointmentResponse => Some(("appointment", ResourceType::Appointment)),
+        _ => None,
+    }
+}
+
 /// Types that are no patient's data yet are not open to every caller: a restricted caller
 /// sees one only as staff of the care provider whose owner tag
 /// ([`paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM`]) it carries — the one that created it.

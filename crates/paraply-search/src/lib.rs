@@ -15,6 +15,7 @@ mod subset;
 
 pub use access::{
     GUARDIAN_AGE_LIMIT, PatientLink, Relatives, Restriction, StaffScope, owner_only, patient_link,
+    patient_link_via,
 };
 pub use cursor::{PageCursor, SortValue};
 pub use date::{DateRange, parse_date_range};

@@ -15,7 +15,9 @@
 
 use paraply_fhir::ResourceType;
 use paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
-use paraply_search::{PatientLink, Relatives, Restriction, StaffScope, owner_only, patient_link};
+use paraply_search::{
+    PatientLink, Relatives, Restriction, StaffScope, owner_only, patient_link, patient_link_via,
+};
 
 use crate::search::Builder;
 
@@ -35,11 +37,13 @@ impl Builder<'_> {
         let mut owned = Vec::new();
         let mut itself = Vec::new();
         let mut by_param: Vec<(&'static str, Vec<ResourceType>)> = Vec::new();
+        let mut via = Vec::new();
         for &t in types {
             match patient_link(t) {
                 PatientLink::None if owner_only(t) => owned.push(t),
                 PatientLink::None => open.push(t),
                 PatientLink::Itself => itself.push(t),
+                PatientLink::Param(_) if patient_link_via(t).is_some() => via.push(t),
                 PatientLink::Param(param) => match by_param.iter_mut().find(|(p, _)| *p == param) {
                     Some((_, list)) => list.push(t),
                     None => by_param.push((param, vec![t])),
@@ -49,8 +53,9 @@ impl Builder<'_> {
         let groups = usize::from(!open.is_empty())
             + usize::from(!owned.is_empty())
             + usize::from(!itself.is_empty())
-            + by_param.len();
-        if owned.is_empty() && itself.is_empty() && by_param.is_empty() {
+            + by_param.len()
+            + via.len();
+        if owned.is_empty() && itself.is_empty() && by_param.is_empty() && via.is_empty() {
             return None;
         }
         // One group: every row already is of a type of it, no type test needed.
@@ -73,6 +78,10 @@ impl Builder<'_> {
         for (param, list) in by_param {
             let test = self.names_allowed_patient(restriction, alias, param);
             any.push(self.of_types(alias, &list, typed, test));
+        }
+        for t in via {
+            let test = self.linked_to_allowed_patient(restriction, alias, t);
+            any.push(self.of_types(alias, &[t], typed, test));
         }
         Some(if any.len() == 1 {
             any.remove(0)
@@ -119,9 +128,31 @@ impl Builder<'_> {
         let t = self.stmt.text(resource_type.as_str());
         let param = self.stmt.text(param);
         let patient = self.stmt.text(ResourceType::Patient.as_str());
-        Some(format!(
+        let direct = format!(
             "SELECT {k}.rid FROM index_reference {k} WHERE {k}.target_id IN ({ids}) \
              AND {k}.resource_type = {t} AND {k}.param = {param} AND {k}.target_type = {patient}"
+        );
+        let Some((link, target)) = patient_link_via(resource_type) else {
+            return Some(direct);
+        };
+        let PatientLink::Param(target_param) = patient_link(target) else {
+            return Some(direct);
+        };
+        // And the rows linked to the patients' resources of the target type.
+        let (a, k2, v) = (self.alias("a"), self.alias("k"), self.alias("v"));
+        let ids = self.patient_ids(restriction)?;
+        let t = self.stmt.text(resource_type.as_str());
+        let link = self.stmt.text(link);
+        let target_type = self.stmt.text(target.as_str());
+        let target_param = self.stmt.text(target_param);
+        let patient = self.stmt.text(ResourceType::Patient.as_str());
+        Some(format!(
+            "{direct} UNION SELECT {a}.rid FROM index_reference {a} \
+             WHERE {a}.resource_type = {t} AND {a}.param = {link} AND {a}.target_type = {target_type} \
+             AND {a}.target_id IN (SELECT {v}.id FROM index_reference {k2} \
+             JOIN resource_version {v} ON {v}.seq = {k2}.rid \
+             WHERE {k2}.target_id IN ({ids}) AND {k2}.resource_type = {target_type} \
+             AND {k2}.param = {target_param} AND {k2}.target_type = {patient})"
         ))
     }
 
@@ -172,6 +203,41 @@ impl Builder<'_> {
         format!(
             "EXISTS (SELECT 1 FROM index_reference {k} WHERE {k}.rid = {alias}.seq \
              AND {k}.param = {param} AND {k}.target_type = {patient} AND {allowed})"
+        )
+    }
+
+    /// The resource `alias` (of `resource_type`, which has a [`patient_link_via`]) names a
+    /// patient the caller may see, itself or through the current version of the resource
+    /// its link reference names (staff: rule 3 checked on `alias` itself).
+    fn linked_to_allowed_patient(
+        &mut self,
+        restriction: &Restriction,
+        alias: &str,
+        resource_type: ResourceType,
+    ) -> String {
+        let direct = match patient_link(resource_type) {
+            PatientLink::Param(param) => self.names_allowed_patient(restriction, alias, param),
+            _ => "FALSE".to_owned(),
+        };
+        let Some((link, target)) = patient_link_via(resource_type) else {
+            return direct;
+        };
+        let PatientLink::Param(target_param) = patient_link(target) else {
+            return direct;
+        };
+        let (a, v, k) = (self.alias("a"), self.alias("v"), self.alias("k"));
+        let link = self.stmt.text(link);
+        let target_type = self.stmt.text(target.as_str());
+        let target_param = self.stmt.text(target_param);
+        let patient = self.stmt.text(ResourceType::Patient.as_str());
+        let allowed = self.patient_allowed(restriction, &format!("{k}.target_id"), Some(alias));
+        format!(
+            "({direct} OR EXISTS (SELECT 1 FROM index_reference {a} \
+             JOIN resource_version {v} ON {v}.resource_type = {a}.target_type \
+             AND {v}.id = {a}.target_id AND {v}.is_current \
+             JOIN index_reference {k} ON {k}.rid = {v}.seq \
+             WHERE {a}.rid = {alias}.seq AND {a}.param = {link} AND {a}.target_type = {target_type} \
+             AND {k}.param = {target_param} AND {k}.target_type = {patient} AND {allowed}))"
         )
     }
 
