@@ -32,7 +32,7 @@ const DISPATCH_BATCH: u32 = 500;
 /// Subscriptions one delivery round claims, delivered concurrently.
 const CLAIMS_PER_ROUND: u32 = 16;
 /// Notifications sent per claim, in order, before the lease is given back.
-const NOTIFICATIONS_PER_CLAIM: u32 = 20;
+const NOTIFICATIONS_PER_CLAIM: u32 = 100;
 /// How many levels of units below a care provider its subscriptions speak for.
 const UNIT_DEPTH: usize = 3;
 /// The longest wait between retries.
@@ -334,17 +334,29 @@ impl Worker {
             return Ok(self.outbox.discard(id).await?);
         };
         let mut failures = claim.failures;
+        let mut delivered = Vec::with_capacity(claim.notifications.len());
+        let started = std::time::Instant::now();
         for notification in &claim.notifications {
+            // The lease lasts three timeouts: stop while one more send still fits in it.
+            if started.elapsed() > self.settings.timeout * 2 {
+                break;
+            }
             match self.send(&subscription, id, notification).await {
                 Ok(()) => {
-                    self.outbox.delivered(id, notification.seq).await?;
+                    delivered.push(notification.seq);
                     failures = 0;
                     if subscription.status != Status::Active {
+                        self.outbox
+                            .delivered(id, &std::mem::take(&mut delivered))
+                            .await?;
                         self.set_status(id, Status::Active, None).await?;
                         subscription.status = Status::Active;
                     }
                 }
                 Err(reason) => {
+                    self.outbox
+                        .delivered(id, &std::mem::take(&mut delivered))
+                        .await?;
                     failures += 1;
                     let wait = self.backoff(failures);
                     let failures = self
@@ -364,6 +376,7 @@ impl Worker {
                 }
             }
         }
+        self.outbox.delivered(id, &delivered).await?;
         Ok(())
     }
 

@@ -39,7 +39,6 @@ const COUNT_EVENTS: &str = "UPDATE subscription_delivery SET events = events + $
      WHERE subscription_id = $1 RETURNING events";
 const PENDING: &str = "SELECT seq, event_number, kind, focus, created \
      FROM subscription_notification WHERE subscription_id = $1 ORDER BY seq LIMIT $2";
-const DELIVERED: &str = "DELETE FROM subscription_notification WHERE seq = $1";
 const RESET_FAILURES: &str = "UPDATE subscription_delivery SET failures = 0, next_attempt = 0 \
      WHERE subscription_id = $1";
 const FAILED: &str = "UPDATE subscription_delivery \
@@ -281,10 +280,23 @@ where
         Ok(claims)
     }
 
-    async fn delivered(pool: &Pool<DB>, subscription_id: &str, seq: i64) -> Result<(), StoreError> {
+    async fn delivered(
+        pool: &Pool<DB>,
+        subscription_id: &str,
+        seqs: &[i64],
+    ) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
         let mut tx = pool.begin().await.map_err(db_error)?;
-        sqlx::query(DELIVERED)
-            .bind(seq)
+        let rows: Vec<[i64; 1]> = seqs.iter().map(|seq| [*seq]).collect();
+        let delete = DB::JSON_ROWS.statement(&rows, |seqs| {
+            format!(
+                "DELETE FROM subscription_notification WHERE seq IN \
+                 (SELECT CAST(value ->> 0 AS BIGINT) FROM {seqs})"
+            )
+        });
+        Sql::<DB>::bind(delete)?
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -375,9 +387,9 @@ macro_rules! outbox_store {
             async fn delivered(
                 &self,
                 subscription_id: &ResourceId,
-                seq: i64,
+                seqs: &[i64],
             ) -> Result<(), StoreError> {
-                Outbox::<$db>::delivered(&self.$pool, subscription_id.as_str(), seq).await
+                Outbox::<$db>::delivered(&self.$pool, subscription_id.as_str(), seqs).await
             }
 
             async fn delivery_failed(

@@ -120,9 +120,11 @@ pub trait OutboxStore: Send + Sync + 'static {
         per_subscription: u32,
     ) -> Result<Vec<DeliveryClaim>, StoreError>;
 
-    /// The notification `seq` was delivered: it leaves the queue and the failures count
-    /// starts again.
-    async fn delivered(&self, subscription_id: &ResourceId, seq: i64) -> Result<(), StoreError>;
+    /// The notifications `seqs` were delivered: they leave the queue and the failures
+    /// count starts again. One statement for a claim's run of deliveries: a node that dies
+    /// before it records them sends them again (at least once, with their numbers).
+    async fn delivered(&self, subscription_id: &ResourceId, seqs: &[i64])
+    -> Result<(), StoreError>;
 
     /// An attempt failed: counts it and waits until `next_attempt`; returns the failures in
     /// a row.
