@@ -1303,6 +1303,9 @@ access_case!(
         for (who, receiver) in [(Who::Anna, &region), (Who::Maria, &kommun)] {
             let mut body = subscription(&receiver.url);
             body["criteria"] = json!("CarePlan?status=active");
+            // With the resource itself, where the subscriber may read it.
+            body["channel"]["_payload"] = json!({"extension": [{
+                "url": paraply_notify::PAYLOAD_CONTENT_EXTENSION, "valueCode": "full-resource"}]});
             let created = w.post(who, "Subscription", &body).await;
             assert_eq!(created.status, 201, "{who:?}: {}", created.text);
             ids.push((who, created.body["id"].as_str().unwrap().to_owned()));
@@ -1344,6 +1347,10 @@ access_case!(
             "the region sees both"
         );
         let kommun_events = kommun.events(1).await;
+        assert_eq!(
+            kommun_events[0]["entry"][1]["resource"]["id"], "sip-tolvan",
+            "the SIP itself, which the kommun may read"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         assert_eq!(
             focus(kommun.events(1).await),

@@ -383,3 +383,23 @@ async fn two_nodes_deliver_each_notification_once_in_order() {
     }
     database.remove().await;
 }
+
+on_both_backends_with!(
+    full_resource_notifications_carry_the_version_the_subscriber_may_read,
+    config(),
+    async |s: &TestServer| {
+        let receiver = Receiver::start().await;
+        let mut body = subscription(&receiver.url);
+        body["channel"]["_payload"] = json!({"extension": [{
+            "url": paraply_notify::PAYLOAD_CONTENT_EXTENSION, "valueCode": "full-resource"}]});
+        let id = s.create(&body).await;
+        wait_for_status(s, &id, "active").await;
+        let woman = patient(s, "female").await;
+        let event = &receiver.events(1).await[0];
+        let resource = &event["entry"][1]["resource"];
+        assert_eq!(resource["id"], woman.as_str(), "{event}");
+        assert_eq!(resource["meta"]["versionId"], "1");
+        let shown = event.to_string();
+        paraply_fhir_validator::assert_valid(&[("full-resource.json", shown.as_str())]);
+    }
+);

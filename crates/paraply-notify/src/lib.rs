@@ -13,8 +13,9 @@
 //!   subscription written as `requested` gets a handshake, and becomes `active` once its
 //!   endpoint accepts it.
 //!
-//! Notifications are id-only or empty: no health data leaves the server in them; the
-//! receiver reads the resource with its own token, under the access rules.
+//! Notifications are id-only by default (no health data leaves the server); a
+//! full-resource subscription gets the changed version only where its care provider may
+//! read it at delivery time under the access rules.
 
 mod check;
 mod endpoint;

@@ -18,13 +18,16 @@ const STATUS_PROFILE: &str = "http://hl7.org/fhir/uv/subscriptions-backport/Stru
 const NOTIFICATION_PROFILE: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-notification-r4";
 
 /// The Bundle of `notification` for subscription `subscription_url` (absolute), whose
-/// status is `status`; entries' URLs are under `base` (the public FHIR base).
+/// status is `status`; entries' URLs are under `base` (the public FHIR base). `resource` is
+/// the changed version for a full-resource payload the subscriber may read (`None`: the
+/// entry names it only).
 pub fn bundle(
     base: &str,
     subscription_url: &str,
     status: Status,
     payload: Payload,
     notification: &Notification,
+    resource: Option<Value>,
     now: OffsetDateTime,
 ) -> Value {
     let timestamp = paraply_core::format_instant(now);
@@ -45,7 +48,7 @@ pub fn bundle(
             json!({"name": "timestamp",
                    "valueInstant": paraply_core::format_instant(notification.created)}),
         ];
-        if payload == Payload::IdOnly {
+        if payload != Payload::Empty {
             parts.push(json!({"name": "focus", "valueReference": {"reference": format!("{base}/{focus}")}}));
         }
         parameters.push(json!({"name": "notification-event", "part": parts}));
@@ -62,17 +65,21 @@ pub fn bundle(
         "request": {"method": "GET", "url": format!("{subscription_url}/$status")},
         "response": {"status": "200"},
     })];
-    if let (Some(focus), Payload::IdOnly) = (focus, payload) {
+    if let Some(focus) = focus.filter(|_| payload != Payload::Empty) {
         // `Type/id/_history/version`: the version tells a create from an update.
         let (current, version) = focus.split_once("/_history/").unwrap_or((focus, "1"));
         let created = version == "1";
-        entries.push(json!({
+        let mut entry = json!({
             "fullUrl": format!("{base}/{current}"),
             "request": {"method": if created { "POST" } else { "PUT" },
                         "url": if created { current.split('/').next().unwrap_or(current) } else { current }},
             "response": {"status": if created { "201" } else { "200" },
                          "etag": format!("W/\"{version}\"")},
-        }));
+        });
+        if let Some(resource) = resource.filter(|_| payload == Payload::FullResource) {
+            entry["resource"] = resource;
+        }
+        entries.push(entry);
     }
     json!({
         "resourceType": "Bundle",
@@ -152,6 +159,7 @@ mod tests {
             Status::Requested,
             Payload::IdOnly,
             &notification(NotificationKind::Handshake, 0, None),
+            None,
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(body["entry"].as_array().unwrap().len(), 1);

@@ -61,6 +61,9 @@ pub enum Payload {
     Empty,
     /// The changed resource's URL and version only: no health data leaves the server.
     IdOnly,
+    /// The changed version itself, when the subscriber's care provider may read it at
+    /// delivery time under the access rules; otherwise as [`Payload::IdOnly`].
+    FullResource,
 }
 
 /// The search a subscription's criteria name: the type and its query pairs.
@@ -277,12 +280,7 @@ fn payload(channel: Option<&Map<String, Value>>) -> Result<Payload, Refusal> {
     match content.as_deref() {
         None | Some("id-only") => Ok(Payload::IdOnly),
         Some("empty") => Ok(Payload::Empty),
-        // Deciding at delivery time whether the subscriber's organization may read the
-        // resource is not built yet; sending it regardless would leak health data.
-        Some("full-resource") => Err(refuse(
-            at,
-            "full-resource notifications are not offered: use id-only and read the resource with your own token",
-        )),
+        Some("full-resource") => Ok(Payload::FullResource),
         Some(other) => Err(refuse(at, format!("unknown payload content '{other}'"))),
     }
 }

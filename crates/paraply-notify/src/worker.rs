@@ -25,7 +25,7 @@ use url::Host;
 
 use crate::NotifySettings;
 use crate::notification::{SIGNATURE_HEADER, bundle, signature};
-use crate::subscription::{Status, Subscription};
+use crate::subscription::{Payload, Status, Subscription};
 
 /// Changes one dispatch round takes from the queue.
 const DISPATCH_BATCH: u32 = 500;
@@ -333,6 +333,13 @@ impl Worker {
         else {
             return Ok(self.outbox.discard(id).await?);
         };
+        // Whose access decides what a full-resource notification may carry.
+        let scope = match stored.as_ref().and_then(owner_of) {
+            Some(care_provider) if subscription.payload == Payload::FullResource => {
+                Some(self.owner_scope(&care_provider).await?)
+            }
+            _ => None,
+        };
         let mut failures = claim.failures;
         let mut delivered = Vec::with_capacity(claim.notifications.len());
         let started = std::time::Instant::now();
@@ -341,7 +348,10 @@ impl Worker {
             if started.elapsed() > self.settings.timeout * 2 {
                 break;
             }
-            match self.send(&subscription, id, notification).await {
+            let resource = self
+                .full_resource(&subscription, scope.as_ref(), notification)
+                .await?;
+            match self.send(&subscription, id, notification, resource).await {
                 Ok(()) => {
                     delivered.push(notification.seq);
                     failures = 0;
@@ -388,12 +398,43 @@ impl Worker {
             .min(MAX_BACKOFF)
     }
 
+    /// The changed version for a full-resource notification, if the subscriber may read it
+    /// now: a system client's subscription (no owner) always, a care provider's under its
+    /// access rules ([`Worker::owner_scope`]). `None` sends the notification id-only.
+    async fn full_resource(
+        &self,
+        subscription: &Subscription,
+        scope: Option<&Restriction>,
+        notification: &Notification,
+    ) -> Result<Option<Value>, WorkerError> {
+        if subscription.payload != Payload::FullResource {
+            return Ok(None);
+        }
+        let Some((resource_type, id, version)) =
+            notification.focus.as_deref().and_then(parse_focus)
+        else {
+            return Ok(None);
+        };
+        if let Some(scope) = scope
+            && !self.store().visible(resource_type, &id, scope).await?
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .store()
+            .vread(resource_type, &id, version)
+            .await?
+            .and_then(|stored| stored.body)
+            .and_then(|body| serde_json::from_str(&body).ok()))
+    }
+
     /// Sends one notification; `Err` with the reason when it was not accepted (a 2xx).
     async fn send(
         &self,
         subscription: &Subscription,
         id: &ResourceId,
         notification: &Notification,
+        resource: Option<Value>,
     ) -> Result<(), String> {
         let base = self.fhir.base_url();
         let body = bundle(
@@ -402,6 +443,7 @@ impl Worker {
             subscription.status,
             subscription.payload,
             notification,
+            resource,
             OffsetDateTime::now_utc(),
         );
         let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
@@ -488,6 +530,17 @@ impl Worker {
             Err(error) => Err(WorkerError::Status(error.to_string())),
         }
     }
+}
+
+/// `Type/id/_history/version`, typed.
+fn parse_focus(focus: &str) -> Option<(ResourceType, ResourceId, paraply_fhir::VersionId)> {
+    let (current, version) = focus.split_once("/_history/")?;
+    let (resource_type, id) = current.split_once('/')?;
+    Some((
+        resource_type.parse().ok()?,
+        id.parse().ok()?,
+        version.parse().ok()?,
+    ))
 }
 
 /// The care provider a stored resource's owner tag names.
