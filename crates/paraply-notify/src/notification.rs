@@ -133,6 +133,7 @@ mod tests {
                 7,
                 Some("Appointment/a1/_history/2"),
             ),
+            None,
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(body["type"], "history");
@@ -159,6 +160,7 @@ mod tests {
             Status::Requested,
             Payload::IdOnly,
             &notification(NotificationKind::Handshake, 0, None),
+            None,
             None,
             OffsetDateTime::UNIX_EPOCH,
         );
