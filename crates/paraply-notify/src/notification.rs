@@ -161,7 +161,6 @@ mod tests {
             Payload::IdOnly,
             &notification(NotificationKind::Handshake, 0, None),
             None,
-            None,
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(body["entry"].as_array().unwrap().len(), 1);
