@@ -1496,6 +1496,26 @@ access_case!(
             last = answered.body;
         }
         assert_eq!(last["status"], "booked");
+        // Each answer is Tolvan's data: the kommun's answer is in his access log.
+        let answers = w.get(Who::System, &format!("AppointmentResponse?appointment=Appointment/{meeting}&actor=PractitionerRole/maria-hs")).await;
+        let answer = answers.body["entry"][0]["resource"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let logged = w
+            .get(
+                Who::System,
+                &format!("AuditEvent?patient=Patient/tolvan&entity=AppointmentResponse/{answer}"),
+            )
+            .await;
+        assert_eq!(logged.status, 200, "{}", logged.text);
+        assert!(
+            logged.body["entry"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty()),
+            "{}",
+            logged.text
+        );
 
         // The kommun finds its open effort and completes it.
         let open = w

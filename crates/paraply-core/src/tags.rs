@@ -86,6 +86,26 @@ pub(crate) fn patients_of_value(
     }
 }
 
+/// The resource a body's second patient link ([`paraply_search::patient_link_via`]) names:
+/// the Appointment an AppointmentResponse answers. Its patients are the body's too.
+pub(crate) fn linked_via(
+    resource_type: ResourceType,
+    body: &str,
+) -> Option<(ResourceType, ResourceId)> {
+    let (param, target) = paraply_search::patient_link_via(resource_type)?;
+    let value: Value = serde_json::from_str(body).ok()?;
+    param_rows(resource_type, &[param], &value)
+        .into_iter()
+        .find_map(|row| match row.value {
+            IndexValue::Reference {
+                target_type: Some(found),
+                target_id: Some(id),
+                ..
+            } if found == target => id.parse().ok().map(|id| (target, id)),
+            _ => None,
+        })
+}
+
 /// The patients a body names through its patient link (none for a Patient itself).
 pub(crate) fn patients_of_body(resource_type: ResourceType, value: &Value) -> Vec<ResourceId> {
     match patient_link(resource_type) {

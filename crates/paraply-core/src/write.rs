@@ -31,7 +31,7 @@ use crate::error::CoreError;
 use crate::provenance::{ProvenanceActivity, stage_provenance};
 use crate::request::Interaction;
 use crate::rules::{Change, DerivedWrite};
-use crate::tags::{owner_of, patients_of};
+use crate::tags::{linked_via, owner_of, patients_of};
 use crate::validation::Validator;
 use crate::versions::{Validation, write_in};
 
@@ -339,14 +339,11 @@ impl Fhir {
         if access.is_some()
             && let Outcome::Resource { resource, .. } = outcome
         {
+            let patients = patients_written(tx.store(), &resource).await?;
             tx.written.push((
                 cause,
                 Written {
-                    patients: resource
-                        .body
-                        .as_deref()
-                        .map(|body| patients_of(resource.resource_type, &resource.id, body))
-                        .unwrap_or_default(),
+                    patients,
                     resource_type: resource.resource_type,
                     id: resource.id,
                     owner: OwnerCheck::ServerWrite,
@@ -445,11 +442,7 @@ pub(crate) async fn write_checked(
             id: resource.id.clone(),
             owner: OwnerCheck::Expected(expected_owner),
             deleted: false,
-            patients: resource
-                .body
-                .as_deref()
-                .map(|body| patients_of(resource.resource_type, &resource.id, body))
-                .unwrap_or_default(),
+            patients: patients_written(tx.store(), resource).await?,
             logged,
         }),
         Outcome::Deleted => target.map(|(resource_type, id)| Written {
@@ -568,4 +561,33 @@ fn is_deny_consent(body: &str) -> bool {
                 .map(|kind| kind == "deny")
         })
         .unwrap_or(false)
+}
+
+/// The patients a written version belongs to, for its access-log entry: those its body
+/// names, or, for a staff member's answer to a SIP meeting, those of the Appointment it
+/// answers (its second patient link), read in the write's own transaction.
+async fn patients_written(
+    tx: &mut dyn StoreTx,
+    resource: &StoredResource,
+) -> Result<Vec<ResourceId>, CoreError> {
+    let Some(body) = resource.body.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let patients = patients_of(resource.resource_type, &resource.id, body);
+    if !patients.is_empty() {
+        return Ok(patients);
+    }
+    let Some((target_type, target_id)) = linked_via(resource.resource_type, body) else {
+        return Ok(patients);
+    };
+    Ok(tx
+        .read(target_type, &target_id)
+        .await?
+        .and_then(|linked| {
+            linked
+                .body
+                .as_deref()
+                .map(|linked_body| patients_of(target_type, &target_id, linked_body))
+        })
+        .unwrap_or_default())
 }
