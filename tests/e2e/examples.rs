@@ -27,6 +27,8 @@ fn served_examples() -> Vec<(String, Value)> {
         "PractitionerRole",
         "Provenance",
         "RelatedPerson",
+        "Schedule",
+        "Slot",
         // Not Subscription: the official examples name endpoints on hosts this server is
         // not configured to deliver to and carry no signing secret, both of which Paraply
         // refuses (e2e/subscriptions.rs).

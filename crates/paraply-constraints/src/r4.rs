@@ -1379,6 +1379,8 @@ pub const TYPES_WITHOUT_DEFINITION: &[&str] = &[
     "DocumentReference",
     "HealthcareService",
     "Location",
+    "Schedule",
+    "Slot",
 ];
 
 /// Invariants deliberately not checked, with the reason.

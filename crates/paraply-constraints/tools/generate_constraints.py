@@ -23,7 +23,7 @@ TARGET = os.path.join(HERE, "..", "src", "r4.rs")
 SERVED = """Appointment AppointmentResponse AuditEvent CarePlan CareTeam Communication
 CommunicationRequest Composition Consent DocumentReference Encounter Goal HealthcareService
 Location Organization Patient Practitioner PractitionerRole Provenance RelatedPerson
-Subscription Task""".split()
+Schedule Slot Subscription Task""".split()
 
 # key -> why it is not checked. Keep in step with the skip list in src/lib.rs docs.
 SKIPPED = {

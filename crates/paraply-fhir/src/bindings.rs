@@ -145,6 +145,16 @@ pub const REQUIRED_BINDINGS: &[(&str, &[&str])] = &[
     ),
     ("RelatedPerson.gender", GENDER),
     (
+        "Slot.status",
+        &[
+            "busy",
+            "free",
+            "busy-unavailable",
+            "busy-tentative",
+            "entered-in-error",
+        ],
+    ),
+    (
         "Subscription.status",
         &["requested", "active", "error", "off"],
     ),
@@ -245,6 +255,11 @@ pub const REQUIRED_ELEMENTS: &[&str] = &[
     "Provenance.target",
     "RelatedPerson.communication.language",
     "RelatedPerson.patient",
+    "Schedule.actor",
+    "Slot.end",
+    "Slot.schedule",
+    "Slot.start",
+    "Slot.status",
     "Subscription.channel",
     "Subscription.channel.type",
     "Subscription.criteria",

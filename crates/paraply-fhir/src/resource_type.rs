@@ -56,6 +56,8 @@ resource_types!(
     PractitionerRole,
     Provenance,
     RelatedPerson,
+    Schedule,
+    Slot,
     Subscription,
     Task,
 );

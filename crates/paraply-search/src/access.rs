@@ -43,6 +43,8 @@ pub fn patient_link(resource_type: ResourceType) -> PatientLink {
         | T::Organization
         | T::Practitioner
         | T::PractitionerRole
+        | T::Schedule
+        | T::Slot
         | T::Subscription => PatientLink::None,
     }
 }
