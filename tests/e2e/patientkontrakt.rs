@@ -1073,3 +1073,222 @@ on_both_backends!(
         assert_eq!(found(&waiting), vec!["CarePlan/sip"]);
     }
 );
+
+fn slot(id: &str, start: &str, end: &str, status: &str) -> Value {
+    json!({"resourceType": "Slot", "id": id, "status": status,
+           "schedule": {"reference": "Schedule/vc-schema"},
+           "serviceType": [{"text": "Återbesök"}],
+           "start": start, "end": end})
+}
+
+fn answer_as_patient(appointment: &str, status: &str, wish: Option<(&str, &str)>) -> Value {
+    let mut answer = response(appointment, status);
+    if let Some((start, end)) = wish {
+        answer["start"] = json!(start);
+        answer["end"] = json!(end);
+    }
+    answer
+}
+
+on_both_backends!(
+    a_booking_system_finds_holds_and_books_an_agreed_time,
+    async |s: &TestServer| {
+        scene(s).await;
+        let mut entries = vec![put(
+            json!({"resourceType": "Schedule", "id": "vc-schema", "active": true,
+            "actor": [{"reference": "PractitionerRole/lakare"}]}),
+        )];
+        for (id, start, end, status) in [
+            (
+                "s0",
+                "2031-03-03T08:40:00+01:00",
+                "2031-03-03T09:00:00+01:00",
+                "busy",
+            ),
+            (
+                "s1",
+                "2031-03-03T09:00:00+01:00",
+                "2031-03-03T09:20:00+01:00",
+                "free",
+            ),
+            (
+                "s2",
+                "2031-03-03T09:20:00+01:00",
+                "2031-03-03T09:40:00+01:00",
+                "free",
+            ),
+            (
+                "s3",
+                "2031-03-03T09:40:00+01:00",
+                "2031-03-03T10:00:00+01:00",
+                "free",
+            ),
+        ] {
+            entries.push(put(slot(id, start, end, status)));
+        }
+        let published = s
+            .post(
+                "",
+                &json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+            )
+            .await;
+        assert_eq!(published.status, 200, "{}", published.text);
+
+        let find = "Appointment/$find?actor=PractitionerRole/lakare&start=2031-03-01&end=2031-03-31&patient=Patient/p";
+        let slots_found = |reply: &Reply| -> Vec<String> {
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.body["entry"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| {
+                            e["resource"]["slot"][0]["reference"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let found = s.get(find).await;
+        assert_eq!(
+            slots_found(&found),
+            vec!["Slot/s1", "Slot/s2", "Slot/s3"],
+            "free times only, in order"
+        );
+        let first = &found.body["entry"][0]["resource"];
+        assert_eq!(first["status"], "proposed");
+        assert_eq!(first["participant"][0]["actor"]["reference"], "Patient/p");
+        // Paged.
+        let page = s.get(&format!("{find}&_count=2")).await;
+        assert_eq!(slots_found(&page).len(), 2);
+        let next = page.body["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let next = next.strip_prefix(&format!("{}/", s.base)).unwrap_or(&next);
+        assert_eq!(slots_found(&s.get(next).await), vec!["Slot/s3"]);
+
+        // Held for the patient: no one else is offered it.
+        let hold = |slot: &str, appointment: Option<&str>| {
+            let mut parameter = vec![
+                json!({"name": "slot", "valueReference": {"reference": slot}}),
+                json!({"name": "patient", "valueReference": {"reference": "Patient/p"}}),
+            ];
+            if let Some(appointment) = appointment {
+                parameter.push(
+                    json!({"name": "appointment", "valueReference": {"reference": appointment}}),
+                );
+            }
+            json!({"resourceType": "Parameters", "parameter": parameter})
+        };
+        let held = s.post("Appointment/$hold", &hold("Slot/s1", None)).await;
+        assert_eq!(held.status, 201, "{}", held.text);
+        let appointment = held.body["id"].as_str().unwrap().to_owned();
+        assert_eq!(s.get("Slot/s1").await.body["status"], "busy-tentative");
+        assert_eq!(slots_found(&s.get(find).await), vec!["Slot/s2", "Slot/s3"]);
+        let again = s.post("Appointment/$hold", &hold("Slot/s1", None)).await;
+        assert_eq!(again.status, 409, "{}", again.text);
+
+        // Not booked before the patient accepts (I9).
+        let early = s
+            .post(
+                &format!("Appointment/{appointment}/$book"),
+                &json!({"resourceType": "Parameters"}),
+            )
+            .await;
+        assert_eq!(rule_of(&early), "paraply-I9");
+
+        // 32 at once for one time: exactly one wins.
+        let race = hold("Slot/s2", None);
+        let racers = (0..32).map(|_| s.post("Appointment/$hold", &race));
+        let statuses: Vec<u16> = join_all(racers).await.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            31,
+            "{statuses:?}"
+        );
+
+        // The patient accepts: booked, the time busy.
+        let path = format!("Appointment/{appointment}");
+        assert_eq!(
+            s.post(
+                "AppointmentResponse",
+                &answer_as_patient(&appointment, "accepted", None)
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(s.get(&path).await.body["status"], "booked");
+        assert_eq!(s.get("Slot/s1").await.body["status"], "busy");
+        let booked = s
+            .post(
+                &format!("{path}/$book"),
+                &json!({"resourceType": "Parameters"}),
+            )
+            .await;
+        assert_eq!(booked.status, 200, "{}", booked.text);
+        assert_eq!(booked.body["status"], "booked");
+
+        // Another time, asked for by the patient: the booking moves, the old time is free.
+        let wish = Some(("2031-03-03T09:40:00+01:00", "2031-03-03T10:00:00+01:00"));
+        assert_eq!(
+            s.post(
+                "AppointmentResponse",
+                &answer_as_patient(&appointment, "tentative", wish)
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(s.get(&path).await.body["status"], "pending");
+        let moved = s
+            .post(
+                "Appointment/$hold",
+                &hold("Slot/s3", Some(&format!("Appointment/{appointment}"))),
+            )
+            .await;
+        assert_eq!(moved.status, 200, "{}", moved.text);
+        assert_eq!(moved.body["start"], "2031-03-03T09:40:00+01:00");
+        assert_eq!(
+            s.get("Slot/s1").await.body["status"],
+            "free",
+            "the old time is free again"
+        );
+        assert_eq!(
+            s.post(
+                "AppointmentResponse",
+                &answer_as_patient(&appointment, "accepted", None)
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(s.get(&path).await.body["status"], "booked");
+        assert_eq!(s.get("Slot/s3").await.body["status"], "busy");
+        assert_eq!(
+            slots_found(&s.get(find).await),
+            vec!["Slot/s1"],
+            "s2 is held by the race's winner"
+        );
+
+        // Cancelled: the time is offered again.
+        let mut cancelled = s.get(&path).await.body;
+        cancelled["status"] = json!("cancelled");
+        assert_eq!(s.put(&path, &cancelled).await.status, 200);
+        assert_eq!(s.get("Slot/s3").await.body["status"], "free");
+    }
+);

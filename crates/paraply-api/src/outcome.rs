@@ -60,7 +60,7 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             StatusCode::BAD_REQUEST,
             vec![Issue::error(IssueType::NotSupported, search.to_string()).at(search.parameter())],
         ),
-        Conflict { .. } => plain(StatusCode::CONFLICT, IssueType::Conflict),
+        Conflict { .. } | Taken { .. } => plain(StatusCode::CONFLICT, IssueType::Conflict),
         RuleBroken { .. } => plain(StatusCode::UNPROCESSABLE_ENTITY, IssueType::BusinessRule),
         Transaction {
             index,
@@ -203,6 +203,12 @@ mod tests {
                 CoreError::Conflict {
                     resource_type: t,
                     id: id(),
+                },
+                409,
+            ),
+            (
+                CoreError::Taken {
+                    message: "taken".into(),
                 },
                 409,
             ),

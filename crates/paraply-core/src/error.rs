@@ -83,6 +83,10 @@ pub enum CoreError {
         resource_type: ResourceType,
         id: ResourceId,
     },
+    /// What the request asks for is already taken by someone else (a time another patient
+    /// holds or has booked): asking again will not help, choosing another will.
+    #[error("{message}")]
+    Taken { message: String },
     /// A write would break a rule across resources (DOMAIN.md §4): `rule` is its code
     /// (`paraply-I1`), `resource` the resource in conflict with it.
     #[error("{rule}: {message}")]

@@ -10,6 +10,11 @@ pub const CANONICAL_BASE: &str = "https://paraply.se/fhir";
 pub const SUBSCRIPTION_SIGNING_SECRET_EXTENSION: &str =
     "https://paraply.se/fhir/StructureDefinition/subscription-signing-secret";
 
+/// The extension on a `busy-tentative` Slot saying until when it is held (`$hold`); after
+/// that instant the time counts as free again, without anyone acting.
+pub const SLOT_HELD_UNTIL_EXTENSION: &str =
+    "https://paraply.se/fhir/StructureDefinition/slot-held-until";
+
 /// Paraply's plan-category code system: `patientkontrakt`.
 pub const PLAN_CATEGORY_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/plan-category";
 pub const PATIENTKONTRAKT: &str = "patientkontrakt";

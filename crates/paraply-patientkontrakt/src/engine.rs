@@ -20,9 +20,12 @@ use time::OffsetDateTime;
 use crate::agreed_time::{self, Responder};
 use crate::kind::{consent_in_force, is_sip_meeting};
 use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
+use crate::scheduling;
 use crate::sip;
 
+mod parameters;
 mod plan;
+mod scheduling_operations;
 mod sip_operations;
 
 /// Largest page the rules and the document read at once; a patient's plan is far smaller,
@@ -37,11 +40,18 @@ const MAX_PART_OF_DEPTH: usize = 6;
 pub fn extensions(settings: RuleSettings) -> Extensions {
     Extensions {
         checks: vec![Arc::new(Profiles)],
-        rules: vec![Arc::new(Patientkontrakt { settings })],
+        rules: vec![Arc::new(Patientkontrakt {
+            settings: settings.clone(),
+        })],
         operations: vec![
             Arc::new(plan::PatientkontraktOperation),
             Arc::new(sip_operations::SipMeetingOperation),
             Arc::new(sip_operations::RespondOperation),
+            Arc::new(scheduling_operations::FindOperation),
+            Arc::new(scheduling_operations::HoldOperation {
+                hold_minutes: settings.hold_minutes,
+            }),
+            Arc::new(scheduling_operations::BookOperation),
         ],
         conformance: Some(Arc::new(Catalog)),
     }
@@ -155,6 +165,14 @@ impl WriteRule for Patientkontrakt {
         }
         for (patient, consents) in &withdrawn {
             derived.extend(holds(tx, patient, consents, changes, today).await?);
+        }
+        for change in changes {
+            if change.resource_type == ResourceType::Appointment
+                && let Some(after) = change.after.as_deref()
+            {
+                let before = change.before.as_deref().map(parse).transpose()?;
+                derived.extend(slots_follow(tx, change, before.as_ref(), &parse(after)?).await?);
+            }
         }
         let types: Vec<ResourceType> = changes.iter().map(|c| c.resource_type).collect();
         let rules = rules::rules_for(&types);
@@ -338,6 +356,49 @@ async fn huvudman_of(
         }
     }
     Ok(found)
+}
+
+/// An appointment's Slots follow it, in the same transaction: booked (a patient's
+/// acceptance, `$book`, any client's update) makes them busy, cancelled makes them free —
+/// so the times `$find` offers never include a booked one, and a cancelled time is offered
+/// again.
+async fn slots_follow(
+    tx: &mut dyn StoreTx,
+    change: &Change,
+    before: Option<&Value>,
+    after: &Value,
+) -> Result<Vec<DerivedWrite>, CoreError> {
+    let Some(wanted) = scheduling::slot_status_for(after) else {
+        return Ok(Vec::new());
+    };
+    if before.and_then(scheduling::slot_status_for) == Some(wanted) {
+        return Ok(Vec::new());
+    }
+    let mut derived = Vec::new();
+    for slot in scheduling::slots_of(after) {
+        let Some((ResourceType::Slot, id)) = split_reference(&slot) else {
+            continue;
+        };
+        let Some(current) = tx
+            .read(ResourceType::Slot, &id)
+            .await?
+            .filter(|c| !c.is_deleted())
+        else {
+            continue;
+        };
+        if let Some(body) =
+            scheduling::with_status(&parse(current.body.as_deref().unwrap_or("{}"))?, wanted)
+        {
+            derived.push(DerivedWrite {
+                resource_type: ResourceType::Slot,
+                id,
+                body,
+                if_match: current.version_id,
+                cause: (ResourceType::Appointment, change.id.clone()),
+            });
+        }
+    }
+    Ok(derived)
 }
 
 /// A withdrawn SIP consent puts the active SIP it named on hold, in the same transaction:

@@ -2,6 +2,7 @@
 //! Its judgements are pure — no IO, no async, no database:
 //! - [`rules`]: the cross-resource invariants I1–I10, judged over one patient's state;
 //! - [`agreed_time`]: how an `AppointmentResponse` changes the Appointment it answers;
+//! - [`scheduling`]: booking times (free, held and busy Slots; a found time);
 //! - [`sip`]: the SIP workflow (meeting answers and moves, a withdrawn consent's hold);
 //! - [`unified_plan`]: the `$patientkontrakt` document (a FHIR `document` Bundle).
 //!
@@ -15,6 +16,7 @@ mod engine;
 mod json;
 mod kind;
 pub mod rules;
+pub mod scheduling;
 pub mod sip;
 pub mod unified_plan;
 

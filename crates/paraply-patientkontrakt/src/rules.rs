@@ -25,12 +25,15 @@ use crate::kind::{
 pub struct RuleSettings {
     /// I2: how many active fasta vårdkontakter (roles 1 and 4) a patient may have.
     pub max_fasta_vardkontakter: usize,
+    /// How long `$hold` keeps a time for a patient before it is free again.
+    pub hold_minutes: u32,
 }
 
 impl Default for RuleSettings {
     fn default() -> Self {
         RuleSettings {
             max_fasta_vardkontakter: 9,
+            hold_minutes: 5,
         }
     }
 }

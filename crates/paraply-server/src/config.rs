@@ -248,13 +248,16 @@ pub struct PatientkontraktConfig {
     /// I2: the most active fasta vårdkontakter (roles 1 and 4) one patient may have; a
     /// region's journal allows nine.
     pub max_fasta_vardkontakter: usize,
+    /// How many minutes `Appointment/$hold` keeps a time for a patient.
+    pub hold_minutes: u32,
 }
 
 impl Default for PatientkontraktConfig {
     fn default() -> Self {
+        let defaults = paraply_patientkontrakt::RuleSettings::default();
         PatientkontraktConfig {
-            max_fasta_vardkontakter: paraply_patientkontrakt::RuleSettings::default()
-                .max_fasta_vardkontakter,
+            max_fasta_vardkontakter: defaults.max_fasta_vardkontakter,
+            hold_minutes: defaults.hold_minutes,
         }
     }
 }
@@ -263,6 +266,7 @@ impl PatientkontraktConfig {
     pub fn settings(&self) -> paraply_patientkontrakt::RuleSettings {
         paraply_patientkontrakt::RuleSettings {
             max_fasta_vardkontakter: self.max_fasta_vardkontakter,
+            hold_minutes: self.hold_minutes,
         }
     }
 }
@@ -420,6 +424,12 @@ impl Config {
                         path: shown,
                         reason: "[patientkontrakt] max_fasta_vardkontakter must be at least 1"
                             .into(),
+                    });
+                }
+                if file.patientkontrakt.hold_minutes == 0 {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: "[patientkontrakt] hold_minutes must be at least 1".into(),
                     });
                 }
                 file

@@ -15,78 +15,10 @@ use paraply_core::{
 use paraply_fhir::{ResourceId, ResourceType, codes};
 use serde_json::{Value, json};
 
-use super::{parse, split_reference};
+use super::parameters::{Parameters, body_of};
+use super::split_reference;
 use crate::kind::{is_sip, is_sip_meeting};
 use crate::sip;
-
-/// A Parameters body's parameters by name (`valueX` or `resource`), each in order.
-struct Parameters<'a>(Vec<(&'a str, &'a Value)>);
-
-impl<'a> Parameters<'a> {
-    fn of(body: Option<&'a Value>, operation: &str, known: &[&str]) -> Result<Self, CoreError> {
-        let Some(body) = body else {
-            return Err(CoreError::bad_request(format!(
-                "${operation} takes a Parameters body"
-            )));
-        };
-        if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-            return Err(CoreError::bad_request(format!(
-                "${operation} takes a Parameters body"
-            )));
-        }
-        let mut found = Vec::new();
-        for parameter in body
-            .get("parameter")
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice)
-        {
-            let name = parameter.get("name").and_then(Value::as_str).unwrap_or("");
-            if !known.contains(&name) {
-                return Err(CoreError::BadRequest {
-                    message: format!("unknown ${operation} parameter '{name}'"),
-                    expression: Some(name.to_owned()),
-                });
-            }
-            let value = parameter
-                .as_object()
-                .and_then(|p| p.iter().find(|(key, _)| key.starts_with("value")))
-                .map(|(_, value)| value);
-            if let Some(value) = value {
-                found.push((name, value));
-            }
-        }
-        Ok(Parameters(found))
-    }
-
-    fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a Value> + 's {
-        self.0
-            .iter()
-            .filter(move |(n, _)| *n == name)
-            .map(|(_, v)| *v)
-    }
-
-    fn text(&self, name: &str) -> Option<&'a str> {
-        self.all(name).next().and_then(Value::as_str)
-    }
-
-    fn required_text(&self, name: &str, operation: &str) -> Result<&'a str, CoreError> {
-        self.text(name).ok_or_else(|| CoreError::BadRequest {
-            message: format!("${operation} needs '{name}'"),
-            expression: Some(name.to_owned()),
-        })
-    }
-
-    fn references(&self, name: &str) -> Vec<String> {
-        self.all(name)
-            .filter_map(|value| value.get("reference").and_then(Value::as_str))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-fn body_of(stored: &paraply_store::StoredResource) -> Result<Value, CoreError> {
-    parse(stored.body.as_deref().unwrap_or("{}"))
-}
 
 pub(super) struct SipMeetingOperation;
 

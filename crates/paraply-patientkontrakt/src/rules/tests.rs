@@ -293,6 +293,7 @@ fn i2_the_limit_is_a_setting() {
     ];
     let one = RuleSettings {
         max_fasta_vardkontakter: 1,
+        ..RuleSettings::default()
     };
     assert_eq!(
         run_with(&state, &[], &["CareTeam/vk-2"], Rule::I2, &one).len(),
@@ -300,6 +301,7 @@ fn i2_the_limit_is_a_setting() {
     );
     let two = RuleSettings {
         max_fasta_vardkontakter: 2,
+        ..RuleSettings::default()
     };
     assert!(run_with(&state, &[], &["CareTeam/vk-2"], Rule::I2, &two).is_empty());
 }
