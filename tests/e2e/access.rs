@@ -1574,3 +1574,98 @@ access_case!(
         );
     }
 );
+
+access_case!(
+    a_unit_offers_times_and_the_patient_accepts_one_with_real_tokens,
+    async |w: &World| {
+        // The unit publishes its times (Anna's unit, Vårdcentralen Solna).
+        let schedule = w
+            .post(
+                Who::Anna,
+                "Schedule",
+                &json!({"resourceType": "Schedule", "active": true,
+            "actor": [reference("PractitionerRole/anna-vc")]}),
+            )
+            .await;
+        assert_eq!(schedule.status, 201, "{}", schedule.text);
+        let schedule = format!("Schedule/{}", schedule.body["id"].as_str().unwrap());
+        let mut slots = Vec::new();
+        for (start, end) in [
+            ("2031-05-05T09:00:00+02:00", "2031-05-05T09:20:00+02:00"),
+            ("2031-05-05T09:20:00+02:00", "2031-05-05T09:40:00+02:00"),
+        ] {
+            let slot = w
+                .post(
+                    Who::Anna,
+                    "Slot",
+                    &json!({"resourceType": "Slot", "status": "free",
+                "schedule": reference(&schedule), "start": start, "end": end}),
+                )
+                .await;
+            assert_eq!(slot.status, 201, "{}", slot.text);
+            slots.push(format!("Slot/{}", slot.body["id"].as_str().unwrap()));
+        }
+        // A patient cannot change a unit's times.
+        let mut forged = w.get(Who::Tolvan, &slots[0]).await.body;
+        forged["status"] = json!("busy");
+        let refused = w
+            .send(Who::Tolvan, reqwest::Method::PUT, &slots[0], Some(&forged))
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.text);
+
+        // The patient sees the free times; the clinician holds one for him.
+        let find = "Appointment/$find?actor=PractitionerRole/anna-vc&start=2031-05-01&end=2031-05-31&patient=Patient/tolvan";
+        let found = w.get(Who::Tolvan, find).await;
+        assert_eq!(found.status, 200, "{}", found.text);
+        assert_eq!(
+            found.body["entry"].as_array().map_or(0, Vec::len),
+            2,
+            "{}",
+            found.text
+        );
+        let held = w
+            .post(
+                Who::Anna,
+                "Appointment/$hold",
+                &json!({"resourceType": "Parameters", "parameter": [
+            {"name": "slot", "valueReference": reference(&slots[0])},
+            {"name": "patient", "valueReference": reference("Patient/tolvan")}]}),
+            )
+            .await;
+        assert_eq!(held.status, 201, "{}", held.text);
+        let appointment = held.body["id"].as_str().unwrap().to_owned();
+
+        // He accepts in his own name: booked, and the time is busy for everyone.
+        let accepted = w
+            .post(
+                Who::Tolvan,
+                "AppointmentResponse",
+                &json!({"resourceType": "AppointmentResponse",
+            "appointment": reference(&format!("Appointment/{appointment}")),
+            "actor": reference("Patient/tolvan"), "participantStatus": "accepted"}),
+            )
+            .await;
+        assert_eq!(accepted.status, 201, "{}", accepted.text);
+        assert_eq!(
+            w.get(Who::Tolvan, &format!("Appointment/{appointment}"))
+                .await
+                .body["status"],
+            "booked"
+        );
+        assert_eq!(w.get(Who::Anna, &slots[0]).await.body["status"], "busy");
+        let left = w
+            .get(Who::Karin, &find.replace("Patient/tolvan", "Patient/karin"))
+            .await;
+        assert_eq!(
+            left.body["entry"].as_array().map_or(0, Vec::len),
+            1,
+            "{}",
+            left.text
+        );
+        assert!(
+            !left.text.contains("tolvan"),
+            "never who booked: {}",
+            left.text
+        );
+    }
+);

@@ -1292,3 +1292,53 @@ on_both_backends!(
         assert_eq!(s.get("Slot/s3").await.body["status"], "free");
     }
 );
+
+/// Two nodes on one PostgreSQL database: 32 holds of one time, half through each node —
+/// exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_is_held_once_through_two_nodes_on_postgres() {
+    let Some(database) = TestDatabase::create(Backend::Postgres).await else {
+        return;
+    };
+    let config = paraply_server::config::FileConfig::default();
+    let nodes = [
+        TestServer::start(&database.url, config.clone()).await,
+        TestServer::start(&database.url, config).await,
+    ];
+    scene(&nodes[0]).await;
+    let published = nodes[0]
+        .post(
+            "",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            put(json!({"resourceType": "Schedule", "id": "vc-schema", "active": true,
+                "actor": [{"reference": "PractitionerRole/lakare"}]})),
+            put(slot("s1", "2031-03-03T09:00:00+01:00", "2031-03-03T09:20:00+01:00", "free"))]}),
+        )
+        .await;
+    assert_eq!(published.status, 200, "{}", published.text);
+    let hold = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "slot", "valueReference": {"reference": "Slot/s1"}},
+        {"name": "patient", "valueReference": {"reference": "Patient/p"}}]});
+    let racers = (0..32).map(|n| nodes[n % 2].post("Appointment/$hold", &hold));
+    let statuses: Vec<u16> = join_all(racers).await.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        31,
+        "{statuses:?}"
+    );
+    let held = nodes[1].get("Appointment?slot=Slot/s1").await;
+    assert_eq!(
+        held.body["entry"].as_array().map_or(0, Vec::len),
+        1,
+        "one appointment holds it"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+    database.remove().await;
+}
