@@ -7,7 +7,9 @@
 //! (elderly, municipal home care, a SIP, his daughter Lisa as consented relative, three fixed
 //! contacts, a booked and a proposed agreed time), Eva Lindqvist (cancer care, Min vårdplan,
 //! a kontaktsjuksköterska) and Elias Karlsson (young adult in psychiatric care, a SIP with the
-//! school and social services, Försäkringskassan as another actor, a request for another time).
+//! school and social services, Försäkringskassan as another actor, a request for another time),
+//! and the bookable times (Schedule and free Slots, 18–27 January 2027) of the vårdcentral,
+//! the oncology clinic and the psychiatric clinic, for `Appointment/$find` and `$hold`.
 //! It is a reviewed JSON file rather than Rust code so the data can be read and changed as
 //! what a client would send; every entry is a PUT to a fixed id, so loading twice overwrites.
 
