@@ -50,4 +50,5 @@ pub use reindex::{Reindexed, reindex};
 pub use request::{FhirRequest, HistoryParams, Interaction, parse_query};
 pub use rules::{Change, DerivedWrite, WriteRule};
 pub use stamp::format_instant;
+pub use tags::owner_of;
 pub use validation::{ResourceCheck, Validator};

@@ -10,8 +10,9 @@ use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{IndexValue, PatientLink, param_rows, patient_link};
 use serde_json::{Map, Value, json};
 
-/// The owner code of a stored body's care-provider tag.
-pub(crate) fn owner_of(body: &str) -> Option<String> {
+/// The owner code of a stored body's care-provider tag: the care provider whose staff
+/// created the resource.
+pub fn owner_of(body: &str) -> Option<String> {
     if !body.contains(CARE_PROVIDER_TAG_SYSTEM) {
         return None;
     }

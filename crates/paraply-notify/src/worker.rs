@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use paraply_core::{Fhir, FhirRequest, Method};
 use paraply_fhir::HSA_ID;
-use paraply_fhir::codes::CARE_PROVIDER_TAG_SYSTEM;
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{MAX_COUNT, Restriction, SearchQuery, StaffScope};
 use paraply_store::{
@@ -200,19 +199,13 @@ impl Worker {
     /// or names one of them). Narrower than any
     /// one of its clinicians may see, never wider. An unknown care provider sees nothing.
     async fn owner_scope(&self, care_provider: &str) -> Result<Restriction, WorkerError> {
-        let query = SearchQuery::parse(
-            ResourceType::Organization,
-            [("identifier", format!("{HSA_ID}|{care_provider}").as_str())],
-        )
-        .map_err(|e| WorkerError::Status(e.to_string()))?;
-        let organizations: Vec<String> = self
-            .store()
-            .search(&query)
-            .await?
-            .matches
-            .into_iter()
-            .map(|m| format!("Organization/{}", m.resource.id))
-            .collect();
+        let organizations = self
+            .references(
+                ResourceType::Organization,
+                "identifier",
+                &format!("{HSA_ID}|{care_provider}"),
+            )
+            .await?;
         // Its units, a few levels down (förvaltning → enhet): their staff's care teams count.
         let mut units = organizations.clone();
         let mut level = organizations.clone();
@@ -220,18 +213,10 @@ impl Worker {
             if level.is_empty() {
                 break;
             }
-            let parents = level.join(",");
-            let mut query =
-                SearchQuery::parse(ResourceType::Organization, [("partof", parents.as_str())])
-                    .map_err(|e| WorkerError::Status(e.to_string()))?;
-            query.count = MAX_COUNT;
             level = self
-                .store()
-                .search(&query)
+                .references(ResourceType::Organization, "partof", &level.join(","))
                 .await?
-                .matches
                 .into_iter()
-                .map(|m| format!("Organization/{}", m.resource.id))
                 .filter(|unit| !units.contains(unit))
                 .collect();
             units.extend(level.iter().cloned());
@@ -239,20 +224,13 @@ impl Worker {
         // And its staff's roles: a meeting or plan naming one of them is theirs too.
         let mut members = units.clone();
         for chunk in units.chunks(50) {
-            let list = chunk.join(",");
-            let mut query = SearchQuery::parse(
-                ResourceType::PractitionerRole,
-                [("organization", list.as_str())],
-            )
-            .map_err(|e| WorkerError::Status(e.to_string()))?;
-            query.count = MAX_COUNT;
             members.extend(
-                self.store()
-                    .search(&query)
-                    .await?
-                    .matches
-                    .into_iter()
-                    .map(|m| format!("PractitionerRole/{}", m.resource.id)),
+                self.references(
+                    ResourceType::PractitionerRole,
+                    "organization",
+                    &chunk.join(","),
+                )
+                .await?,
             );
         }
         Ok(Restriction::Staff(Box::new(StaffScope {
@@ -263,6 +241,27 @@ impl Worker {
             blocked_if_actor: organizations,
             emergency: false,
         })))
+    }
+
+    /// `Type/id` of every current `resource_type` whose `param` matches `value` (at most a
+    /// page of [`MAX_COUNT`]: a care provider's units and roles).
+    async fn references(
+        &self,
+        resource_type: ResourceType,
+        param: &str,
+        value: &str,
+    ) -> Result<Vec<String>, WorkerError> {
+        let mut query = SearchQuery::parse(resource_type, [(param, value)])
+            .map_err(|e| WorkerError::Status(e.to_string()))?;
+        query.count = MAX_COUNT;
+        Ok(self
+            .store()
+            .search(&query)
+            .await?
+            .matches
+            .into_iter()
+            .map(|m| format!("{resource_type}/{}", m.resource.id))
+            .collect())
     }
 
     /// The subscriptions changes are matched for, with the care provider that owns each
@@ -545,14 +544,7 @@ fn parse_focus(focus: &str) -> Option<(ResourceType, ResourceId, paraply_fhir::V
 
 /// The care provider a stored resource's owner tag names.
 fn owner_of(stored: &StoredResource) -> Option<String> {
-    let value: Value = serde_json::from_str(stored.body.as_deref()?).ok()?;
-    value
-        .pointer("/meta/tag")?
-        .as_array()?
-        .iter()
-        .find(|tag| tag.get("system").and_then(Value::as_str) == Some(CARE_PROVIDER_TAG_SYSTEM))
-        .and_then(|tag| tag.get("code").and_then(Value::as_str))
-        .map(str::to_owned)
+    stored.body.as_deref().and_then(paraply_core::owner_of)
 }
 
 /// The stored Subscription, if it is one delivery can use.

@@ -98,6 +98,32 @@ const SETTLED: &[&str] = &[
     "checked-in",
 ];
 
+/// An answer by participant `index` to an appointment that is settled or past: a record of
+/// the answer given before it took place (or was cancelled) changes nothing, a new answer is
+/// refused. `None` when the appointment can still be answered.
+pub(crate) fn answer_to_settled(
+    appointment: &Value,
+    index: usize,
+    answer: &str,
+) -> Option<Result<Option<Value>, ResponseError>> {
+    let current = status(appointment).unwrap_or_default();
+    if !SETTLED.contains(&current) {
+        return None;
+    }
+    let answered_before = list(appointment, "participant")
+        .get(index)
+        .and_then(|participant| text(participant, "status"));
+    if answered_before == Some(answer) {
+        return Some(Ok(None));
+    }
+    Some(Err(ResponseError::NotAllowed {
+        reason: format!(
+            "{} is {current}; it can no longer be answered",
+            self_reference(appointment).unwrap_or_else(|| "the appointment".to_owned())
+        ),
+    }))
+}
+
 /// The Appointment as it must become after `response` from `patient` (or a relative
 /// answering for them): a new body with `id` and `meta` as in `appointment`, or
 /// `Ok(None)` when nothing changes (a repeated answer).
@@ -126,21 +152,8 @@ pub fn apply_response(
 
     let answer = text(response, "participantStatus").unwrap_or_default();
     let current = status(appointment).unwrap_or_default();
-    if SETTLED.contains(&current) {
-        // A record of an answer given before the appointment took place (or was
-        // cancelled) changes nothing; a new answer to it is refused.
-        let answered_before = list(appointment, "participant")
-            .get(index)
-            .and_then(|participant| text(participant, "status"));
-        if answered_before == Some(answer) {
-            return Ok(None);
-        }
-        return Err(ResponseError::NotAllowed {
-            reason: format!(
-                "{} is {current}; it can no longer be answered",
-                self_reference(appointment).unwrap_or_else(|| "the appointment".to_owned())
-            ),
-        });
+    if let Some(settled) = answer_to_settled(appointment, index, answer) {
+        return settled;
     }
     let wishes_other_time = response.get("start").is_some() || response.get("end").is_some();
     let mut updated = appointment.clone();

@@ -9,20 +9,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::agreed_time::ResponseError;
+use crate::agreed_time::{ResponseError, answer_to_settled};
 use crate::json::{list, reference_at, self_reference, status, text};
 use crate::kind::{consent_in_force, is_sip, is_sip_consent_for, is_sip_meeting};
 use crate::rules::{Huvudman, HuvudmanKind};
-
-/// Meeting states an answer can no longer change.
-const SETTLED: &[&str] = &[
-    "cancelled",
-    "entered-in-error",
-    "fulfilled",
-    "noshow",
-    "arrived",
-    "checked-in",
-];
 
 /// Whether `meeting` may be `booked`: the patient and at least one region and one kommun
 /// participant have accepted. `huvudman` maps participants' actors to their huvudman.
@@ -83,22 +73,8 @@ pub fn apply_meeting_response(
             ),
         });
     }
-    let current = status(meeting).unwrap_or_default();
-    if SETTLED.contains(&current) {
-        // A record of an answer given before the meeting took place (or was cancelled)
-        // changes nothing; a new answer to it is refused.
-        let answered_before = list(meeting, "participant")
-            .get(index)
-            .and_then(|participant| text(participant, "status"));
-        if answered_before == Some(answer) {
-            return Ok(None);
-        }
-        return Err(ResponseError::NotAllowed {
-            reason: format!(
-                "{} is {current}; it can no longer be answered",
-                self_reference(meeting).unwrap_or_else(|| "the meeting".to_owned())
-            ),
-        });
+    if let Some(settled) = answer_to_settled(meeting, index, answer) {
+        return settled;
     }
     let mut updated = meeting.clone();
     if let Some(participant) = updated

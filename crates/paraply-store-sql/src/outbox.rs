@@ -211,21 +211,33 @@ where
                 .await
                 .map_err(db_error)?;
         }
-        if !done.is_empty() {
-            let seqs: Vec<[i64; 1]> = done.iter().map(|seq| [*seq]).collect();
-            let delete = DB::JSON_ROWS.statement(&seqs, |seqs| {
-                format!(
-                    "DELETE FROM subscription_change WHERE version_seq IN \
-                         (SELECT CAST(value ->> 0 AS BIGINT) FROM {seqs})"
-                )
-            });
-            Sql::<DB>::bind(delete)?
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        }
+        Self::delete_rows(&mut tx, "subscription_change", "version_seq", done).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    /// Deletes the rows of `table` whose `column` is one of `keys`, in one statement.
+    async fn delete_rows(
+        tx: &mut sqlx::Transaction<'static, DB>,
+        table: &str,
+        column: &str,
+        keys: &[i64],
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<[i64; 1]> = keys.iter().map(|key| [*key]).collect();
+        let delete = DB::JSON_ROWS.statement(&rows, |keys| {
+            format!(
+                "DELETE FROM {table} WHERE {column} IN \
+                 (SELECT CAST(value ->> 0 AS BIGINT) FROM {keys})"
+            )
+        });
+        Sql::<DB>::bind(delete)?
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
     }
 
     async fn claim_deliveries(
@@ -289,17 +301,7 @@ where
             return Ok(());
         }
         let mut tx = pool.begin().await.map_err(db_error)?;
-        let rows: Vec<[i64; 1]> = seqs.iter().map(|seq| [*seq]).collect();
-        let delete = DB::JSON_ROWS.statement(&rows, |seqs| {
-            format!(
-                "DELETE FROM subscription_notification WHERE seq IN \
-                 (SELECT CAST(value ->> 0 AS BIGINT) FROM {seqs})"
-            )
-        });
-        Sql::<DB>::bind(delete)?
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        Self::delete_rows(&mut tx, "subscription_notification", "seq", seqs).await?;
         sqlx::query(RESET_FAILURES)
             .bind(subscription_id)
             .execute(&mut *tx)
