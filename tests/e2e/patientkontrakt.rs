@@ -1223,17 +1223,13 @@ on_both_backends!(
 
         // The patient accepts: booked, the time busy.
         let path = format!("Appointment/{appointment}");
-        assert_eq!(
-            s.post(
-                "AppointmentResponse",
-                &answer_as_patient(&appointment, "accepted", None)
-            )
-            .await
-            .status,
-            201
-        );
-        assert_eq!(s.get(&path).await.body["status"], "booked");
-        assert_eq!(s.get("Slot/s1").await.body["status"], "busy");
+        let accept = async |slot: &str| {
+            let answer = answer_as_patient(&appointment, "accepted", None);
+            assert_eq!(s.post("AppointmentResponse", &answer).await.status, 201);
+            assert_eq!(s.get(&path).await.body["status"], "booked");
+            assert_eq!(s.get(slot).await.body["status"], "busy");
+        };
+        accept("Slot/s1").await;
         let booked = s
             .post(
                 &format!("{path}/$book"),
@@ -1268,17 +1264,7 @@ on_both_backends!(
             "free",
             "the old time is free again"
         );
-        assert_eq!(
-            s.post(
-                "AppointmentResponse",
-                &answer_as_patient(&appointment, "accepted", None)
-            )
-            .await
-            .status,
-            201
-        );
-        assert_eq!(s.get(&path).await.body["status"], "booked");
-        assert_eq!(s.get("Slot/s3").await.body["status"], "busy");
+        accept("Slot/s3").await;
         assert_eq!(
             slots_found(&s.get(find).await),
             vec!["Slot/s1"],
