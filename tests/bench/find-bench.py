@@ -7,9 +7,10 @@ days = 96,000 Slots), on SQLite or PostgreSQL, `--auth none`.
     python3 tests/bench/find-bench.py --binary target/debug/paraply [--schedules 200] \\
         [--database postgres://postgres@127.0.0.1:5432/find_bench] [--duration 20]
 
-Needs wrk (Debian: apt-get install wrk). Results: docs/benchmarks.md ("Booking: $find").
+Then books `--bookings` (400) times with 8 clients: `$hold`, the patient's accepting
+AppointmentResponse, `$book`. Needs wrk (Debian: apt-get install wrk). Results: docs/benchmarks.md ("Booking: $find").
 """
-import argparse, json, os, re, socket, subprocess, tempfile, time, urllib.request
+import argparse, json, os, re, socket, subprocess, tempfile, threading, time, urllib.request
 from datetime import datetime, timedelta
 
 
@@ -32,6 +33,7 @@ def main():
     parser.add_argument("--database")
     parser.add_argument("--schedules", type=int, default=200)
     parser.add_argument("--duration", default="20s")
+    parser.add_argument("--bookings", type=int, default=400)
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="paraply-find-bench-")
     database = args.database or f"sqlite://{workdir}/bench.db"
@@ -93,6 +95,48 @@ def main():
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         print(f"$find, 32 connections: {rate} requests/s, p50 {p50}, p99 {p99}, "
               f"non-2xx {errors.group(1) if errors else 0}")
+        # Booking throughput: 8 booking clients, each holding a free time of its own for a
+        # patient, the patient accepting it, and $book; the Slot ends busy.
+        req = urllib.request.Request(f"{base}/Patient/p", method="PUT",
+            data=json.dumps({"resourceType": "Patient", "id": "p"}).encode(),
+            headers={"content-type": "application/fhir+json"})
+        urllib.request.urlopen(req, timeout=30).read()
+        free = []
+        url = f"{base}/Slot?status=free&_count=1000&_elements=id"
+        while url and len(free) < args.bookings:
+            with urllib.request.urlopen(url, timeout=60) as reply:
+                page = json.loads(reply.read())
+            free += [e["resource"]["id"] for e in page.get("entry", [])]
+            url = next((l["url"] for l in page.get("link", []) if l["relation"] == "next"), None)
+        free = free[: args.bookings]
+        lock = threading.Lock()
+        failures = []
+
+        def book_all(slots):
+            for slot_id in slots:
+                try:
+                    held = post(f"{base}/Appointment/$hold", {"resourceType": "Parameters", "parameter": [
+                        {"name": "slot", "valueReference": {"reference": f"Slot/{slot_id}"}},
+                        {"name": "patient", "valueReference": {"reference": "Patient/p"}}]})
+                    post(f"{base}/AppointmentResponse", {"resourceType": "AppointmentResponse",
+                        "appointment": {"reference": f"Appointment/{held['id']}"},
+                        "actor": {"reference": "Patient/p"}, "participantStatus": "accepted"})
+                    booked = post(f"{base}/Appointment/{held['id']}/$book", {"resourceType": "Parameters"})
+                    assert booked["status"] == "booked"
+                except Exception as error:  # noqa: BLE001 - counted and reported
+                    with lock:
+                        failures.append(str(error))
+
+        workers = [threading.Thread(target=book_all, args=(free[i::8],)) for i in range(8)]
+        started = time.monotonic()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        took = time.monotonic() - started
+        print(f"booking: {len(free) - len(failures)} times held, accepted and booked by 8 clients "
+              f"in {took:.1f} s ({(len(free) - len(failures)) / took:.0f} bookings/s, "
+              f"{3 * (len(free) - len(failures)) / took:.0f} requests/s), {len(failures)} failed")
     finally:
         server.terminate()
         server.wait()
