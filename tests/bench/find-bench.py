@@ -90,8 +90,8 @@ def main():
                               f"http://{listen}{path}"], capture_output=True, text=True,
                              check=True).stdout
         rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
-        p50 = re.search(r"50%\s+(\S+)", out).group(1)
-        p99 = re.search(r"99%\s+(\S+)", out).group(1)
+        p50 = re.search(r"\n\s+50%\s+(\S+)", out).group(1)
+        p99 = re.search(r"\n\s+99%\s+(\S+)", out).group(1)
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         print(f"$find, 32 connections: {rate} requests/s, p50 {p50}, p99 {p99}, "
               f"non-2xx {errors.group(1) if errors else 0}")
