@@ -1271,6 +1271,44 @@ on_both_backends!(
             "s2 is held by the race's winner"
         );
 
+        // A hold that ran out and was taken since cannot be booked by its first holder.
+        let first = s.post("Appointment/$hold", &hold("Slot/s1", None)).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let first = first.body["id"].as_str().unwrap().to_owned();
+        let mut expired = s.get("Slot/s1").await.body;
+        for extension in expired["extension"].as_array_mut().unwrap() {
+            if extension["url"] == paraply_fhir::codes::SLOT_HELD_UNTIL_EXTENSION {
+                extension["valueInstant"] = json!("2020-01-01T00:00:00Z");
+            }
+        }
+        assert_eq!(s.put("Slot/s1", &expired).await.status, 200);
+        let second = s.post("Appointment/$hold", &hold("Slot/s1", None)).await;
+        assert_eq!(
+            second.status, 201,
+            "the run-out hold frees the time: {}",
+            second.text
+        );
+        let second = second.body["id"].as_str().unwrap().to_owned();
+        let late = s
+            .post(
+                "AppointmentResponse",
+                &answer_as_patient(&first, "accepted", None),
+            )
+            .await;
+        assert_eq!(late.status, 409, "{}", late.text);
+        assert_eq!(
+            s.get(&format!("Appointment/{first}")).await.body["status"],
+            "proposed"
+        );
+        let booked_second = s
+            .post(
+                "AppointmentResponse",
+                &answer_as_patient(&second, "accepted", None),
+            )
+            .await;
+        assert_eq!(booked_second.status, 201, "{}", booked_second.text);
+        assert_eq!(s.get("Slot/s1").await.body["status"], "busy");
+
         // Cancelled: the time is offered again.
         let mut cancelled = s.get(&path).await.body;
         cancelled["status"] = json!("cancelled");

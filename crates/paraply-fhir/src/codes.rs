@@ -15,6 +15,11 @@ pub const SUBSCRIPTION_SIGNING_SECRET_EXTENSION: &str =
 pub const SLOT_HELD_UNTIL_EXTENSION: &str =
     "https://paraply.se/fhir/StructureDefinition/slot-held-until";
 
+/// The extension on a held Slot naming the Appointment it is held for: only that
+/// appointment may book it while the hold lasts.
+pub const SLOT_HELD_FOR_EXTENSION: &str =
+    "https://paraply.se/fhir/StructureDefinition/slot-held-for";
+
 /// Paraply's plan-category code system: `patientkontrakt`.
 pub const PLAN_CATEGORY_SYSTEM: &str = "https://paraply.se/fhir/CodeSystem/plan-category";
 pub const PATIENTKONTRAKT: &str = "patientkontrakt";

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::agreed_time::{self, Responder};
+use crate::json::self_reference;
 use crate::kind::{consent_in_force, is_sip_meeting};
 use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
 use crate::scheduling;
@@ -361,7 +362,8 @@ async fn huvudman_of(
 /// An appointment's Slots follow it, in the same transaction: booked (a patient's
 /// acceptance, `$book`, any client's update) makes them busy, cancelled makes them free —
 /// so the times `$find` offers never include a booked one, and a cancelled time is offered
-/// again.
+/// again. Booking a time held for, or booked by, another appointment is refused (409), so
+/// a first holder whose hold ran out cannot book over the next one.
 async fn slots_follow(
     tx: &mut dyn StoreTx,
     change: &Change,
@@ -386,9 +388,30 @@ async fn slots_follow(
         else {
             continue;
         };
-        if let Some(body) =
-            scheduling::with_status(&parse(current.body.as_deref().unwrap_or("{}"))?, wanted)
-        {
+        let body = parse(current.body.as_deref().unwrap_or("{}"))?;
+        let this = format!("Appointment/{}", change.id);
+        let now = OffsetDateTime::now_utc();
+        // Who else booked it is asked only of a busy time.
+        let booked_by_another = scheduling::slot_state(&body, now) == scheduling::SlotState::Busy
+            && all(
+                tx,
+                query(
+                    ResourceType::Appointment,
+                    &[
+                        ("slot", slot.as_str()),
+                        ("status", "booked,arrived,checked-in,fulfilled"),
+                    ],
+                )?,
+            )
+            .await?
+            .iter()
+            .any(|other| self_reference(other).as_deref() != Some(this.as_str()));
+        let followed = scheduling::follow(&body, &this, wanted, booked_by_another, now).map_err(
+            |message| CoreError::Taken {
+                message: format!("{slot}: {message}"),
+            },
+        )?;
+        if let Some(body) = followed {
             derived.push(DerivedWrite {
                 resource_type: ResourceType::Slot,
                 id,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::json::{list, references_at, status, text};
+use crate::json::{list, reference_at, references_at, status, text};
 
 /// A Slot's state for booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +40,24 @@ fn held_until(slot: &Value) -> Option<OffsetDateTime> {
         .and_then(|instant| OffsetDateTime::parse(instant, &Rfc3339).ok())
 }
 
+/// The Appointment a held slot is held for.
+fn holder(slot: &Value) -> Option<String> {
+    list(slot, "extension")
+        .iter()
+        .find(|e| text(e, "url") == Some(codes::SLOT_HELD_FOR_EXTENSION))
+        .and_then(|e| reference_at(e, "valueReference"))
+}
+
 fn without_hold(slot: &Value) -> Value {
     let mut slot = slot.clone();
     let mut emptied = false;
     if let Some(extensions) = slot.get_mut("extension").and_then(Value::as_array_mut) {
-        extensions.retain(|e| text(e, "url") != Some(codes::SLOT_HELD_UNTIL_EXTENSION));
+        extensions.retain(|e| {
+            !matches!(
+                text(e, "url"),
+                Some(codes::SLOT_HELD_UNTIL_EXTENSION | codes::SLOT_HELD_FOR_EXTENSION)
+            )
+        });
         emptied = extensions.is_empty();
     }
     if emptied && let Some(map) = slot.as_object_mut() {
@@ -53,17 +66,47 @@ fn without_hold(slot: &Value) -> Value {
     slot
 }
 
-/// The slot held until `until` (`busy-tentative` with the held-until extension).
-pub fn held(slot: &Value, until: OffsetDateTime) -> Value {
+/// The slot held for `appointment` (`Appointment/id`) until `until`: `busy-tentative` with
+/// the held-until and held-for extensions.
+pub fn held(slot: &Value, until: OffsetDateTime, appointment: &str) -> Value {
     let mut slot = without_hold(slot);
     slot["status"] = json!("busy-tentative");
     let instant = until.format(&Rfc3339).unwrap_or_default();
-    let hold = json!({"url": codes::SLOT_HELD_UNTIL_EXTENSION, "valueInstant": instant});
+    let hold = [
+        json!({"url": codes::SLOT_HELD_UNTIL_EXTENSION, "valueInstant": instant}),
+        json!({"url": codes::SLOT_HELD_FOR_EXTENSION, "valueReference": {"reference": appointment}}),
+    ];
     match slot.get_mut("extension").and_then(Value::as_array_mut) {
-        Some(extensions) => extensions.push(hold),
-        None => slot["extension"] = json!([hold]),
+        Some(extensions) => extensions.extend(hold),
+        None => slot["extension"] = Value::Array(hold.to_vec()),
     }
     slot
+}
+
+/// The slot as it must become when `appointment` (`Appointment/id`) that names it becomes
+/// booked (`wanted` busy) or cancelled (`wanted` free), at `now`; `Ok(None)` leaves it.
+/// `booked_by_another`: another booked appointment names it (asked only of a busy slot).
+/// Booking a time held for another appointment, or booked by one, is refused — a hold that
+/// ran out and was taken since cannot be booked by its first holder; cancelling leaves a
+/// time that another appointment holds or has booked as it is.
+pub fn follow(
+    slot: &Value,
+    appointment: &str,
+    wanted: &str,
+    booked_by_another: bool,
+    now: OffsetDateTime,
+) -> Result<Option<Value>, String> {
+    let state = slot_state(slot, now);
+    let held_for_another = state == SlotState::Held && holder(slot).as_deref() != Some(appointment);
+    let taken = held_for_another || (state == SlotState::Busy && booked_by_another);
+    match (wanted, taken) {
+        ("busy", true) => Err(format!(
+            "the time is {} for another appointment; ask for another time",
+            if held_for_another { "held" } else { "booked" }
+        )),
+        (_, true) => Ok(None),
+        (wanted, false) => Ok(with_status(slot, wanted)),
+    }
 }
 
 /// The slot with `status` and no hold; `None` when it already is so.
@@ -139,9 +182,39 @@ mod tests {
     }
 
     #[test]
+    fn a_held_time_is_booked_only_by_its_holder() {
+        let now = OffsetDateTime::now_utc();
+        let held = held(&slot("free"), now + Duration::minutes(5), "Appointment/a");
+        let booked = follow(&held, "Appointment/a", "busy", false, now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(booked["status"], "busy");
+        assert!(follow(&held, "Appointment/b", "busy", false, now).is_err());
+        // Cancelling another appointment leaves the hold; after it runs out, anyone may.
+        assert_eq!(follow(&held, "Appointment/b", "free", false, now), Ok(None));
+        let later = now + Duration::minutes(6);
+        assert!(
+            follow(&held, "Appointment/b", "busy", false, later)
+                .unwrap()
+                .is_some()
+        );
+        // A time booked by another appointment is not booked again, nor freed by a third.
+        assert!(follow(&slot("busy"), "Appointment/c", "busy", true, now).is_err());
+        assert_eq!(
+            follow(&slot("busy"), "Appointment/c", "free", true, now),
+            Ok(None)
+        );
+        assert!(
+            follow(&slot("busy"), "Appointment/c", "free", false, now)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
     fn a_hold_runs_out_by_itself() {
         let now = OffsetDateTime::now_utc();
-        let held = held(&slot("free"), now + Duration::minutes(5));
+        let held = held(&slot("free"), now + Duration::minutes(5), "Appointment/a");
         assert_eq!(slot_state(&held, now), SlotState::Held);
         assert_eq!(
             slot_state(&held, now + Duration::minutes(6)),

@@ -89,6 +89,7 @@ fn profiles_and_extensions_are_at_the_urls_the_code_uses() {
         codes::NOTE_VISIBILITY_URL,
         codes::SUBSCRIPTION_SIGNING_SECRET_EXTENSION,
         codes::SLOT_HELD_UNTIL_EXTENSION,
+        codes::SLOT_HELD_FOR_EXTENSION,
     ]
     .into_iter()
     .map(str::to_owned)

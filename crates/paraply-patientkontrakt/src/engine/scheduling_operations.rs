@@ -282,11 +282,7 @@ impl Operation for HoldOperation {
             _ => Vec::new(),
         };
         let until = now + Duration::minutes(i64::from(self.hold_minutes));
-        let mut entries = vec![json!({
-            "resource": scheduling::held(&slot, until),
-            "request": {"method": "PUT", "url": format!("Slot/{slot_id}"),
-                        "ifMatch": stored.version_id.etag()},
-        })];
+        let mut entries = Vec::new();
         let proposed =
             scheduling::proposed_appointment(&slot, &slot_reference, &actors, Some(&patient));
         let (appointment_id, appointment, created) = match parameters
@@ -315,9 +311,14 @@ impl Operation for HoldOperation {
                         let earlier_stored = context
                             .read_visible(ResourceType::Slot, &earlier_id)
                             .await?;
-                        if let Some(freed) =
-                            scheduling::with_status(&body_of(&earlier_stored)?, "free")
-                        {
+                        // Unless it is held for another appointment by now.
+                        if let Ok(Some(freed)) = scheduling::follow(
+                            &body_of(&earlier_stored)?,
+                            &format!("Appointment/{id}"),
+                            "free",
+                            false,
+                            now,
+                        ) {
                             entries.push(json!({"resource": freed, "request": {"method": "PUT",
                                 "url": format!("Slot/{earlier_id}"), "ifMatch": earlier_stored.version_id.etag()}}));
                         }
@@ -348,8 +349,16 @@ impl Operation for HoldOperation {
                 (id, created, true)
             }
         };
-        entries.push(json!({"resource": appointment, "request": {"method": "PUT",
-            "url": format!("Appointment/{appointment_id}")}}));
+        let holder = format!("Appointment/{appointment_id}");
+        entries.insert(
+            0,
+            json!({
+                "resource": scheduling::held(&slot, until, &holder),
+                "request": {"method": "PUT", "url": format!("Slot/{slot_id}"),
+                            "ifMatch": stored.version_id.etag()},
+            }),
+        );
+        entries.push(json!({"resource": appointment, "request": {"method": "PUT", "url": holder}}));
         let mut request = FhirRequest::new(Method::Post, "");
         request.body =
             Some(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}));
@@ -411,38 +420,9 @@ impl Operation for BookOperation {
             .ok_or_else(|| CoreError::bad_request("$book is invoked on an Appointment"))?;
         let stored = context.read_visible(ResourceType::Appointment, &id).await?;
         let mut appointment = body_of(&stored)?;
-        let now = OffsetDateTime::now_utc();
-        for slot_reference in scheduling::slots_of(&appointment) {
-            let Some((ResourceType::Slot, slot_id)) = split_reference(&slot_reference) else {
-                continue;
-            };
-            let slot = body_of(&context.read_visible(ResourceType::Slot, &slot_id).await?)?;
-            // Taken by someone else: busy, or held by another appointment.
-            let query = SearchQuery::parse(
-                ResourceType::Appointment,
-                [
-                    ("slot", slot_reference.as_str()),
-                    ("status", "proposed,pending,booked"),
-                ],
-            )?;
-            let others = context
-                .search(query)
-                .await?
-                .matches
-                .iter()
-                .any(|m| m.resource.id != id);
-            let state = scheduling::slot_state(&slot, now);
-            if others && state != SlotState::Free {
-                return Err(CoreError::Taken {
-                    message: format!(
-                        "{slot_reference} is taken by another appointment; find another time"
-                    ),
-                });
-            }
-        }
         if appointment.get("status").and_then(Value::as_str) != Some("booked") {
             // I9 refuses this unless the patient has accepted; the write rule then makes
-            // the Slot busy.
+            // the Slot busy, or refuses (409) a time held for or booked by another.
             appointment["status"] = json!("booked");
             let mut request = FhirRequest::new(Method::Put, format!("Appointment/{id}"));
             request.if_match = Some(stored.version_id.etag());
