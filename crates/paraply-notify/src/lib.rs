@@ -64,61 +64,47 @@ impl Default for NotifySettings {
 }
 
 /// Runs the dispatcher and the deliverer of this node until `shutdown` completes. `fhir`
-/// is the engine requests use (its store, base URL and write path).
+/// is the engine requests use (its store, base URL and write path); `http` must follow no
+/// redirects: an endpoint that answers 3xx has not accepted the notification, and
+/// following it could lead anywhere the allowed-host check did not look.
 pub async fn run(
     fhir: Fhir,
     outbox: Arc<dyn OutboxStore>,
     settings: NotifySettings,
+    http: reqwest::Client,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let settings = Arc::new(settings);
-    // No redirects: an endpoint that answers 3xx has not accepted the notification, and
-    // following it could lead anywhere the allowed-host check did not look.
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(http) => http,
-        Err(error) => {
-            tracing::error!(%error, "subscription notifications cannot start: no HTTP client");
-            return;
-        }
-    };
     let worker = Worker {
         fhir,
         outbox,
-        settings: settings.clone(),
+        settings: Arc::new(settings),
         http,
         node: Arc::from(uuid::Uuid::new_v4().to_string()),
     };
     let dispatcher = worker.clone();
-    let dispatching = async move {
-        loop {
-            match dispatcher.dispatch().await {
-                Ok(0) => tokio::time::sleep(dispatcher.settings.poll_interval).await,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "subscription dispatch failed; trying again");
-                    tokio::time::sleep(dispatcher.settings.poll_interval * 10).await;
-                }
-            }
-        }
-    };
-    let delivering = async move {
-        loop {
-            match worker.deliver().await {
-                Ok(0) => tokio::time::sleep(worker.settings.poll_interval).await,
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "subscription delivery failed; trying again");
-                    tokio::time::sleep(worker.settings.poll_interval * 10).await;
-                }
-            }
-        }
-    };
     tokio::select! {
         () = shutdown => {}
-        () = dispatching => {}
-        () = delivering => {}
+        () = repeat("dispatch", &worker, || dispatcher.dispatch()) => {}
+        () = repeat("delivery", &worker, || worker.deliver()) => {}
+    }
+}
+
+/// Runs `round` again and again: at once while it finds work, after the poll interval when
+/// it finds none, after ten when it fails (logged).
+async fn repeat<F, Fut>(what: &str, worker: &Worker, round: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<usize, worker::WorkerError>>,
+{
+    let poll = worker.settings.poll_interval;
+    loop {
+        match round().await {
+            Ok(0) => tokio::time::sleep(poll).await,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "subscription {what} failed; trying again");
+                tokio::time::sleep(poll * 10).await;
+            }
+        }
     }
 }

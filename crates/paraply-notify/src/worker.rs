@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paraply_core::{Fhir, FhirRequest, Method};
-use paraply_fhir::HSA_ID;
-use paraply_fhir::{ResourceId, ResourceType};
+use paraply_fhir::{HSA_ID, ResourceId, ResourceType};
 use paraply_search::{MAX_COUNT, Restriction, SearchQuery, StaffScope};
 use paraply_store::{
     DeliveryClaim, NewNotification, Notification, NotificationKind, OutboxStore, QueuedChange,
@@ -83,17 +82,9 @@ impl Worker {
             return Ok(0);
         }
         let subscriptions = self.receiving_subscriptions().await?;
-        let subscriptions: Vec<(ResourceId, Subscription, Option<Restriction>)> = {
-            let mut with_scope = Vec::with_capacity(subscriptions.len());
-            for (id, subscription, owner) in subscriptions {
-                let scope = match owner {
-                    Some(care_provider) => Some(self.owner_scope(&care_provider).await?),
-                    None => None,
-                };
-                with_scope.push((id, subscription, scope));
-            }
-            with_scope
-        };
+        // Each care provider's scope is worked out once a round, and only when one of its
+        // subscriptions has changes of its type to match.
+        let mut scopes: HashMap<String, Restriction> = HashMap::new();
         let mut notifications = Vec::new();
         // Subscription changes: a requested one is greeted, one that is off or gone has
         // nothing more coming.
@@ -140,10 +131,20 @@ impl Worker {
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
-            for (subscription_id, subscription, scope) in &subscriptions {
+            for (subscription_id, subscription, owner) in &subscriptions {
                 if subscription.criteria.resource_type != *resource_type {
                     continue;
                 }
+                let scope = match owner {
+                    Some(care_provider) => {
+                        if !scopes.contains_key(care_provider) {
+                            let scope = self.owner_scope(care_provider).await?;
+                            scopes.insert(care_provider.clone(), scope);
+                        }
+                        scopes.get(care_provider).cloned()
+                    }
+                    None => None,
+                };
                 for chunk in ids.chunks(MAX_COUNT as usize) {
                     let mut query = match subscription.criteria.query_for(chunk) {
                         Ok(query) => query,
@@ -196,8 +197,8 @@ impl Worker {
     /// Organization (by its HSA-id), its units and their PractitionerRoles stand in for its
     /// staff — changes of patients whose care team, SIP team or open encounter names them,
     /// no spärr against them, and within the care-provider boundary (the resource is theirs
-    /// or names one of them). Narrower than any
-    /// one of its clinicians may see, never wider. An unknown care provider sees nothing.
+    /// or names one of them). Narrower than any one of its clinicians may see, never
+    /// wider. An unknown care provider sees nothing.
     async fn owner_scope(&self, care_provider: &str) -> Result<Restriction, WorkerError> {
         let organizations = self
             .references(

@@ -119,8 +119,9 @@ impl WriteRule for Patientkontrakt {
     ) -> Result<Vec<DerivedWrite>, CoreError> {
         let today = OffsetDateTime::now_utc().date();
         let mut derived = Vec::new();
-        // SIP consents withdrawn here (in force before, not after), by patient.
-        let mut withdrawn: HashMap<String, Vec<Value>> = HashMap::new();
+        // SIP consents withdrawn here (in force before, not after), by patient, with the
+        // withdrawal that came first (the cause of the holds it brings).
+        let mut withdrawn: HashMap<String, (ResourceId, Vec<Value>)> = HashMap::new();
         for change in changes {
             if change.resource_type == ResourceType::AppointmentResponse
                 && let Some(after) = change.after.as_deref()
@@ -137,15 +138,20 @@ impl WriteRule for Patientkontrakt {
                 }
             }
             if change.resource_type == ResourceType::Appointment
-                && let (Some(before), Some(after)) =
-                    (change.before.as_deref(), change.after.as_deref())
-                && let Some(message) = sip::moved_without_asking(&parse(before)?, &parse(after)?)
+                && let Some(after) = change.after.as_deref()
             {
-                return Err(CoreError::RuleBroken {
-                    rule: Rule::I10.code(),
-                    message,
-                    resource: Some((ResourceType::Appointment, change.id.clone())),
-                });
+                let after = parse(after)?;
+                let before = change.before.as_deref().map(parse).transpose()?;
+                if let Some(before) = &before
+                    && let Some(message) = sip::moved_without_asking(before, &after)
+                {
+                    return Err(CoreError::RuleBroken {
+                        rule: Rule::I10.code(),
+                        message,
+                        resource: Some((ResourceType::Appointment, change.id.clone())),
+                    });
+                }
+                derived.extend(slots_follow(tx, change, before.as_ref(), &after).await?);
             }
             if change.resource_type == ResourceType::Consent
                 && let Some(before) = change.before.as_deref()
@@ -160,20 +166,16 @@ impl WriteRule for Patientkontrakt {
                     && !still
                     && let Some(patient) = rules::patient_of(&before)
                 {
-                    withdrawn.entry(patient).or_default().push(before);
+                    withdrawn
+                        .entry(patient)
+                        .or_insert_with(|| (change.id.clone(), Vec::new()))
+                        .1
+                        .push(before);
                 }
             }
         }
-        for (patient, consents) in &withdrawn {
-            derived.extend(holds(tx, patient, consents, changes, today).await?);
-        }
-        for change in changes {
-            if change.resource_type == ResourceType::Appointment
-                && let Some(after) = change.after.as_deref()
-            {
-                let before = change.before.as_deref().map(parse).transpose()?;
-                derived.extend(slots_follow(tx, change, before.as_ref(), &parse(after)?).await?);
-            }
+        for (patient, (cause, consents)) in &withdrawn {
+            derived.extend(holds(tx, patient, consents, cause, today).await?);
         }
         let types: Vec<ResourceType> = changes.iter().map(|c| c.resource_type).collect();
         let rules = rules::rules_for(&types);
@@ -431,7 +433,7 @@ async fn holds(
     tx: &mut dyn StoreTx,
     patient: &str,
     withdrawn: &[Value],
-    changes: &[Change],
+    cause: &ResourceId,
     today: time::Date,
 ) -> Result<Vec<DerivedWrite>, CoreError> {
     tx.serialize_on(&format!("patientkontrakt/{patient}"))
@@ -439,13 +441,6 @@ async fn holds(
     let subject = format!("Patient/{patient}");
     let mut resources = all(tx, query(ResourceType::CarePlan, &[("patient", &subject)])?).await?;
     resources.extend(all(tx, query(ResourceType::Consent, &[("patient", &subject)])?).await?);
-    let Some(cause) = changes
-        .iter()
-        .find(|c| c.resource_type == ResourceType::Consent)
-        .map(|c| (c.resource_type, c.id.clone()))
-    else {
-        return Ok(Vec::new());
-    };
     let mut derived = Vec::new();
     for held in sip::held_by_withdrawal(&resources, withdrawn, &today.to_string()) {
         let id = held
@@ -462,7 +457,7 @@ async fn holds(
                 id,
                 body: held,
                 if_match,
-                cause: cause.clone(),
+                cause: (ResourceType::Consent, cause.clone()),
             });
         }
     }

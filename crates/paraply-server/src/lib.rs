@@ -188,8 +188,9 @@ async fn serve(
     demo: Option<DemoIdp>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    // No redirects: issuer documents are fetched from the exact URLs they publish, and the
-    // portal reads the provider's answers instead of following them.
+    // No redirects: issuer documents are fetched from the exact URLs they publish, the
+    // portal reads the provider's answers instead of following them, and a webhook that
+    // answers 3xx has not accepted its notification.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -208,6 +209,7 @@ async fn serve(
         fhir.clone(),
         stores.outbox,
         config.file.subscriptions.settings(listener.local_addr()?),
+        http.clone(),
         async move {
             let _ = notify_stopped.await;
         },
