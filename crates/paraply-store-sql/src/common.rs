@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{MAX_INCLUDE_DEPTH, Restriction, SearchQuery, SortValue, Total};
 use paraply_store::{
-    AccessLogEntry, HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage, StoreError,
-    StoreTx, StoredResource,
+    AccessLogEntry, Fact, HistoryPage, HistoryQuery, NewVersion, SearchMatch, SearchPage,
+    StoreError, StoreTx, StoredResource,
 };
 use sqlx::query::{Query, QueryAs};
 use sqlx::{
@@ -535,6 +535,8 @@ pub(crate) struct SqlTx<DB: Backend> {
     pending: Vec<NewVersion>,
     /// Access-log entries to append at commit.
     log: Vec<AccessLogEntry>,
+    /// Facts to record at commit, the last one per kind and subject.
+    facts: HashMap<(&'static str, String), Fact>,
     /// The current version (or its absence) of every resource this transaction has read or
     /// written; the database holds the same, apart from what is still pending and what
     /// others committed since (which the compare-and-swap catches).
@@ -566,6 +568,7 @@ impl<DB: Backend> SqlTx<DB> {
             connection: TxConnection::Begun(tx),
             pending: Vec::new(),
             log: Vec::new(),
+            facts: HashMap::new(),
             known: HashMap::new(),
             size_limit: None,
         }
@@ -577,6 +580,7 @@ impl<DB: Backend> SqlTx<DB> {
             connection: TxConnection::Grouped(member),
             pending: Vec::new(),
             log: Vec::new(),
+            facts: HashMap::new(),
             known: HashMap::new(),
             size_limit: None,
         }
@@ -594,6 +598,7 @@ impl<DB: Backend> SqlTx<DB> {
             connection: TxConnection::Deferred { writer, readers },
             pending: Vec::new(),
             log: Vec::new(),
+            facts: HashMap::new(),
             known: HashMap::new(),
             size_limit: None,
         }
@@ -719,16 +724,24 @@ where
         Ok(())
     }
 
+    async fn record_fact(&mut self, fact: Fact) -> Result<(), StoreError> {
+        self.facts.insert((fact.kind, fact.subject.clone()), fact);
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         // A transaction that never began and wrote nothing has nothing to commit.
         if self.pending.is_empty()
             && self.log.is_empty()
+            && self.facts.is_empty()
             && matches!(self.connection, TxConnection::Deferred { .. })
         {
             return Ok(());
         }
         let tx = Sql::<DB>::flushed(&mut self.connection, &mut self.pending).await?;
         Sql::<DB>::append_access_log(tx, &self.log).await?;
+        let facts: Vec<Fact> = self.facts.into_values().collect();
+        Sql::<DB>::record_facts(tx, &facts).await?;
         match self.connection {
             TxConnection::Begun(tx) => tx.commit().await.map_err(db_error),
             TxConnection::Grouped(member) => member.commit().await,

@@ -14,6 +14,7 @@ mod access;
 mod access_log;
 mod common;
 mod error;
+mod facts;
 mod group;
 mod maintenance;
 mod outbox;

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
@@ -130,6 +131,14 @@ impl Store for PostgresStore {
             self.pool.clone(),
             Some(turn),
         )))
+    }
+
+    fn facts_at(
+        &self,
+        kind: &'static str,
+        at: OffsetDateTime,
+    ) -> BoxStream<'_, Result<String, StoreError>> {
+        Sql::facts_at(&self.pool, kind, at)
     }
 
     async fn search_access_log(&self, query: &AccessLogQuery) -> Result<AccessLogPage, StoreError> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{Restriction, SearchQuery};
 use paraply_store::{
@@ -332,6 +333,14 @@ impl Store for SqliteStore {
             self.writer.clone(),
             None,
         )))
+    }
+
+    fn facts_at(
+        &self,
+        kind: &'static str,
+        at: OffsetDateTime,
+    ) -> BoxStream<'_, Result<String, StoreError>> {
+        Sql::facts_at(&self.readers, kind, at)
     }
 
     async fn search_access_log(&self, query: &AccessLogQuery) -> Result<AccessLogPage, StoreError> {

@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    CurrentVersion, HistoryCursor, HistoryQuery, HistoryScope, NewVersion, RecordedDefinition,
-    SearchPage, Store, StoreError, StoredResource,
+    CurrentVersion, Fact, HistoryCursor, HistoryQuery, HistoryScope, NewVersion,
+    RecordedDefinition, SearchPage, Store, StoreError, StoredResource,
 };
 
 /// Expands to one `#[tokio::test]` per conformance case, each calling `$harness(case)`.
@@ -98,6 +98,7 @@ macro_rules! store_conformance_tests {
             access_log_entries_commit_or_roll_back_with_their_transaction,
             access_log_chains_verify_after_concurrent_appends,
             access_log_purge_deletes_old_entries_records_itself_and_verify_still_passes,
+            facts_read_back_as_they_stood_at_each_instant_and_roll_back_with_their_transaction,
         );
     };
     (@cases $harness:path; $($case:ident),+ $(,)?) => {
@@ -3259,4 +3260,77 @@ pub async fn restricted_staff_in_an_emergency_see_every_patient(store: Arc<dyn S
         ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8"]
     );
     assert_eq!(find(s, Encounter, &[("_id", "e-none")]).await, ["e-none"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Facts
+// ---------------------------------------------------------------------------------------
+
+async fn facts(store: &dyn Store, kind: &'static str, instant: OffsetDateTime) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut bodies: Vec<String> = store
+        .facts_at(kind, instant)
+        .try_collect()
+        .await
+        .expect("facts read");
+    bodies.sort();
+    bodies
+}
+
+async fn record(store: &dyn Store, facts: &[(&'static str, &str, i64, &str)]) {
+    let mut tx = store.begin().await.expect("begin");
+    for (kind, subject, seconds, body) in facts {
+        tx.record_fact(Fact {
+            kind,
+            subject: (*subject).to_owned(),
+            at: at(*seconds),
+            body: (*body).to_owned(),
+        })
+        .await
+        .expect("record");
+    }
+    tx.commit().await.expect("commit");
+}
+
+pub async fn facts_read_back_as_they_stood_at_each_instant_and_roll_back_with_their_transaction(
+    store: Arc<dyn Store>,
+) {
+    let s = &*store;
+    record(
+        s,
+        &[
+            ("k", "Patient/a", 10, "a1"),
+            ("k", "Patient/b", 10, "b1"),
+            ("other", "Patient/a", 10, "x"),
+        ],
+    )
+    .await;
+    // An unchanged fact keeps its first instant; a changed one ends where the next begins.
+    record(
+        s,
+        &[("k", "Patient/a", 20, "a1"), ("k", "Patient/b", 20, "b2")],
+    )
+    .await;
+    // The last fact a transaction records for a subject is the one kept.
+    record(
+        s,
+        &[("k", "Patient/a", 30, "a2"), ("k", "Patient/a", 30, "a3")],
+    )
+    .await;
+    assert!(facts(s, "k", at(5)).await.is_empty());
+    assert_eq!(facts(s, "k", at(10)).await, ["a1", "b1"]);
+    assert_eq!(facts(s, "k", at(25)).await, ["a1", "b2"]);
+    assert_eq!(facts(s, "k", at(30)).await, ["a3", "b2"]);
+    assert_eq!(facts(s, "other", at(30)).await, ["x"]);
+    let mut tx = s.begin().await.expect("begin");
+    tx.record_fact(Fact {
+        kind: "k",
+        subject: "Patient/b".to_owned(),
+        at: at(40),
+        body: "b3".to_owned(),
+    })
+    .await
+    .expect("record");
+    drop(tx);
+    assert_eq!(facts(s, "k", at(50)).await, ["a3", "b2"]);
 }

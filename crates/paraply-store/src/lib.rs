@@ -6,11 +6,13 @@
 
 mod access_log;
 pub mod conformance;
+mod facts;
 mod maintenance;
 mod outbox;
 mod sessions;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::{IndexRow, PageCursor, Restriction, SearchQuery, SortValue};
 use time::OffsetDateTime;
@@ -20,6 +22,7 @@ pub use access_log::{
     AccessLogQuery, AccessLogRow, AccessLogTerm, BrokenLink, ChainAnchor, ChainSummary,
     GENESIS_HASH, LinkContent, Purge, TermKey, Verification, link_hash, micros,
 };
+pub use facts::Fact;
 pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
 pub use outbox::{
     DeliveryClaim, NewNotification, Notification, NotificationKind, OutboxStore, QueuedChange,
@@ -241,6 +244,14 @@ pub trait Store: Send + Sync + 'static {
         cutoff: OffsetDateTime,
         entry: AccessLogEntry,
     ) -> Result<Purge, StoreError>;
+
+    /// The body of every fact of `kind` that was current at `at` (see
+    /// [`StoreTx::record_fact`]), streamed from the database in no particular order.
+    fn facts_at(
+        &self,
+        kind: &'static str,
+        at: OffsetDateTime,
+    ) -> BoxStream<'_, Result<String, StoreError>>;
 }
 
 /// A database transaction. Reads inside it see its own writes.
@@ -290,6 +301,14 @@ pub trait StoreTx: Send {
     /// or roll back with its writes. Appending late keeps a chain's lock (where the
     /// database has several writers) held only for the insert.
     async fn append_access_log(&mut self, entries: Vec<AccessLogEntry>) -> Result<(), StoreError>;
+
+    /// Records, when the transaction commits, that `fact` holds from its `at` on: the
+    /// subject's current fact of that kind (if different) ends at `at`. Facts are what a
+    /// domain derives from its resources for reports (the follow-up measures): kept with
+    /// their validity in the same transaction as the writes they follow, so a report reads
+    /// a past instant without re-reading the versions. The last fact a transaction records
+    /// for a subject and kind is the one kept.
+    async fn record_fact(&mut self, fact: Fact) -> Result<(), StoreError>;
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
