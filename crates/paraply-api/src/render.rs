@@ -105,6 +105,7 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
         Outcome::Capabilities(statement) => {
             Rendered::new(StatusCode::OK, Some(statement.to_string()))
         }
+        Outcome::BuiltFrom { body, .. } => Rendered::new(StatusCode::OK, Some(body.to_string())),
         Outcome::Built(mut bundle) => {
             // The engine knows no base URL: its links are relative to the base.
             if let Some(links) = bundle.get_mut("link").and_then(Value::as_array_mut) {

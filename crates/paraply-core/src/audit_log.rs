@@ -311,6 +311,13 @@ pub(crate) mod tests {
         ) -> Result<Purge, StoreError> {
             self.inner.purge_access_log(cutoff, entry).await
         }
+        fn facts_at(
+            &self,
+            kind: &'static str,
+            at: OffsetDateTime,
+        ) -> futures::stream::BoxStream<'_, Result<String, StoreError>> {
+            self.inner.facts_at(kind, at)
+        }
     }
 
     async fn events_of(store: &dyn Store, patient: &str) -> Vec<Value> {

@@ -117,12 +117,20 @@ fn operation_entry(definition: &OperationDef) -> Value {
 }
 
 /// The conformance resources a catalog serves: read and listed, never written.
-fn conformance_entry(type_name: &str) -> Value {
-    json!({
+fn conformance_entry(type_name: &str, operations: &Operations) -> Value {
+    let mut entry = json!({
         "type": type_name,
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "documentation": "Paraply's own definitions (fhir-profiles/), read-only",
-    })
+    });
+    let invoked: Vec<Value> = operations
+        .on_conformance(type_name)
+        .map(operation_entry)
+        .collect();
+    if !invoked.is_empty() {
+        entry["operation"] = Value::Array(invoked);
+    }
+    entry
 }
 
 /// The CapabilityStatement of the engine with `operations` (its table) and `conformance`.
@@ -138,7 +146,7 @@ pub fn capability_statement(
         CONFORMANCE_TYPES
             .iter()
             .filter(|t| !conformance.resources_of(t).is_empty())
-            .map(|t| conformance_entry(t)),
+            .map(|t| conformance_entry(t, operations)),
     );
     let system_operations: Vec<Value> = operations.on_system().map(operation_entry).collect();
     let mut statement = json!({

@@ -1,5 +1,5 @@
 //! Conformance resources a domain publishes — its StructureDefinitions, CodeSystems,
-//! ValueSets, SearchParameters and OperationDefinitions — served read-only at
+//! ValueSets, SearchParameters, OperationDefinitions and Measures — served read-only at
 //! `[base]/StructureDefinition/{id}` (and listed at `[base]/StructureDefinition`), with
 //! their profiles named in the CapabilityStatement's `supportedProfile`.
 
@@ -12,6 +12,7 @@ pub const CONFORMANCE_TYPES: &[&str] = &[
     "ValueSet",
     "SearchParameter",
     "OperationDefinition",
+    "Measure",
 ];
 
 /// A domain's conformance resources, as JSON text fixed at build time.

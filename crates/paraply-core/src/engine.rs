@@ -53,6 +53,12 @@ pub enum Outcome {
     /// A resource an operation built (a Bundle, an OperationOutcome); a Bundle's links are
     /// relative to the base.
     Built(Value),
+    /// A resource an operation built from the data of `patients` and names them in (a
+    /// report's list of patients): the access log records the call as an access to each.
+    BuiltFrom {
+        body: Value,
+        patients: Vec<ResourceId>,
+    },
     /// A resource version: read, vread, or the result of a write.
     Resource {
         /// `true` when the write created the resource (201), `false` otherwise (200).
@@ -708,6 +714,9 @@ fn patients_in(outcome: &Outcome) -> Vec<ResourceId> {
             page.included.iter().for_each(&mut add);
         }
         Outcome::History { page, .. } => page.entries.iter().for_each(add),
+        Outcome::BuiltFrom {
+            patients: named, ..
+        } => patients.extend(named.iter().cloned()),
         _ => {}
     }
     patients
@@ -771,6 +780,6 @@ fn as_shown(outcome: Outcome, citizen: bool) -> Outcome {
             strip_channel_headers(&mut value);
             Outcome::Built(value)
         }
-        other @ (Outcome::Capabilities(_) | Outcome::Deleted) => other,
+        other @ (Outcome::Capabilities(_) | Outcome::Deleted | Outcome::BuiltFrom { .. }) => other,
     }
 }

@@ -32,6 +32,10 @@ pub enum OperationLevel {
     Type,
     /// `[base]/Type/id/$name`
     Instance,
+    /// `[base]/Type/id/$name` on a conformance resource the catalog serves (e.g.
+    /// `Measure/m1/$evaluate-measure`): the type is one of [`crate::CONFORMANCE_TYPES`], the
+    /// call's `id` the resource's id and its `resource_type` `None`.
+    Conformance(&'static str),
 }
 
 /// Whether a call reads the data of the patient it is invoked on (and is logged as such).
@@ -169,9 +173,16 @@ impl Operations {
     /// The operations invoked on `resource_type` (type and instance level).
     pub fn on_type(&self, resource_type: ResourceType) -> impl Iterator<Item = &OperationDef> {
         self.0.iter().map(|op| op.definition()).filter(move |def| {
-            def.level != OperationLevel::System
+            matches!(def.level, OperationLevel::Type | OperationLevel::Instance)
                 && (def.resource_types.is_empty() || def.resource_types.contains(&resource_type))
         })
+    }
+
+    /// The operations invoked on the conformance resources of `type_name`.
+    pub fn on_conformance(&self, type_name: &str) -> impl Iterator<Item = &OperationDef> {
+        self.0.iter().map(|op| op.definition()).filter(
+            move |def| matches!(def.level, OperationLevel::Conformance(t) if t == type_name),
+        )
     }
 
     /// The system-level operations.
@@ -273,6 +284,18 @@ impl OperationContext<'_> {
             });
         }
         Ok(page)
+    }
+
+    /// The facts of `kind` current at `at` ([`paraply_store::Store::facts_at`]): what a
+    /// domain's aggregate report reads instead of every version. They are not filtered by
+    /// the caller's access: an operation reading them shows only counts, or checks the
+    /// patients it names with [`OperationContext::search`].
+    pub fn facts_at(
+        &self,
+        kind: &'static str,
+        at: time::OffsetDateTime,
+    ) -> futures::stream::BoxStream<'_, Result<String, paraply_store::StoreError>> {
+        self.fhir.store().facts_at(kind, at)
     }
 
     /// The restriction the caller's searches carry (`None`: unrestricted).

@@ -400,8 +400,17 @@ fn operation(
     not_allowed: impl Fn() -> CoreError,
 ) -> Result<Interaction, CoreError> {
     let name = &segments[position][1..];
+    let conformance_type = CONFORMANCE_TYPES
+        .iter()
+        .copied()
+        .find(|t| *t == segments[0]);
     let (level, resource_type, id) = match (position, segments.len()) {
         (0, 1) => (OperationLevel::System, None, None),
+        (2, 3) if let Some(type_name) = conformance_type => (
+            OperationLevel::Conformance(type_name),
+            None,
+            Some(resource_id(segments[1])?),
+        ),
         (1, 2) => (
             OperationLevel::Type,
             Some(resource_type(segments[0])?),

@@ -13,17 +13,19 @@ use paraply_core::{
 };
 use paraply_fhir::{Issue, IssueType, ResourceId, ResourceType};
 use paraply_search::{SearchQuery, Total};
-use paraply_store::StoreTx;
+use paraply_store::{Fact, StoreTx};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::agreed_time::{self, Responder};
+use crate::followup;
 use crate::json::self_reference;
 use crate::kind::{consent_in_force, is_sip_meeting};
 use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
 use crate::scheduling;
 use crate::sip;
 
+mod measure_operations;
 mod parameters;
 mod plan;
 mod scheduling_operations;
@@ -53,6 +55,9 @@ pub fn extensions(settings: RuleSettings) -> Extensions {
                 hold_minutes: settings.hold_minutes,
             }),
             Arc::new(scheduling_operations::BookOperation),
+            Arc::new(measure_operations::EvaluateMeasureOperation {
+                min_cell: settings.min_cell,
+            }),
         ],
         conformance: Some(Arc::new(Catalog)),
     }
@@ -179,7 +184,7 @@ impl WriteRule for Patientkontrakt {
         }
         let types: Vec<ResourceType> = changes.iter().map(|c| c.resource_type).collect();
         let rules = rules::rules_for(&types);
-        if rules.is_empty() {
+        if rules.is_empty() && !types.contains(&ResourceType::Patient) {
             return Ok(derived);
         }
         let written: Vec<String> = changes
@@ -190,6 +195,12 @@ impl WriteRule for Patientkontrakt {
         // patient to another checks both.
         let mut patients = BTreeSet::new();
         for change in changes {
+            // A Patient's own fields (sex, birth date, listing unit, home) are its follow-up
+            // strata.
+            if change.resource_type == ResourceType::Patient {
+                patients.insert(change.id.to_string());
+                continue;
+            }
             // Only the kinds of resource the rules judge are read (a Bundle's Patients,
             // Organizations and Goals are not).
             if rules::rules_for(&[change.resource_type]).is_empty() {
@@ -233,8 +244,87 @@ impl WriteRule for Patientkontrakt {
             );
             refuse(violations)?;
         }
+        record_followup(tx, &patients, &record, changes).await?;
         Ok(derived)
     }
+}
+
+/// Records the follow-up facts (`crate::followup`) of the patients a transaction touches
+/// and of the appointments it writes, in the transaction, after the rules held: a report
+/// later reads them as they stood at the end of its period.
+async fn record_followup(
+    tx: &mut dyn StoreTx,
+    patients: &BTreeSet<String>,
+    record: &Record,
+    changes: &[Change],
+) -> Result<(), CoreError> {
+    let at = OffsetDateTime::now_utc();
+    for patient in patients {
+        let Ok(id) = patient.parse::<ResourceId>() else {
+            continue;
+        };
+        let resource = match tx.read(ResourceType::Patient, &id).await? {
+            Some(current) if !current.is_deleted() => {
+                Some(parse(current.body.as_deref().unwrap_or("{}"))?)
+            }
+            _ => None,
+        };
+        let mut huvudman = record.huvudman.clone();
+        if let Some(unit) = resource.as_ref().and_then(followup::listing_unit)
+            && !huvudman.contains_key(&unit)
+        {
+            huvudman.extend(huvudman_of(tx, vec![unit]).await?);
+        }
+        let fact =
+            followup::patient_fact(patient, resource.as_ref(), record.of(patient), &huvudman);
+        let body = match &resource {
+            Some(_) => to_text(&fact),
+            None => "null".to_owned(),
+        };
+        tx.record_fact(Fact {
+            kind: followup::PATIENT_FACT,
+            subject: format!("Patient/{patient}"),
+            at,
+            body,
+        })
+        .await?;
+        for change in changes
+            .iter()
+            .filter(|c| c.resource_type == ResourceType::Appointment)
+        {
+            let is_theirs = |a: &Value| rules::patient_of(a).as_deref() == Some(patient.as_str());
+            let appointment = change.after.as_deref().map(parse).transpose()?;
+            let before = change.before.as_deref().map(parse).transpose()?;
+            // An appointment is counted with the patient it belongs to now (moved to another
+            // patient, that patient's turn records it); a deleted one, by its last patient.
+            let counted_here = match &appointment {
+                Some(after) => is_theirs(after),
+                None => before.as_ref().is_some_and(is_theirs),
+            };
+            if !counted_here {
+                continue;
+            }
+            let body = match &appointment {
+                Some(appointment) => {
+                    to_text(&followup::appointment_fact(appointment, &fact, &huvudman))
+                }
+                None => "null".to_owned(),
+            };
+            tx.record_fact(Fact {
+                kind: followup::APPOINTMENT_FACT,
+                subject: format!("Appointment/{}", change.id),
+                at,
+                body,
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn to_text(fact: &impl serde::Serialize) -> String {
+    // Strings, booleans and lists of them: serializing cannot fail.
+    serde_json::to_string(fact).unwrap_or_default()
 }
 
 /// The first breach, as the engine's error (422 naming the rule and the resource).

@@ -4,7 +4,8 @@
 //! - [`agreed_time`]: how an `AppointmentResponse` changes the Appointment it answers;
 //! - [`scheduling`]: booking times (free, held and busy Slots; a found time);
 //! - [`sip`]: the SIP workflow (meeting answers and moves, a withdrawn consent's hold);
-//! - [`unified_plan`]: the `$patientkontrakt` document (a FHIR `document` Bundle).
+//! - [`unified_plan`]: the `$patientkontrakt` document (a FHIR `document` Bundle);
+//! - [`followup`]: the follow-up facts each write leaves and the measures M1–M4 over them.
 //!
 //! [`extensions`] plugs them into `paraply-core` (the only module that reads the database,
 //! inside the engine's write transaction or under the caller's access rules): the profile
@@ -13,6 +14,7 @@
 
 pub mod agreed_time;
 mod engine;
+pub mod followup;
 mod json;
 mod kind;
 pub mod rules;

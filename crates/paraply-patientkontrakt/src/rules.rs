@@ -27,6 +27,9 @@ pub struct RuleSettings {
     pub max_fasta_vardkontakter: usize,
     /// How long `$hold` keeps a time for a patient before it is free again.
     pub hold_minutes: u32,
+    /// The follow-up's small-cell threshold: a summary report masks counts from 1 to
+    /// `min_cell - 1`, which could single people out.
+    pub min_cell: u64,
 }
 
 impl Default for RuleSettings {
@@ -34,6 +37,7 @@ impl Default for RuleSettings {
         RuleSettings {
             max_fasta_vardkontakter: 9,
             hold_minutes: 5,
+            min_cell: 5,
         }
     }
 }

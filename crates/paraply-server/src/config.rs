@@ -250,6 +250,9 @@ pub struct PatientkontraktConfig {
     pub max_fasta_vardkontakter: usize,
     /// How many minutes `Appointment/$hold` keeps a time for a patient.
     pub hold_minutes: u32,
+    /// The follow-up reports' small-cell threshold: counts below it (and above 0) are
+    /// masked in a summary `MeasureReport`.
+    pub followup_min_cell: u64,
 }
 
 impl Default for PatientkontraktConfig {
@@ -258,6 +261,7 @@ impl Default for PatientkontraktConfig {
         PatientkontraktConfig {
             max_fasta_vardkontakter: defaults.max_fasta_vardkontakter,
             hold_minutes: defaults.hold_minutes,
+            followup_min_cell: defaults.min_cell,
         }
     }
 }
@@ -267,6 +271,7 @@ impl PatientkontraktConfig {
         paraply_patientkontrakt::RuleSettings {
             max_fasta_vardkontakter: self.max_fasta_vardkontakter,
             hold_minutes: self.hold_minutes,
+            min_cell: self.followup_min_cell,
         }
     }
 }
@@ -430,6 +435,12 @@ impl Config {
                     return Err(ConfigError::ConfigValue {
                         path: shown,
                         reason: "[patientkontrakt] hold_minutes must be at least 1".into(),
+                    });
+                }
+                if file.patientkontrakt.followup_min_cell == 0 {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: "[patientkontrakt] followup_min_cell must be at least 1".into(),
                     });
                 }
                 file
