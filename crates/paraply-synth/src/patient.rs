@@ -47,6 +47,33 @@ struct Relative {
     given: &'static str,
 }
 
+/// ICD-10, for the conditions patient groups are named by.
+const ICD_10: &str = "http://hl7.org/fhir/sid/icd-10";
+
+/// Patient groups with complex needs (ICD-10 chapter codes and Swedish names).
+const PATIENT_GROUPS: &[(&str, &str)] = &[
+    ("I50", "Hjärtsvikt"),
+    ("J44", "KOL"),
+    ("F03", "Demens"),
+    ("C80", "Cancer"),
+    ("E11", "Typ 2-diabetes"),
+    ("F32", "Depression"),
+];
+
+/// One or (for every third patient) two patient groups of patient `n`.
+pub(crate) fn patient_groups(n: u64) -> Vec<(&'static str, &'static str)> {
+    let len = PATIENT_GROUPS.len() as u64;
+    let first = PATIENT_GROUPS[(n.wrapping_mul(7) % len) as usize];
+    let mut groups = vec![first];
+    if n % 3 == 0 {
+        let second = PATIENT_GROUPS[((n.wrapping_mul(7) + 1 + n / 3) % len) as usize];
+        if second != first {
+            groups.push(second);
+        }
+    }
+    groups
+}
+
 fn role_display(code: &str) -> &'static str {
     match code {
         "1" => "Fast vårdkontakt",
@@ -210,6 +237,25 @@ impl Builder<'_> {
                 .chain(umbrella_tasks.iter().map(|t| json!({ "reference": reference("Task", t) })))
                 .collect::<Vec<_>>(),
         });
+        // The patient groups the agreement addresses (follow-up measure M3 counts by them),
+        // taken from the patient's number rather than the generator so that adding them
+        // left every other generated value as it was.
+        let groups = patient_groups(self.n);
+        umbrella["contained"] = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (code, display))| {
+                json!({
+                    "resourceType": "Condition",
+                    "id": format!("grupp{i}"),
+                    "code": {"coding": [{"system": ICD_10, "code": code, "display": display}]},
+                    "subject": self.patient_ref(),
+                })
+            })
+            .collect();
+        umbrella["addresses"] = (0..groups.len())
+            .map(|i| json!({ "reference": format!("#grupp{i}") }))
+            .collect();
         // The umbrella's author is the contact with overall coordination responsibility
         // (role 4); a patient without one has a plan without an author.
         if let Some(c) = coordinator {
