@@ -65,7 +65,7 @@ pub(crate) fn patient_groups(n: u64) -> Vec<(&'static str, &'static str)> {
     let len = PATIENT_GROUPS.len() as u64;
     let first = PATIENT_GROUPS[(n.wrapping_mul(7) % len) as usize];
     let mut groups = vec![first];
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         let second = PATIENT_GROUPS[((n.wrapping_mul(7) + 1 + n / 3) % len) as usize];
         if second != first {
             groups.push(second);
