@@ -9,12 +9,13 @@ use paraply_fhir::codes::profile;
 const SERVED: usize = 23;
 
 /// Paraply's own conformance resources (`fhir-profiles/`): read and search only.
-const CONFORMANCE: [&str; 5] = [
+const CONFORMANCE: [&str; 6] = [
     "StructureDefinition",
     "CodeSystem",
     "ValueSet",
     "SearchParameter",
     "OperationDefinition",
+    "Measure",
 ];
 
 on_both_backends!(
@@ -193,6 +194,7 @@ async fn openapi_description_matches_the_router() {
             )
             .replace("CodeSystem/{id}", "CodeSystem/plan-type")
             .replace("ValueSet/{id}", "ValueSet/plan-type")
+            .replace("Measure/{id}", "Measure/m1")
             .replace(
                 "OperationDefinition/{id}",
                 "OperationDefinition/patientkontrakt",
