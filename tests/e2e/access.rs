@@ -1669,3 +1669,78 @@ access_case!(
         );
     }
 );
+
+access_case!(
+    follow_up_reports_are_for_staff_and_a_subject_list_names_only_patients_they_care_for,
+    async |w: &World| {
+        // Through the server, whose write rule records the follow-up facts.
+        for patient in ["tolvan", "karin"] {
+            let plan = json!({"resourceType": "CarePlan", "id": format!("pk-{patient}"),
+                "status": "active", "intent": "plan",
+                "category": [{"coding": [{"system": "https://paraply.se/fhir/CodeSystem/plan-category",
+                    "code": "patientkontrakt"}]}],
+                "subject": reference(&format!("Patient/{patient}"))});
+            let put = w
+                .send(
+                    Who::System,
+                    reqwest::Method::PUT,
+                    &format!("CarePlan/pk-{patient}"),
+                    Some(&plan),
+                )
+                .await;
+            assert_eq!(put.status, 201, "{}", put.text);
+        }
+        let summary = "Measure/m2/$evaluate-measure?periodStart=2000&periodEnd=2035";
+        let list = format!("{summary}&reportType=subject-list");
+        assert_forbidden(&w.get(Who::Tolvan, summary).await);
+        assert_forbidden(&w.get(Who::Lisa, &list).await);
+
+        // Counts for anyone on staff, and two patients are too few to show.
+        let counted = w.get(Who::Erik, summary).await;
+        assert_eq!(counted.status, 200, "{}", counted.text);
+        assert_eq!(
+            counted.body["group"][0]["population"][1]["_count"]["extension"][0]["valueCode"],
+            "masked"
+        );
+        assert!(!counted.text.contains("Patient/"), "{}", counted.text);
+
+        let named = |reply: &Reply, population: &str| -> Vec<String> {
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.body["contained"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == format!("fast-lakarkontakt-{population}").as_str())
+                .and_then(|l| l["entry"].as_array())
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| e["item"]["reference"].as_str().unwrap().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        // Anna is both patients' fast läkarkontakt; Erik cares for Karin, whose spärr
+        // blocks his unit, so he may name nobody.
+        let before = w.audit_count("patient=Patient/tolvan").await;
+        let anna = w.get(Who::Anna, &list).await;
+        assert_eq!(
+            named(&anna, "denominator"),
+            ["Patient/karin", "Patient/tolvan"]
+        );
+        assert_eq!(
+            named(&anna, "numerator"),
+            ["Patient/karin", "Patient/tolvan"]
+        );
+        assert_eq!(
+            w.audit_count("patient=Patient/tolvan").await,
+            before + 1,
+            "a subject list is an access to each patient it names"
+        );
+        let erik = w.get(Who::Erik, &list).await;
+        assert!(named(&erik, "denominator").is_empty(), "{}", erik.text);
+        assert_eq!(erik.body["group"][0]["population"][1]["count"], 0);
+        // A system client gets the summary.
+        assert_eq!(w.get(Who::System, summary).await.status, 200);
+    }
+);
