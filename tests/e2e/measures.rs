@@ -393,3 +393,53 @@ on_both_backends!(
         paraply_fhir_validator::assert_valid(&[("subject-list", &list.to_string())]);
     }
 );
+
+/// Deletes every follow-up fact behind Paraply's back: the database as one written before
+/// facts were kept.
+async fn forget_facts(url: &str) {
+    use sqlx::Connection;
+    const FORGET: &str = "DELETE FROM fact";
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(FORGET).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query(FORGET).execute(&mut conn).await.unwrap();
+    }
+}
+
+async fn facts_are_recorded_on_start_for_a_database_without_them(backend: Backend) {
+    let Some(TestBed { server, database }) = TestBed::start(backend).await else {
+        return;
+    };
+    load(&server).await;
+    let m3 = evaluate(&server, "m3", ALL_OF_IT).await;
+    let m4 = evaluate(&server, "m4", ALL_OF_IT).await;
+    server.stop().await;
+    forget_facts(&database.url).await;
+
+    let restarted = TestServer::start(&database.url, FileConfig::default()).await;
+    let offered = |report: &Value| count(&report["group"][0], "initial-population");
+    assert_eq!(
+        offered(&evaluate(&restarted, "m3", ALL_OF_IT).await),
+        offered(&m3)
+    );
+    let kept = |report: &Value| count(&report["group"][2], "denominator");
+    assert_eq!(
+        kept(&evaluate(&restarted, "m4", ALL_OF_IT).await),
+        kept(&m4)
+    );
+    assert!(offered(&m3).is_some_and(|n| n == PATIENTS), "{m3}");
+    restarted.stop().await;
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_are_recorded_on_start_for_a_database_without_them_sqlite() {
+    facts_are_recorded_on_start_for_a_database_without_them(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_are_recorded_on_start_for_a_database_without_them_postgres() {
+    facts_are_recorded_on_start_for_a_database_without_them(Backend::Postgres).await;
+}

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::agreed_time::{self, Responder};
 use crate::followup;
-use crate::json::self_reference;
+use crate::json::{self, self_reference};
 use crate::kind::{consent_in_force, is_sip_meeting};
 use crate::rules::{self, Huvudman, HuvudmanKind, PatientState, Rule, RuleSettings, Violation};
 use crate::scheduling;
@@ -244,19 +244,21 @@ impl WriteRule for Patientkontrakt {
             );
             refuse(violations)?;
         }
-        record_followup(tx, &patients, &record, changes).await?;
+        record_followup(tx, &patients, &record, changes, false).await?;
         Ok(derived)
     }
 }
 
 /// Records the follow-up facts (`crate::followup`) of the patients a transaction touches
-/// and of the appointments it writes, in the transaction, after the rules held: a report
-/// later reads them as they stood at the end of its period.
+/// and of the appointments it writes (or, with `every_appointment`, of all their
+/// appointments), in the transaction, after the rules held: a report later reads them as
+/// they stood at the end of its period.
 async fn record_followup(
     tx: &mut dyn StoreTx,
     patients: &BTreeSet<String>,
     record: &Record,
     changes: &[Change],
+    every_appointment: bool,
 ) -> Result<(), CoreError> {
     let at = OffsetDateTime::now_utc();
     for patient in patients {
@@ -318,8 +320,72 @@ async fn record_followup(
             })
             .await?;
         }
+        if every_appointment {
+            for appointment in record
+                .of(patient)
+                .iter()
+                .filter(|r| json::resource_type(r) == Some("Appointment"))
+            {
+                let Some(subject) = self_reference(appointment) else {
+                    continue;
+                };
+                tx.record_fact(Fact {
+                    kind: followup::APPOINTMENT_FACT,
+                    subject,
+                    at,
+                    body: to_text(&followup::appointment_fact(appointment, &fact, &huvudman)),
+                })
+                .await?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Patients whose facts one backfill transaction records.
+const BACKFILL_PATIENTS: usize = 100;
+
+/// Records the follow-up facts of every patient and appointment when the database has
+/// none yet although it holds patients: a database written before facts were kept (or
+/// restored from one). Their facts hold from now on: the past before this is not
+/// reconstructed, and reports of earlier periods count nothing. Returns how many patients
+/// it recorded; nodes starting together may both run it, and record the same facts.
+pub async fn record_missing_followup(store: &dyn paraply_store::Store) -> Result<u64, CoreError> {
+    use futures::StreamExt;
+    let already = store
+        .facts_at(followup::PATIENT_FACT, OffsetDateTime::now_utc())
+        .next()
+        .await
+        .transpose()?;
+    if already.is_some() {
+        return Ok(0);
+    }
+    let mut query = query(ResourceType::Patient, &[])?;
+    let mut recorded = 0;
+    loop {
+        let page = store.search(&query).await?;
+        let ids: Vec<String> = page
+            .matches
+            .iter()
+            .map(|m| m.resource.id.to_string())
+            .collect();
+        for chunk in ids.chunks(BACKFILL_PATIENTS) {
+            let patients: BTreeSet<String> = chunk.iter().cloned().collect();
+            let mut tx = store.begin().await?;
+            for patient in &patients {
+                tx.serialize_on(&format!("patientkontrakt/{patient}"))
+                    .await?;
+            }
+            let record = Record::load(&mut *tx, &patients, &[]).await?;
+            record_followup(&mut *tx, &patients, &record, &[], true).await?;
+            tx.commit().await?;
+            recorded += patients.len() as u64;
+        }
+        match (page.more, page.matches.last()) {
+            (true, Some(last)) => query.page = Some(last.cursor(false)),
+            _ => return Ok(recorded),
+        }
+    }
 }
 
 fn to_text(fact: &impl serde::Serialize) -> String {

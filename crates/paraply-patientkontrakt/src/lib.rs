@@ -22,5 +22,5 @@ pub mod scheduling;
 pub mod sip;
 pub mod unified_plan;
 
-pub use engine::extensions;
+pub use engine::{extensions, record_missing_followup};
 pub use rules::RuleSettings;

@@ -104,6 +104,18 @@ async fn open_indexed(
         resources = resources_walked,
         "search index is up to date"
     );
+    let patients = paraply_patientkontrakt::record_missing_followup(&*resources)
+        .await
+        .map_err(|e| ServerError::Reindex {
+            url: redact(url),
+            reason: format!("recording the follow-up facts: {e}"),
+        })?;
+    if patients > 0 {
+        tracing::info!(
+            patients,
+            "follow-up facts recorded for a database that had none"
+        );
+    }
     Ok(Stores {
         resources,
         sessions,
