@@ -261,6 +261,7 @@ async fn record_followup(
     every_appointment: bool,
 ) -> Result<(), CoreError> {
     let at = OffsetDateTime::now_utc();
+    let mut people = Vec::with_capacity(patients.len());
     for patient in patients {
         let Ok(id) = patient.parse::<ResourceId>() else {
             continue;
@@ -271,52 +272,65 @@ async fn record_followup(
             }
             _ => None,
         };
-        let mut huvudman = record.huvudman.clone();
-        if let Some(unit) = resource.as_ref().and_then(followup::listing_unit)
-            && !huvudman.contains_key(&unit)
-        {
-            huvudman.extend(huvudman_of(tx, vec![unit]).await?);
+        people.push((patient, resource));
+    }
+    // The listing units' huvudmän the rules did not already need, looked up together.
+    let units: BTreeSet<String> = people
+        .iter()
+        .filter_map(|(_, resource)| resource.as_ref().and_then(followup::listing_unit))
+        .filter(|unit| !record.huvudman.contains_key(unit))
+        .collect();
+    let mut huvudman = record.huvudman.clone();
+    huvudman.extend(huvudman_of(tx, units.into_iter().collect()).await?);
+    // The appointments written, parsed once, by the patient each is counted with: the one
+    // it belongs to now, or (deleted) the last one.
+    let mut written: HashMap<String, Vec<(&ResourceId, Option<Value>)>> = HashMap::new();
+    for change in changes
+        .iter()
+        .filter(|c| c.resource_type == ResourceType::Appointment)
+    {
+        let after = change.after.as_deref().map(parse).transpose()?;
+        let patient = match &after {
+            Some(after) => rules::patient_of(after),
+            None => change
+                .before
+                .as_deref()
+                .map(parse)
+                .transpose()?
+                .as_ref()
+                .and_then(rules::patient_of),
+        };
+        if let Some(patient) = patient {
+            written
+                .entry(patient)
+                .or_default()
+                .push((&change.id, after));
         }
+    }
+    for (patient, resource) in &people {
         let fact =
             followup::patient_fact(patient, resource.as_ref(), record.of(patient), &huvudman);
-        let body = match &resource {
-            Some(_) => to_text(&fact),
-            None => "null".to_owned(),
-        };
         tx.record_fact(Fact {
             kind: followup::PATIENT_FACT,
             subject: format!("Patient/{patient}"),
             at,
-            body,
+            body: match resource {
+                Some(_) => to_text(&fact),
+                None => "null".to_owned(),
+            },
         })
         .await?;
-        for change in changes
-            .iter()
-            .filter(|c| c.resource_type == ResourceType::Appointment)
-        {
-            let is_theirs = |a: &Value| rules::patient_of(a).as_deref() == Some(patient.as_str());
-            let appointment = change.after.as_deref().map(parse).transpose()?;
-            let before = change.before.as_deref().map(parse).transpose()?;
-            // An appointment is counted with the patient it belongs to now (moved to another
-            // patient, that patient's turn records it); a deleted one, by its last patient.
-            let counted_here = match &appointment {
-                Some(after) => is_theirs(after),
-                None => before.as_ref().is_some_and(is_theirs),
-            };
-            if !counted_here {
-                continue;
-            }
-            let body = match &appointment {
-                Some(appointment) => {
-                    to_text(&followup::appointment_fact(appointment, &fact, &huvudman))
-                }
-                None => "null".to_owned(),
-            };
+        for (id, appointment) in written.get(patient.as_str()).into_iter().flatten() {
             tx.record_fact(Fact {
                 kind: followup::APPOINTMENT_FACT,
-                subject: format!("Appointment/{}", change.id),
+                subject: format!("Appointment/{id}"),
                 at,
-                body,
+                body: match appointment {
+                    Some(appointment) => {
+                        to_text(&followup::appointment_fact(appointment, &fact, &huvudman))
+                    }
+                    None => "null".to_owned(),
+                },
             })
             .await?;
         }
