@@ -300,7 +300,7 @@ pub struct Period {
 }
 
 /// A stratifier: which of a patient's strata a report breaks counts down by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Stratifier {
     Region,
     Municipality,
@@ -325,14 +325,6 @@ impl Stratifier {
     }
 }
 
-const PATIENT_STRATIFIERS: &[Stratifier] = &[
-    Stratifier::Region,
-    Stratifier::Municipality,
-    Stratifier::Unit,
-    Stratifier::Sex,
-    Stratifier::AgeBand,
-];
-
 /// A stratum's value: an Organization (named at rendering) or a text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StratumValue {
@@ -341,37 +333,136 @@ pub enum StratumValue {
     Group(PatientGroup),
 }
 
-/// Counts of one group of a report: per population, in total and per stratum, and the
-/// patients of each population (kept only for a subject list).
+/// A patient's strata as numbers ([`Interner`] ids; the age band's index in [`AGE_BANDS`]):
+/// a million patients fall into far fewer cells than they are, so a report counts cells and
+/// breaks them down by each stratifier once, at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Cell {
+    region: Option<u32>,
+    municipality: Option<u32>,
+    unit: Option<u32>,
+    sex: Option<u32>,
+    age_band: Option<usize>,
+}
+
+/// Each text a report counts by, once.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    texts: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(id) = self.ids.get(text) {
+            return *id;
+        }
+        let id = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> String {
+        self.texts.get(id as usize).cloned().unwrap_or_default()
+    }
+}
+
+/// Counts of the populations, by [`population_index`].
+type Counts = [u64; 3];
+
+fn population_index(population: &str) -> usize {
+    match population {
+        INITIAL => 0,
+        DENOMINATOR => 1,
+        _ => 2,
+    }
+}
+
+/// Counts of one group of a report: per population, in total, per cell of patient strata and
+/// per stratum of its own (patient group, huvudman), and the patients of each population
+/// (kept only for a subject list).
 #[derive(Debug, Default)]
 struct Tally {
-    total: BTreeMap<&'static str, u64>,
-    strata: BTreeMap<(Stratifier, StratumValue), BTreeMap<&'static str, u64>>,
+    total: Counts,
+    cells: HashMap<Cell, Counts>,
+    strata: BTreeMap<(Stratifier, StratumValue), Counts>,
     subjects: BTreeMap<&'static str, BTreeSet<String>>,
 }
 
 impl Tally {
     fn count(
         &mut self,
-        population: &'static str,
+        populations: &[&'static str],
+        cell: Option<Cell>,
         strata: &[(Stratifier, StratumValue)],
         subject: Option<&str>,
     ) {
-        *self.total.entry(population).or_default() += 1;
+        let add = |counts: &mut Counts| {
+            for population in populations {
+                counts[population_index(population)] += 1;
+            }
+        };
+        add(&mut self.total);
+        if let Some(cell) = cell {
+            add(self.cells.entry(cell).or_default());
+        }
         for stratum in strata {
-            *self
-                .strata
-                .entry(stratum.clone())
-                .or_default()
-                .entry(population)
-                .or_default() += 1;
+            match self.strata.get_mut(stratum) {
+                Some(counts) => add(counts),
+                None => add(self.strata.entry(stratum.clone()).or_default()),
+            }
         }
         if let Some(subject) = subject {
-            self.subjects
-                .entry(population)
-                .or_default()
-                .insert(subject.to_owned());
+            for population in populations {
+                self.subjects
+                    .entry(population)
+                    .or_default()
+                    .insert(subject.to_owned());
+            }
         }
+    }
+
+    /// Every stratum's counts: the cells broken down by each patient stratifier, and the
+    /// group's own strata.
+    fn by_stratum(&self, texts: &Interner) -> BTreeMap<(Stratifier, StratumValue), Counts> {
+        let mut by_id: HashMap<(Stratifier, u32), Counts> = HashMap::new();
+        for (cell, counts) in &self.cells {
+            let values = [
+                (Stratifier::Region, cell.region),
+                (Stratifier::Municipality, cell.municipality),
+                (Stratifier::Unit, cell.unit),
+                (Stratifier::Sex, cell.sex),
+                (
+                    Stratifier::AgeBand,
+                    cell.age_band.and_then(|b| u32::try_from(b).ok()),
+                ),
+            ];
+            for (stratifier, value) in values {
+                if let Some(value) = value {
+                    let total = by_id.entry((stratifier, value)).or_default();
+                    for (sum, count) in total.iter_mut().zip(counts) {
+                        *sum += count;
+                    }
+                }
+            }
+        }
+        let mut strata = self.strata.clone();
+        for ((stratifier, id), counts) in by_id {
+            let value = match stratifier {
+                Stratifier::Region | Stratifier::Unit => StratumValue::Organization(texts.text(id)),
+                Stratifier::AgeBand => StratumValue::Text(
+                    AGE_BANDS
+                        .get(id as usize)
+                        .copied()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                _ => StratumValue::Text(texts.text(id)),
+            };
+            strata.insert((stratifier, value), counts);
+        }
+        strata
     }
 }
 
@@ -446,6 +537,7 @@ pub struct Evaluation {
     /// Keep the patients of each population (a subject list).
     subjects: bool,
     groups: Vec<Tally>,
+    texts: Interner,
 }
 
 impl Evaluation {
@@ -459,6 +551,7 @@ impl Evaluation {
                 .iter()
                 .map(|_| Tally::default())
                 .collect(),
+            texts: Interner::default(),
         }
     }
 
@@ -466,24 +559,19 @@ impl Evaluation {
         self.unit.is_none() || strata.unit == self.unit
     }
 
-    fn patient_strata(&self, strata: &Strata) -> Vec<(Stratifier, StratumValue)> {
+    fn cell(&mut self, strata: &Strata) -> Cell {
         let end = self.period.end.date();
-        PATIENT_STRATIFIERS
-            .iter()
-            .filter_map(|s| {
-                let value = match s {
-                    Stratifier::Region => StratumValue::Organization(strata.region.clone()?),
-                    Stratifier::Unit => StratumValue::Organization(strata.unit.clone()?),
-                    Stratifier::Municipality => StratumValue::Text(strata.municipality.clone()?),
-                    Stratifier::Sex => StratumValue::Text(strata.sex.clone()?),
-                    Stratifier::AgeBand => {
-                        StratumValue::Text(age_band(strata.birth_date.as_deref()?, end)?.into())
-                    }
-                    _ => return None,
-                };
-                Some((*s, value))
-            })
-            .collect()
+        let mut id = |text: &Option<String>| text.as_deref().map(|t| self.texts.id(t));
+        Cell {
+            region: id(&strata.region),
+            municipality: id(&strata.municipality),
+            unit: id(&strata.unit),
+            sex: id(&strata.sex),
+            age_band: strata
+                .birth_date
+                .as_deref()
+                .and_then(|birth| age_band(birth, end)),
+        }
     }
 
     /// Counts one patient fact (the body of a [`PATIENT_FACT`]).
@@ -497,18 +585,18 @@ impl Evaluation {
                 if fact.umbrella.as_deref() != Some("active") {
                     return;
                 }
-                let strata = self.patient_strata(&fact.strata);
+                let cell = self.cell(&fact.strata);
                 let has = if self.measure == MeasureId::M1 {
                     fact.fast_vardkontakt
                 } else {
                     fact.fast_lakarkontakt
                 };
-                let tally = &mut self.groups[0];
-                tally.count(INITIAL, &strata, subject);
-                tally.count(DENOMINATOR, &strata, subject);
-                if has {
-                    tally.count(NUMERATOR, &strata, subject);
-                }
+                let populations: &[&str] = if has {
+                    &[INITIAL, DENOMINATOR, NUMERATOR]
+                } else {
+                    &[INITIAL, DENOMINATOR]
+                };
+                self.groups[0].count(populations, Some(cell), &[], subject);
             }
             MeasureId::M3 => {
                 if !fact
@@ -518,19 +606,19 @@ impl Evaluation {
                 {
                     return;
                 }
-                let mut strata = self.patient_strata(&fact.strata);
-                if fact.groups.is_empty() {
+                let cell = self.cell(&fact.strata);
+                let mut strata: Vec<_> = fact
+                    .groups
+                    .iter()
+                    .map(|g| (Stratifier::PatientGroup, StratumValue::Group(g.clone())))
+                    .collect();
+                if strata.is_empty() {
                     strata.push((
                         Stratifier::PatientGroup,
                         StratumValue::Text("Ej angiven".into()),
                     ));
                 }
-                strata.extend(
-                    fact.groups
-                        .iter()
-                        .map(|g| (Stratifier::PatientGroup, StratumValue::Group(g.clone()))),
-                );
-                self.groups[0].count(INITIAL, &strata, subject);
+                self.groups[0].count(&[INITIAL], Some(cell), &strata, subject);
             }
             MeasureId::M4 => {
                 for huvudman in &fact.sip {
@@ -538,7 +626,7 @@ impl Evaluation {
                         .iter()
                         .map(|h| (Stratifier::Huvudman, StratumValue::Organization(h.clone())))
                         .collect();
-                    self.groups[0].count(INITIAL, &strata, None);
+                    self.groups[0].count(&[INITIAL], None, &strata, None);
                 }
             }
         }
@@ -569,28 +657,36 @@ impl Evaluation {
                 .iter()
                 .map(|h| (Stratifier::Huvudman, StratumValue::Organization(h.clone())))
                 .collect();
-            self.groups[1].count(INITIAL, &strata, None);
+            self.groups[1].count(&[INITIAL], None, &strata, None);
         } else if KEPT.contains(&fact.status.as_str()) {
-            let strata = self.patient_strata(&fact.strata);
-            let tally = &mut self.groups[2];
-            tally.count(INITIAL, &strata, None);
-            tally.count(DENOMINATOR, &strata, None);
-            if fact.agreed {
-                tally.count(NUMERATOR, &strata, None);
-            }
+            let cell = self.cell(&fact.strata);
+            let populations: &[&str] = if fact.agreed {
+                &[INITIAL, DENOMINATOR, NUMERATOR]
+            } else {
+                &[INITIAL, DENOMINATOR]
+            };
+            self.groups[2].count(populations, Some(cell), &[], None);
         }
     }
 
     /// The Organizations the report names (regions, units, huvudmän), to be named.
     pub fn organizations(&self) -> BTreeSet<String> {
-        self.groups
+        let in_cells = self
+            .groups
             .iter()
-            .flat_map(|g| g.strata.keys())
-            .filter_map(|(_, value)| match value {
-                StratumValue::Organization(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect()
+            .flat_map(|g| g.cells.keys())
+            .flat_map(|cell| [cell.region, cell.unit])
+            .flatten()
+            .map(|id| self.texts.text(id));
+        let in_strata =
+            self.groups
+                .iter()
+                .flat_map(|g| g.strata.keys())
+                .filter_map(|(_, value)| match value {
+                    StratumValue::Organization(r) => Some(r.clone()),
+                    _ => None,
+                });
+        in_cells.chain(in_strata).collect()
     }
 
     /// The patients a subject list names, over every population.
@@ -605,10 +701,12 @@ impl Evaluation {
     /// caller sees the patients they have a care relationship with, and counts that agree.
     pub fn keep_subjects(&mut self, visible: &BTreeSet<String>) {
         for tally in &mut self.groups {
+            tally.total = Counts::default();
             for (population, subjects) in &mut tally.subjects {
                 subjects.retain(|s| visible.contains(s));
-                tally.total.insert(population, subjects.len() as u64);
+                tally.total[population_index(population)] = subjects.len() as u64;
             }
+            tally.cells.clear();
             tally.strata.clear();
         }
     }
@@ -654,7 +752,8 @@ impl Evaluation {
                 if let Some(score) = score(&tally.total, masking, spec.scoring) {
                     group["measureScore"] = score;
                 }
-                let stratifiers = stratifiers(tally, names, masking, spec.scoring);
+                let stratifiers =
+                    stratifiers(tally.by_stratum(&self.texts), names, masking, spec.scoring);
                 if !stratifiers.is_empty() {
                     group["stratifier"] = Value::Array(stratifiers);
                 }
@@ -697,19 +796,14 @@ fn small(count: u64, min_cell: u64) -> bool {
 
 /// Whether a proportion's numerator (and so its score) must be masked: a small numerator,
 /// or a small remainder (the denominator less the numerator, which the two would reveal).
-fn numerator_masked(counts: &BTreeMap<&'static str, u64>, min_cell: u64) -> bool {
-    let numerator = counts.get(NUMERATOR).copied().unwrap_or(0);
-    let denominator = counts.get(DENOMINATOR).copied().unwrap_or(0);
+fn numerator_masked(counts: &Counts, min_cell: u64) -> bool {
+    let numerator = counts[population_index(NUMERATOR)];
+    let denominator = counts[population_index(DENOMINATOR)];
     small(numerator, min_cell) || small(denominator - numerator.min(denominator), min_cell)
 }
 
-fn population(
-    name: &'static str,
-    counts: &BTreeMap<&'static str, u64>,
-    min_cell: u64,
-    scoring: Scoring,
-) -> Value {
-    let count = counts.get(name).copied().unwrap_or(0);
+fn population(name: &'static str, counts: &Counts, min_cell: u64, scoring: Scoring) -> Value {
+    let count = counts[population_index(name)];
     let mut value = json!({
         "code": {"coding": [{"system": POPULATION_SYSTEM, "code": name}]},
     });
@@ -726,28 +820,28 @@ fn population(
     value
 }
 
-fn score(counts: &BTreeMap<&'static str, u64>, min_cell: u64, scoring: Scoring) -> Option<Value> {
+fn score(counts: &Counts, min_cell: u64, scoring: Scoring) -> Option<Value> {
     if scoring != Scoring::Proportion {
         return None;
     }
-    let denominator = counts.get(DENOMINATOR).copied().unwrap_or(0);
+    let denominator = counts[population_index(DENOMINATOR)];
     if denominator == 0 || small(denominator, min_cell) || numerator_masked(counts, min_cell) {
         return None;
     }
-    let numerator = counts.get(NUMERATOR).copied().unwrap_or(0);
+    let numerator = counts[population_index(NUMERATOR)];
     // Four decimals: a share, not a float's noise.
     let share = (numerator as f64 / denominator as f64 * 10_000.0).round() / 10_000.0;
     Some(json!({"value": share, "unit": "1", "system": "http://unitsofmeasure.org", "code": "1"}))
 }
 
 fn stratifiers(
-    tally: &Tally,
+    strata: BTreeMap<(Stratifier, StratumValue), Counts>,
     names: &HashMap<String, (String, Option<String>)>,
     min_cell: u64,
     scoring: Scoring,
 ) -> Vec<Value> {
     let mut by_stratifier: BTreeMap<Stratifier, Vec<Value>> = BTreeMap::new();
-    for ((stratifier, value), counts) in &tally.strata {
+    for ((stratifier, value), counts) in &strata {
         let mut stratum = json!({
             "value": stratum_value(value, names),
             "population": populations(scoring)
@@ -809,9 +903,12 @@ fn subject_list<'a>(id: &str, subjects: impl Iterator<Item = &'a String>) -> Val
     })
 }
 
-/// The age band of someone born on `birth_date` (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`) at
-/// `at`: 0–17, 18–44, 45–64, 65–79, 80+.
-fn age_band(birth_date: &str, at: Date) -> Option<&'static str> {
+/// The age bands a report counts by.
+const AGE_BANDS: &[&str] = &["0-17", "18-44", "45-64", "65-79", "80+"];
+
+/// The age band (its index in [`AGE_BANDS`]) of someone born on `birth_date` (`YYYY`,
+/// `YYYY-MM` or `YYYY-MM-DD`) at `at`.
+fn age_band(birth_date: &str, at: Date) -> Option<usize> {
     let year: i32 = birth_date.get(0..4)?.parse().ok()?;
     let month: u8 = birth_date
         .get(5..7)
@@ -826,11 +923,11 @@ fn age_band(birth_date: &str, at: Date) -> Option<&'static str> {
         age -= 1;
     }
     Some(match age {
-        ..=17 => "0-17",
-        18..=44 => "18-44",
-        45..=64 => "45-64",
-        65..=79 => "65-79",
-        _ => "80+",
+        ..=17 => 0,
+        18..=44 => 1,
+        45..=64 => 2,
+        65..=79 => 3,
+        _ => 4,
     })
 }
 
@@ -958,9 +1055,10 @@ mod tests {
 
     #[test]
     fn age_bands_turn_on_the_birthday() {
-        assert_eq!(age_band("2008-03-10", date!(2026 - 03 - 09)), Some("0-17"));
-        assert_eq!(age_band("2008-03-10", date!(2026 - 03 - 10)), Some("18-44"));
-        assert_eq!(age_band("1940", date!(2026 - 01 - 01)), Some("80+"));
+        let band = |birth, at| age_band(birth, at).map(|b| AGE_BANDS[b]);
+        assert_eq!(band("2008-03-10", date!(2026 - 03 - 09)), Some("0-17"));
+        assert_eq!(band("2008-03-10", date!(2026 - 03 - 10)), Some("18-44"));
+        assert_eq!(band("1940", date!(2026 - 01 - 01)), Some("80+"));
     }
 
     #[test]
