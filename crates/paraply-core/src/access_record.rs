@@ -209,6 +209,17 @@ impl AccessSummary {
                     _ => summary(AuditAction::Operation, None),
                 }
             }
+            Interaction::Operation { operation, call }
+                if operation.definition().audit == OperationAudit::Export =>
+            {
+                AccessSummary {
+                    search: true,
+                    ..summary(
+                        AuditAction::Operation,
+                        call.resource_type.zip(call.id.clone()),
+                    )
+                }
+            }
             Interaction::Create {
                 resource_type,
                 body,

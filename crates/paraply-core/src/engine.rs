@@ -61,6 +61,11 @@ pub enum Outcome {
     },
     /// A delete (or a conditional delete that matched nothing).
     Deleted,
+    /// Accepted for asynchronous work (`202`): the client polls `content_location`, an
+    /// absolute URL built from the public base URL.
+    Accepted {
+        content_location: String,
+    },
     Searchset {
         query: SearchQuery,
         page: SearchPage,
@@ -771,6 +776,6 @@ fn as_shown(outcome: Outcome, citizen: bool) -> Outcome {
             strip_channel_headers(&mut value);
             Outcome::Built(value)
         }
-        other @ (Outcome::Capabilities(_) | Outcome::Deleted) => other,
+        other @ (Outcome::Capabilities(_) | Outcome::Deleted | Outcome::Accepted { .. }) => other,
     }
 }

@@ -39,6 +39,9 @@ pub enum OperationLevel {
 pub enum OperationAudit {
     /// An instance operation on a Patient: one AuditEvent naming the patient per call (I15).
     PatientData,
+    /// A bulk export of many patients' data: one AuditEvent per kick-off, with the
+    /// request's query (types, `_since`, `_typeFilter`) as what was exported.
+    Export,
     /// Touches no stored patient data (`$validate` stores and reads nothing).
     None,
 }
@@ -78,6 +81,8 @@ pub struct OperationCall {
     /// Query parameters (and a form body's).
     pub params: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// The client sent `Prefer: respond-async`.
+    pub respond_async: bool,
 }
 
 impl OperationCall {
@@ -206,6 +211,21 @@ impl OperationContext<'_> {
             None => Audience::System,
             Some(access) => access.audience(),
         }
+    }
+
+    /// The system client calling (its `client_id`), or `None` for every other caller —
+    /// and for the server itself under `--auth none`, which has no clients.
+    pub fn system_client(&self) -> Option<&str> {
+        match self.access.map(|access| &access.principal) {
+            Some(paraply_auth::Principal::System { client_id, .. }) => Some(client_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller's scopes allow reading `resource_type` (always without logins).
+    pub fn may_read(&self, resource_type: ResourceType) -> bool {
+        self.access
+            .is_none_or(|access| access.check_scope(resource_type, Permission::Read).is_ok())
     }
 
     /// The public FHIR base URL, for absolute `fullUrl`s.
