@@ -115,6 +115,38 @@ pub struct FileConfig {
     pub audit: AuditConfig,
     /// Subscription notifications (`[subscriptions]`).
     pub subscriptions: SubscriptionsConfig,
+    /// Bulk export (`[export]`).
+    pub export: ExportConfig,
+}
+
+/// The longest `[export] expire_minutes` accepted (a week): files are views over the data,
+/// not copies, but a job kept longer is likelier a typo than a need.
+pub const MAX_EXPORT_EXPIRE_MINUTES: u32 = 7 * 24 * 60;
+
+/// `[export]`: how long a bulk export's job and files stay (see paraply-export).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Minutes after the kick-off until the job, its status URL and its files are gone.
+    pub expire_minutes: u32,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        let defaults = paraply_export::ExportSettings::default();
+        ExportConfig {
+            expire_minutes: u32::try_from(defaults.expire.as_secs() / 60).unwrap_or(60),
+        }
+    }
+}
+
+impl ExportConfig {
+    pub fn settings(&self) -> paraply_export::ExportSettings {
+        paraply_export::ExportSettings {
+            expire: std::time::Duration::from_secs(u64::from(self.expire_minutes) * 60),
+            ..paraply_export::ExportSettings::default()
+        }
+    }
 }
 
 /// `[subscriptions]`: where and how notifications are delivered (see paraply-notify).
@@ -198,6 +230,7 @@ impl Default for FileConfig {
             storage: StorageConfig::default(),
             audit: AuditConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            export: ExportConfig::default(),
         }
     }
 }
@@ -406,6 +439,14 @@ impl Config {
                         reason: format!(
                             "[audit] retention_years must be from {} (the law's minimum) to {MAX_RETENTION_YEARS}",
                             paraply_core::MIN_RETENTION_YEARS
+                        ),
+                    });
+                }
+                if !(1..=MAX_EXPORT_EXPIRE_MINUTES).contains(&file.export.expire_minutes) {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: format!(
+                            "[export] expire_minutes must be from 1 to {MAX_EXPORT_EXPIRE_MINUTES}"
                         ),
                     });
                 }
