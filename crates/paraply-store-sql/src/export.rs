@@ -296,3 +296,222 @@ macro_rules! export_store {
 
 export_store!(SqliteStore, writer, readers);
 export_store!(PostgresStore, pool, pool);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::TryStreamExt;
+    use paraply_fhir::VersionId;
+    use paraply_store::{NewVersion, Store};
+    use time::Duration;
+
+    use super::*;
+    use crate::{StoreSettings, open_store_with_sessions};
+
+    async fn write(
+        store: &dyn Store,
+        id: &str,
+        version: u64,
+        body: Option<&str>,
+        at: OffsetDateTime,
+    ) {
+        let mut tx = store.begin().await.unwrap();
+        tx.write(NewVersion {
+            resource_type: ResourceType::Patient,
+            id: id.parse().unwrap(),
+            version_id: VersionId::new(version).unwrap(),
+            last_updated: at,
+            body: body.map(|family| {
+                format!(
+                    r#"{{"resourceType":"Patient","id":"{id}","name":[{{"family":"{family}"}}]}}"#
+                )
+            }),
+            index: Vec::new(),
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    fn job(id: &str, now: OffsetDateTime) -> NewExportJob {
+        NewExportJob {
+            id: id.into(),
+            client_id: "warehouse".into(),
+            spec: "{}".into(),
+            transaction_time: now,
+            expires: now + Duration::minutes(60),
+        }
+    }
+
+    async fn lines(exports: &dyn ExportStore, selection: ExportSelection) -> Vec<String> {
+        exports.export_lines(selection).try_collect().await.unwrap()
+    }
+
+    /// A file shows each resource as it stood at the kick-off: later versions, later
+    /// resources and later deletions change nothing; `_since` and members narrow it.
+    async fn behaves(store: Arc<dyn Store>, exports: Arc<dyn ExportStore>) {
+        let start = OffsetDateTime::now_utc();
+        write(store.as_ref(), "a", 1, Some("A1"), start).await;
+        write(store.as_ref(), "b", 1, Some("B1"), start).await;
+        write(
+            store.as_ref(),
+            "b",
+            2,
+            Some("B2"),
+            start + Duration::seconds(10),
+        )
+        .await;
+        write(store.as_ref(), "gone", 1, Some("G1"), start).await;
+        write(store.as_ref(), "gone", 2, None, start).await;
+        let now = start + Duration::seconds(20);
+        let created = exports.create_export(&job("j1", now)).await.unwrap();
+        assert_eq!(created.result, None);
+        write(store.as_ref(), "a", 2, None, now).await;
+        write(store.as_ref(), "b", 3, Some("B3"), now).await;
+        write(store.as_ref(), "c", 1, Some("C1"), now).await;
+
+        let selection = ExportSelection {
+            job_id: "j1".into(),
+            resource_type: ResourceType::Patient,
+            cutoff: created.cutoff,
+            since: None,
+            members_only: false,
+        };
+        let all = lines(exports.as_ref(), selection.clone()).await;
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0].contains("A1") && all[1].contains("B2"), "{all:?}");
+        assert_eq!(exports.count_export(&selection).await.unwrap(), 2);
+
+        let since = ExportSelection {
+            since: Some(start + Duration::seconds(5)),
+            ..selection.clone()
+        };
+        assert_eq!(lines(exports.as_ref(), since.clone()).await.len(), 1);
+        assert_eq!(exports.count_export(&since).await.unwrap(), 1);
+
+        let members = ExportSelection {
+            members_only: true,
+            ..selection.clone()
+        };
+        assert!(lines(exports.as_ref(), members.clone()).await.is_empty());
+        exports
+            .add_export_members(
+                "j1",
+                ResourceType::Patient,
+                &["b".parse().unwrap(), "c".parse().unwrap()],
+            )
+            .await
+            .unwrap();
+        exports
+            .add_export_members("j1", ResourceType::Patient, &["b".parse().unwrap()])
+            .await
+            .unwrap();
+        let only_b = lines(exports.as_ref(), members.clone()).await;
+        assert_eq!(only_b.len(), 1);
+        assert!(only_b[0].contains("B2"));
+
+        // One node works a job at a time; it finishes only while it holds the lease.
+        let lease = now + Duration::seconds(30);
+        let claimed = exports.claim_export("n1", now, lease).await.unwrap();
+        assert_eq!(claimed.map(|j| j.id), Some("j1".into()));
+        assert_eq!(exports.claim_export("n2", now, lease).await.unwrap(), None);
+        assert!(
+            exports
+                .renew_export("j1", "n1", now, lease, "1 of 2")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !exports
+                .renew_export("j1", "n2", now, lease, "1 of 2")
+                .await
+                .unwrap()
+        );
+        let stored = exports.export_job("j1").await.unwrap().unwrap();
+        assert_eq!(stored.progress.as_deref(), Some("1 of 2"));
+        // A lease run out is another node's to take.
+        let later = lease + Duration::seconds(1);
+        assert!(
+            !exports
+                .finish_export("j1", "n1", later, "[]")
+                .await
+                .unwrap()
+        );
+        assert!(
+            exports
+                .claim_export("n2", later, later + Duration::seconds(30))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            exports
+                .finish_export("j1", "n2", later, "[]")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            exports
+                .export_job("j1")
+                .await
+                .unwrap()
+                .unwrap()
+                .result
+                .as_deref(),
+            Some("[]")
+        );
+        assert_eq!(
+            exports.claim_export("n1", later, later).await.unwrap(),
+            None
+        );
+
+        // Expired jobs go, with their members; others stay.
+        exports
+            .create_export(&job("j2", now + Duration::minutes(30)))
+            .await
+            .unwrap();
+        assert_eq!(
+            exports
+                .delete_expired_exports(now + Duration::minutes(61))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(exports.export_job("j1").await.unwrap(), None);
+        assert!(lines(exports.as_ref(), members).await.is_empty());
+        assert!(exports.delete_export("j2").await.unwrap());
+        assert!(!exports.delete_export("j2").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sqlite_export_jobs() {
+        let dir = std::env::temp_dir().join(format!("paraply-export-{}", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", dir.join("paraply.db").display());
+        let (store, _, _, exports) =
+            open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+                .await
+                .unwrap();
+        let outcome = tokio::spawn(behaves(store, exports)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(failure) = outcome {
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    }
+
+    #[tokio::test]
+    async fn postgres_export_jobs() {
+        let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
+            return;
+        };
+        let (store, _, _, exports) =
+            open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+                .await
+                .unwrap();
+        let outcome = tokio::spawn(behaves(store, exports)).await;
+        db.remove().await;
+        if let Err(failure) = outcome {
+            std::panic::resume_unwind(failure.into_panic());
+        }
+    }
+}
