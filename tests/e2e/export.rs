@@ -461,6 +461,35 @@ on_both_backends_exporting!(a_cancelled_export_is_gone, async |e: &Exporter| {
 });
 
 on_both_backends_exporting!(
+    smart_configuration_tells_a_backend_client_how_to_get_a_token,
+    async |e: &Exporter| {
+        let s = &e.server;
+        let reply = Reply::send(
+            s.client
+                .get(format!("{}/.well-known/smart-configuration", s.root)),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let has = |key: &str, value: &str| {
+            reply.body[key]
+                .as_array()
+                .is_some_and(|values| values.iter().any(|v| v == value))
+        };
+        assert!(has(
+            "token_endpoint_auth_methods_supported",
+            "private_key_jwt"
+        ));
+        assert!(has(
+            "token_endpoint_auth_signing_alg_values_supported",
+            "RS384"
+        ));
+        assert!(has("grant_types_supported", "client_credentials"));
+        assert!(has("capabilities", "client-confidential-asymmetric"));
+        assert!(has("scopes_supported", "system/*.rs"));
+    }
+);
+
+on_both_backends_exporting!(
     export_is_refused_to_all_but_system_clients_and_to_bad_requests,
     async |e: &Exporter| {
         let s = &e.server;
