@@ -46,14 +46,17 @@ const ADD_MEMBER: &str = "INSERT INTO export_member (job_id, resource_type, id) 
 
 /// The versions of a file: of its type, at or below the cutoff ($3), not a deletion, written
 /// after `_since` ($4), and the last of their resource at or below the cutoff; after the
-/// keyset position ($2).
+/// keyset position ($2). "No later version" compares `version_id`, not `seq`, so that the
+/// check is a lookup in the `(resource_type, id, version_id)` key: compared by `seq`, SQLite
+/// walked the type's whole `(resource_type, seq)` index per row (10,877 resources took 4.7 s
+/// to count on a debug build).
 macro_rules! view {
     ($members:expr) => {
         concat!(
             "FROM resource_version v WHERE v.resource_type = $1 AND v.seq > $2 AND v.seq <= $3 \
              AND v.body IS NOT NULL AND v.last_updated > $4 \
              AND NOT EXISTS (SELECT 1 FROM resource_version n WHERE n.resource_type = v.resource_type \
-             AND n.id = v.id AND n.seq > v.seq AND n.seq <= $3)",
+             AND n.id = v.id AND n.version_id > v.version_id AND n.seq <= $3)",
             $members
         )
     };
