@@ -251,8 +251,8 @@ fn ids(files: &BTreeMap<String, Vec<Value>>, resource_type: &str) -> Vec<String>
     ids
 }
 
-/// The export kick-offs in the access log (their AuditEvents' logged queries).
-async fn logged_exports(s: &TestServer, token: &str) -> Vec<String> {
+/// The exports in the access log: each entry's logged query and its detail (type → count).
+async fn logged_exports(s: &TestServer, token: &str) -> Vec<(String, Vec<(String, String)>)> {
     let reply = send(
         s,
         reqwest::Method::GET,
@@ -273,10 +273,24 @@ async fn logged_exports(s: &TestServer, token: &str) -> Vec<String> {
                 .cloned()
                 .unwrap_or_default()
         })
-        .filter_map(|entity| entity["query"].as_str().map(str::to_owned))
-        .filter_map(|q| base64::engine::general_purpose::STANDARD.decode(q).ok())
-        .map(|q| String::from_utf8_lossy(&q).into_owned())
-        .filter(|q| q.contains("$export"))
+        .filter_map(|entity| {
+            let query = base64::engine::general_purpose::STANDARD
+                .decode(entity["query"].as_str()?)
+                .ok()?;
+            let detail = entity["detail"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    (
+                        d["type"].as_str().unwrap().to_owned(),
+                        d["valueString"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            Some((String::from_utf8_lossy(&query).into_owned(), detail))
+        })
+        .filter(|(query, _)| query.contains("$export"))
         .collect()
 }
 
@@ -341,10 +355,15 @@ on_both_backends_exporting!(
         assert_eq!(p1["meta"]["versionId"], "1");
         // The files stay the same however often they are read.
         assert_eq!(download(s, Some(&token), &manifest).await, files);
-        // One AuditEvent for the export, naming what was asked.
+        // One AuditEvent for the export, naming what was asked and what it holds.
         let logged = logged_exports(s, &token).await;
         assert_eq!(logged.len(), 1, "{logged:?}");
-        assert!(logged[0].contains("_type=Patient"), "{}", logged[0]);
+        let (query, detail) = &logged[0];
+        assert!(query.contains("_type=Patient"), "{query}");
+        let count = |t: &str| detail.iter().find(|(k, _)| k == t).map(|(_, v)| v.as_str());
+        assert_eq!(count("Patient"), Some("2"), "{detail:?}");
+        assert_eq!(count("CarePlan"), Some("2"), "{detail:?}");
+        assert_eq!(count("Goal"), Some("1"), "{detail:?}");
     }
 );
 

@@ -18,6 +18,10 @@ use paraply_store::{SearchPage, StoredResource};
 use serde_json::Value;
 
 use crate::access::Access;
+use crate::access_record::AccessSummary;
+use crate::audit::AuditAction;
+use crate::audit_log::DeferredAudit;
+use crate::audit_row::compact;
 use crate::engine::{Fhir, Outcome, Reader, is_write};
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction};
@@ -39,8 +43,9 @@ pub enum OperationLevel {
 pub enum OperationAudit {
     /// An instance operation on a Patient: one AuditEvent naming the patient per call (I15).
     PatientData,
-    /// A bulk export of many patients' data: one AuditEvent per kick-off, with the
-    /// request's query (types, `_since`, `_typeFilter`) as what was exported.
+    /// A bulk export of many patients' data: one AuditEvent per export, with the request's
+    /// query (types, `_since`, `_typeFilter`); a refused kick-off is logged at once, an
+    /// accepted one when its work is done ([`OperationContext::defer_audit`]).
     Export,
     /// Touches no stored patient data (`$validate` stores and reads nothing).
     None,
@@ -226,6 +231,31 @@ impl OperationContext<'_> {
     pub fn may_read(&self, resource_type: ResourceType) -> bool {
         self.access
             .is_none_or(|access| access.check_scope(resource_type, Permission::Read).is_ok())
+    }
+
+    /// The access-log entry of this call, for an operation whose work ends after its
+    /// request (a bulk export): kept with the work and appended once by
+    /// [`Fhir::record_deferred`], instead of an entry now. `query` says what was asked;
+    /// `entity` the resource invoked on. `None` without logins, where nothing is logged.
+    pub fn defer_audit(
+        &self,
+        query: String,
+        entity: Option<(ResourceType, ResourceId)>,
+    ) -> Option<DeferredAudit> {
+        let access = self.access?;
+        let summary = AccessSummary {
+            action: AuditAction::Operation,
+            entity,
+            patients: Vec::new(),
+            search: false,
+        };
+        let mut record = access.record(&summary, None, Vec::new());
+        record.query = Some(query);
+        Some(DeferredAudit {
+            id: ResourceId::generate(),
+            recorded: record.recorded,
+            body: compact(&record).to_string(),
+        })
     }
 
     /// The public FHIR base URL, for absolute `fullUrl`s.

@@ -109,12 +109,21 @@ impl Operation for Kickoff {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(call.params.iter())
             .finish();
-        let request = if query.is_empty() {
-            format!("{}/{path}", context.base_url())
+        let relative = if query.is_empty() {
+            path
         } else {
-            format!("{}/{path}?{query}", context.base_url())
+            format!("{path}?{query}")
         };
-        let spec = spec::parse(level, request, &call.params, |t| context.may_read(t))?;
+        let request = format!("{}/{relative}", context.base_url());
+        let entity = match &level {
+            Level::Group { .. } => call.id.clone().map(|id| (ResourceType::Group, id)),
+            Level::System | Level::Patient => None,
+        };
+        let mut spec = spec::parse(level, request, &call.params, |t| context.may_read(t))?;
+        // One access-log entry per export, written when the worker knows what it holds.
+        spec.audit = context
+            .defer_audit(relative, entity)
+            .map(|deferred| deferred.to_text());
         let now = OffsetDateTime::now_utc();
         let job = NewExportJob {
             id: uuid::Uuid::new_v4().to_string(),

@@ -4,8 +4,10 @@
 //!   engine's operations table. Only system clients (SMART Backend Services) may export; a
 //!   kick-off needs `Prefer: respond-async`, is checked ([`spec`]: `_type`, `_since`,
 //!   `_typeFilter` parsed with the search grammar, `_outputFormat`), stored as a job in the
-//!   database and answered `202` with the job's status URL. The engine logs one AuditEvent
-//!   per kick-off (`OperationAudit::Export`), as for every access.
+//!   database and answered `202` with the job's status URL. Each export is one access-log
+//!   entry: a refused kick-off is logged by the engine at once; an accepted one's entry is
+//!   deferred (`OperationContext::defer_audit`) and appended by the worker when it is done,
+//!   with the resources per type.
 //! - [`Exports`]: the status URL (`202` + progress while the worker runs, the manifest when
 //!   done, `DELETE` cancels) and the files, streamed line by line from the store.
 //! - [`run`]: the worker every node runs. It claims unfinished jobs by lease (a node that dies
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paraply_auth::{Context, Permission, Principal};
-use paraply_core::{Caller, CoreError, Operation, RequestContext, format_instant};
+use paraply_core::{Caller, CoreError, Fhir, Operation, RequestContext, format_instant};
 use paraply_fhir::ResourceType;
 use paraply_store::{ExportJob, ExportLines, ExportSelection, ExportStore, Store};
 use serde::{Deserialize, Serialize};
@@ -243,9 +245,10 @@ fn outputs_of(result: &str) -> Result<Vec<Output>, CoreError> {
     })
 }
 
-/// Runs this node's export worker until `shutdown` completes.
-pub async fn run(exports: Exports, shutdown: impl Future<Output = ()> + Send) {
-    let worker = worker::Worker::new(exports);
+/// Runs this node's export worker until `shutdown` completes; `fhir` writes each export's
+/// access-log entry.
+pub async fn run(exports: Exports, fhir: Fhir, shutdown: impl Future<Output = ()> + Send) {
+    let worker = worker::Worker::new(exports, fhir);
     tokio::select! {
         () = shutdown => {}
         () = worker.run() => {}

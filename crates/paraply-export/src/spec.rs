@@ -46,6 +46,10 @@ pub(crate) struct ExportSpec {
     /// RFC 3339; only resources changed after it.
     pub since: Option<String>,
     pub type_filters: Vec<TypeFilter>,
+    /// The kick-off's access-log entry, appended when the job is done with the counts
+    /// (`paraply_core::DeferredAudit` as text); `None` without logins.
+    #[serde(default)]
+    pub audit: Option<String>,
 }
 
 impl ExportSpec {
@@ -235,6 +239,7 @@ pub(crate) fn parse(
         types: types.iter().map(|t| t.as_str().to_owned()).collect(),
         since,
         type_filters,
+        audit: None,
     })
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use paraply_core::CoreError;
+use paraply_core::{CoreError, DeferredAudit, Fhir};
 use paraply_fhir::{ResourceId, ResourceType};
 use paraply_search::{PatientLink, SearchQuery, patient_link};
 use paraply_store::{ExportJob, ExportSelection, StoreError};
@@ -32,14 +32,17 @@ enum WorkError {
 
 pub(crate) struct Worker {
     exports: Exports,
+    /// The engine, for the export's access-log entry.
+    fhir: Fhir,
     /// This process's name in the leases.
     node: Arc<str>,
 }
 
 impl Worker {
-    pub(crate) fn new(exports: Exports) -> Self {
+    pub(crate) fn new(exports: Exports, fhir: Fhir) -> Self {
         Worker {
             exports,
+            fhir,
             node: Arc::from(uuid::Uuid::new_v4().to_string()),
         }
     }
@@ -133,6 +136,15 @@ impl Worker {
             .map_err(|e| StoreError::Corrupt(format!("export result: {e}")))?;
         // Checked here so that a result that could not be read back is never stored.
         outputs_of(&result)?;
+        // The entry before the files are served: a node dying in between leaves the job to
+        // another, whose finish finds the entry already there.
+        if let Some(deferred) = spec.audit.as_deref().and_then(DeferredAudit::from_text) {
+            let detail = outputs
+                .iter()
+                .map(|o| (o.resource_type.clone(), o.count.to_string()))
+                .collect();
+            self.fhir.record_deferred(&deferred, detail).await?;
+        }
         let finished = self
             .exports
             .exports

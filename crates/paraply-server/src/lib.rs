@@ -222,9 +222,13 @@ async fn serve(
     // Export jobs stop being worked with the server; another node (or the next start)
     // takes an unfinished one over when its lease runs out.
     let (stop_exporting, export_stopped) = tokio::sync::oneshot::channel::<()>();
-    let exporter = tokio::spawn(paraply_export::run(exports.clone(), async move {
-        let _ = export_stopped.await;
-    }));
+    let exporter = tokio::spawn(paraply_export::run(
+        exports.clone(),
+        fhir.clone(),
+        async move {
+            let _ = export_stopped.await;
+        },
+    ));
     // Notifications stop with the server; what is not delivered yet stays queued.
     let (stop_notifying, notify_stopped) = tokio::sync::oneshot::channel::<()>();
     let notifier = tokio::spawn(paraply_notify::run(
