@@ -23,10 +23,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """`VmRSS` (everything resident), or `RssAnon` (heap and stacks: without the pages of the
+    database file that SQLite's memory-mapped readers have touched, which the kernel may drop
+    at will)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     return 0
 
@@ -36,11 +39,12 @@ class RssSampler(threading.Thread):
 
     def __init__(self, pid):
         super().__init__(daemon=True)
-        self.pid, self.peak, self.running = pid, 0, True
+        self.pid, self.peak, self.peak_anon, self.running = pid, 0, 0, True
 
     def run(self):
         while self.running:
             self.peak = max(self.peak, rss_kib(self.pid))
+            self.peak_anon = max(self.peak_anon, rss_kib(self.pid, "RssAnon"))
             time.sleep(0.02)
 
 
@@ -51,6 +55,7 @@ def get(url, headers=None):
 
 def export(base, pid):
     before = rss_kib(pid)
+    before_anon = rss_kib(pid, "RssAnon")
     started = time.monotonic()
     with get(f"{base}/$export", {"prefer": "respond-async"}) as reply:
         status_url = reply.headers["content-location"]
@@ -90,6 +95,8 @@ def export(base, pid):
         "overall_per_s": round(lines / max(done - started, 1e-9)),
         "rss_before_mib": round(before / 1024, 1),
         "rss_peak_mib": round(sampler.peak / 1024, 1),
+        "anon_before_mib": round(before_anon / 1024, 1),
+        "anon_peak_mib": round(sampler.peak_anon / 1024, 1),
     }
 
 
