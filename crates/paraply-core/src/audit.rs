@@ -404,6 +404,9 @@ pub(crate) fn mask_query(query: &str) -> String {
         let personal = PERSON_PARAMETERS.contains(&last) || last.starts_with("address-");
         if personal {
             masked.append_pair(&name, "*");
+        } else if name == "_typeFilter" {
+            // A bulk export's filter is a search of its own (`Patient?name=…`): masked alike.
+            masked.append_pair(&name, &mask_query(&value));
         } else {
             masked.append_pair(&name, &mask_digits(&value));
         }
@@ -643,5 +646,13 @@ pub(crate) mod tests {
             mask_query("CarePlan?patient.identifier=x|1&date=ge2026-01-01&subject=Patient/p1"),
             "CarePlan?patient.identifier=*&date=ge2026-01-01&subject=Patient%2Fp1"
         );
+        // A bulk export's `_typeFilter` is a search too: its person values are masked.
+        let masked = mask_query("$export?_typeFilter=Patient%3Fname%3DTolvansson%26gender%3Dmale");
+        let inner = url::form_urlencoded::parse(masked.split_once('?').unwrap().1.as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        assert_eq!(inner, "Patient?name=*&gender=male");
     }
 }
