@@ -151,9 +151,10 @@ async fn kick_off(s: &TestServer, token: Option<&str>, path: &str) -> String {
     status
 }
 
-/// Polls until the manifest: `202` with `Retry-After` and `X-Progress` meanwhile.
+/// Polls until the manifest: `202` with `Retry-After` and `X-Progress` meanwhile. Long
+/// enough for a job whose node stopped mid-work to be taken over when its lease runs out.
 async fn finished(s: &TestServer, token: Option<&str>, status: &str) -> Value {
-    for _ in 0..600 {
+    for _ in 0..1800 {
         let reply = send(s, reqwest::Method::GET, status, token, false).await;
         match reply.status {
             200 => {
@@ -627,4 +628,35 @@ async fn a_population_round_trips_through_export_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_population_round_trips_through_export_on_postgres() {
     round_trip(Backend::Postgres).await;
+}
+
+/// Jobs live in the database, not in a node: a job kicked off on one node is answered,
+/// worked and downloaded by another, even once the first has stopped.
+async fn any_node_answers(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let first = TestServer::start(&database.url, FileConfig::default()).await;
+    let second = TestServer::start(&database.url, FileConfig::default()).await;
+    let loaded = first.post("", &scene()).await;
+    assert_eq!(loaded.status, 200, "{}", loaded.text);
+    let status = kick_off(&first, None, "$export?_type=Patient,CarePlan").await;
+    let status = status.replacen(&first.base, &second.base, 1);
+    first.stop().await;
+    let manifest = finished(&second, None, &status).await;
+    let files = download(&second, None, &manifest).await;
+    assert_eq!(ids(&files, "Patient"), ["p1", "p2"]);
+    assert_eq!(ids(&files, "CarePlan"), ["cp1", "cp2"]);
+    second.stop().await;
+    database.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_answers_any_job_on_sqlite() {
+    any_node_answers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_answers_any_job_on_postgres() {
+    any_node_answers(Backend::Postgres).await;
 }
