@@ -660,3 +660,27 @@ async fn any_node_answers_any_job_on_sqlite() {
 async fn any_node_answers_any_job_on_postgres() {
     any_node_answers(Backend::Postgres).await;
 }
+
+on_both_backends_with!(
+    an_export_expires_after_the_setting,
+    FileConfig {
+        export: paraply_server::config::ExportConfig { expire_minutes: 1 },
+        ..FileConfig::default()
+    },
+    async |s: &TestServer| {
+        let kicked_off = std::time::Instant::now();
+        let status = kick_off(s, None, "$export?_type=Patient").await;
+        let manifest = finished(s, None, &status).await;
+        download(s, None, &manifest).await;
+        tokio::time::sleep(Duration::from_secs(61).saturating_sub(kicked_off.elapsed())).await;
+        let gone = send(s, reqwest::Method::GET, &status, None, false).await;
+        assert_eq!(gone.status, 404, "{}", gone.text);
+        assert_eq!(gone.outcome_issue()["code"], "not-found");
+        let file = format!(
+            "{}/Patient.ndjson",
+            status.replace("$export-status", "$export-file")
+        );
+        let gone = send(s, reqwest::Method::GET, &file, None, false).await;
+        assert_eq!(gone.status, 404, "{}", gone.text);
+    }
+);

@@ -710,6 +710,39 @@ mod tests {
     }
 
     #[test]
+    fn export_expiry_is_an_hour_unless_set_and_nonsense_stops_startup() {
+        assert_eq!(FileConfig::default().export.expire_minutes, 60);
+        let dir = std::env::temp_dir().join(format!("paraply-export-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("1", true),
+            ("1440", true),
+            ("10080", true),
+            ("0", false),
+            ("10081", false),
+            ("-5", false),
+            ("\"an hour\"", false),
+        ];
+        for (i, (value, accepted)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, format!("[export]\nexpire_minutes = {value}\n")).unwrap();
+            let mut s = settings();
+            s.config = Some(path);
+            match Config::for_audit(&s) {
+                Ok(config) => {
+                    assert!(accepted, "{value} was accepted");
+                    assert_eq!(config.file.export.expire_minutes.to_string(), value);
+                }
+                Err(error) => {
+                    assert!(!accepted, "{value}: {error}");
+                    assert!(error.to_string().contains("expire_minutes"), "{error}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn audit_retention_is_five_years_unless_set_and_less_stops_startup() {
         assert_eq!(FileConfig::default().audit.retention_years, 5);
         let dir = std::env::temp_dir().join(format!("paraply-audit-{}", uuid::Uuid::new_v4()));
