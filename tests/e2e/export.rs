@@ -684,3 +684,43 @@ on_both_backends_with!(
         assert_eq!(gone.status, 404, "{}", gone.text);
     }
 );
+
+on_both_backends!(
+    the_capability_statement_declares_the_export_operations,
+    async |s: &TestServer| {
+        let statement = s.get("metadata").await.body;
+        let rest = &statement["rest"][0];
+        let declares = |operations: &Value, definition: &str| {
+            operations.as_array().is_some_and(|ops| {
+                ops.iter()
+                    .any(|op| op["name"] == "export" && op["definition"] == definition)
+            })
+        };
+        assert!(declares(
+            &rest["operation"],
+            "https://paraply.se/fhir/OperationDefinition/export"
+        ));
+        let of = |t: &str| {
+            rest["resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["type"] == t)
+                .unwrap()["operation"]
+                .clone()
+        };
+        assert!(declares(
+            &of("Patient"),
+            "https://paraply.se/fhir/OperationDefinition/patient-export"
+        ));
+        assert!(declares(
+            &of("Group"),
+            "https://paraply.se/fhir/OperationDefinition/group-export"
+        ));
+        for id in ["export", "patient-export", "group-export"] {
+            let definition = s.get(&format!("OperationDefinition/{id}")).await;
+            assert_eq!(definition.status, 200, "{id}");
+            assert_eq!(definition.body["code"], "export");
+        }
+    }
+);
