@@ -14,7 +14,12 @@ CREATE TABLE export_job (
     result           TEXT,
     progress         TEXT,
     lease_owner      TEXT,
-    lease_until      INTEGER NOT NULL DEFAULT 0
+    lease_until      INTEGER NOT NULL DEFAULT 0,
+    -- PostgreSQL hands out row numbers at insert and commits may finish out of order: the
+    -- transactions in flight at the kick-off (`snapshot/xid`: the snapshot it took and its
+    -- own transaction id) may still commit rows at or below the cutoff, so the worker counts
+    -- once they have ended. SQLite, one writer: NULL.
+    in_flight        TEXT
 ) WITHOUT ROWID;
 
 -- The resources a filtered file holds (a `_typeFilter`, a patient compartment), recorded by

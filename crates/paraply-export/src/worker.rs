@@ -102,6 +102,13 @@ impl Worker {
     }
 
     async fn work(&self, job: &ExportJob) -> Result<(), WorkError> {
+        // Counted only once nothing more can appear below the cutoff, so that the files
+        // hold what the manifest counts.
+        while !self.exports.exports.writers_settled(&job.id).await? {
+            self.renew(job, "waiting for writes in flight at the kick-off")
+                .await?;
+            tokio::time::sleep(self.exports.settings.poll_interval).await;
+        }
         let spec = spec_of(job)?;
         let types = spec.resource_types();
         let members = match spec.group() {

@@ -21,10 +21,32 @@ use crate::{PostgresStore, SqliteStore};
 /// Lines read per statement.
 const PAGE: i64 = 1_000;
 
-const CREATE: &str = "INSERT INTO export_job \
-     (id, client_id, spec, cutoff, transaction_time, expires) \
-     SELECT $1, $2, $3, COALESCE((SELECT MAX(seq) FROM resource_version), 0), $4, $5 \
-     RETURNING id, client_id, spec, cutoff, transaction_time, expires, result, progress";
+/// A new job; `$in_flight` is what `in_flight` holds (see migration 0008).
+macro_rules! create {
+    ($in_flight:expr) => {
+        concat!(
+            "INSERT INTO export_job \
+             (id, client_id, spec, cutoff, transaction_time, expires, in_flight) \
+             SELECT $1, $2, $3, COALESCE((SELECT MAX(seq) FROM resource_version), 0), $4, $5, ",
+            $in_flight,
+            " RETURNING id, client_id, spec, cutoff, transaction_time, expires, result, progress"
+        )
+    };
+}
+const CREATE_SQLITE: &str = create!("NULL");
+/// The kick-off's snapshot and its own transaction id, `snapshot/xid`: the transactions in
+/// flight then are the snapshot's in-progress ones and every id from its `xmax` up to the
+/// kick-off's own.
+const CREATE_POSTGRES: &str =
+    create!("CAST(pg_current_snapshot() AS TEXT) || '/' || CAST(pg_current_xact_id() AS TEXT)");
+/// Whether every transaction in flight at the job's kick-off has ended (PostgreSQL). Only
+/// those: a long-running transaction begun after the kick-off holds nothing up.
+const SETTLED_POSTGRES: &str = "SELECT NOT EXISTS (SELECT 1 FROM ( \
+     SELECT x FROM pg_snapshot_xip(CAST(split_part(in_flight, '/', 1) AS pg_snapshot)) x \
+     UNION ALL SELECT CAST(CAST(g AS TEXT) AS xid8) FROM generate_series( \
+     CAST(CAST(pg_snapshot_xmax(CAST(split_part(in_flight, '/', 1) AS pg_snapshot)) AS TEXT) AS BIGINT), \
+     CAST(split_part(in_flight, '/', 2) AS BIGINT) - 1) g) AS t(x) \
+     WHERE pg_xact_status(x) = 'in progress') FROM export_job WHERE id = $1";
 const JOB: &str = "SELECT id, client_id, spec, cutoff, transaction_time, expires, result, progress \
      FROM export_job WHERE id = $1";
 const DELETE_MEMBERS: &str = "DELETE FROM export_member WHERE job_id = $1";
@@ -112,11 +134,11 @@ fn since(selection: &ExportSelection) -> i64 {
 /// Export jobs on both databases: SQLite's writes go to its one writer connection, reads of
 /// files to its read pool.
 macro_rules! export_store {
-    ($store:ty, $writer:ident, $reader:ident) => {
+    ($store:ty, $writer:ident, $reader:ident, $create:expr, $settled:expr) => {
         #[async_trait]
         impl ExportStore for $store {
             async fn create_export(&self, new: &NewExportJob) -> Result<ExportJob, StoreError> {
-                let row: JobRow = sqlx::query_as(CREATE)
+                let row: JobRow = sqlx::query_as($create)
                     .bind(&new.id)
                     .bind(&new.client_id)
                     .bind(&new.spec)
@@ -126,6 +148,19 @@ macro_rules! export_store {
                     .await
                     .map_err(db_error)?;
                 job(row)
+            }
+
+            async fn writers_settled(&self, id: &str) -> Result<bool, StoreError> {
+                let statement: Option<&'static str> = $settled;
+                let Some(statement) = statement else {
+                    return Ok(true);
+                };
+                let row: Option<(bool,)> = sqlx::query_as(statement)
+                    .bind(id)
+                    .fetch_optional(&self.$writer)
+                    .await
+                    .map_err(db_error)?;
+                Ok(row.is_some_and(|(settled,)| settled))
             }
 
             async fn export_job(&self, id: &str) -> Result<Option<ExportJob>, StoreError> {
@@ -297,8 +332,15 @@ macro_rules! export_store {
     };
 }
 
-export_store!(SqliteStore, writer, readers);
-export_store!(PostgresStore, pool, pool);
+// SQLite has one writer: what is committed at the kick-off is all there will be below it.
+export_store!(SqliteStore, writer, readers, CREATE_SQLITE, None);
+export_store!(
+    PostgresStore,
+    pool,
+    pool,
+    CREATE_POSTGRES,
+    Some(SETTLED_POSTGRES)
+);
 
 #[cfg(test)]
 mod tests {
@@ -370,6 +412,7 @@ mod tests {
         let now = start + Duration::seconds(20);
         let created = exports.create_export(&job("j1", now)).await.unwrap();
         assert_eq!(created.result, None);
+        assert!(exports.writers_settled("j1").await.unwrap());
         write(store.as_ref(), "a", 2, None, now).await;
         write(store.as_ref(), "b", 3, Some("B3"), now).await;
         write(store.as_ref(), "c", 1, Some("C1"), now).await;
@@ -500,6 +543,41 @@ mod tests {
         if let Err(failure) = outcome {
             std::panic::resume_unwind(failure.into_panic());
         }
+    }
+
+    /// On PostgreSQL a transaction in flight at the kick-off may still commit a row below
+    /// the cutoff: the job is not settled until it has ended.
+    #[tokio::test]
+    async fn postgres_export_waits_for_writers_in_flight_at_the_kick_off() {
+        let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
+            return;
+        };
+        let (_, _, _, exports) =
+            open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+                .await
+                .unwrap();
+        let writer = sqlx::PgPool::connect(&db.url).await.unwrap();
+        let mut in_flight = writer.begin().await.unwrap();
+        sqlx::query("SELECT txid_current()")
+            .execute(&mut *in_flight)
+            .await
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        exports.create_export(&job("j", now)).await.unwrap();
+        assert!(!exports.writers_settled("j").await.unwrap());
+        in_flight.commit().await.unwrap();
+        let mut settled = false;
+        for _ in 0..100 {
+            settled = exports.writers_settled("j").await.unwrap();
+            if settled {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(settled, "settled once the writer ended");
+        assert!(!exports.writers_settled("unknown").await.unwrap());
+        writer.close().await;
+        db.remove().await;
     }
 
     #[tokio::test]

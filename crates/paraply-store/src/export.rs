@@ -69,6 +69,12 @@ pub trait ExportStore: Send + Sync + 'static {
 
     async fn export_job(&self, id: &str) -> Result<Option<ExportJob>, StoreError>;
 
+    /// Whether every write transaction that was in flight at job `id`'s kick-off has ended,
+    /// so that nothing more can appear at or below its cutoff: where several writers take
+    /// row numbers at insert and commit out of order, one may still commit a row below it.
+    /// Always `true` where the database has one writer. `false` for an unknown job.
+    async fn writers_settled(&self, id: &str) -> Result<bool, StoreError>;
+
     /// Removes a job and what the worker recorded for it; `false` if there was none.
     async fn delete_export(&self, id: &str) -> Result<bool, StoreError>;
 
