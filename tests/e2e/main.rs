@@ -8,6 +8,7 @@ mod crud;
 mod disk_full;
 mod errors;
 mod examples;
+mod export;
 mod measures;
 mod nodes;
 mod operations;

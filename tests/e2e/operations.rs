@@ -6,7 +6,7 @@ use super::*;
 use paraply_fhir::codes::profile;
 
 /// The resource types Paraply stores and serves.
-const SERVED: usize = 23;
+const SERVED: usize = 24;
 
 /// Paraply's own conformance resources (`fhir-profiles/`): read and search only.
 const CONFORMANCE: [&str; 6] = [

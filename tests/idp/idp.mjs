@@ -50,6 +50,9 @@ export const CLIENTS = {
   portal: { id: 'paraply-portal', secret: 'paraply-portal-secret' },
   tests: { id: 'paraply-tests', secret: 'paraply-tests-secret' },
   public: { id: 'paraply-public' },
+  // SMART Backend Services (bulk export): client credentials, authenticated by a JWT it
+  // signs with its own key (private_key_jwt, RS384); only on the region issuer.
+  backend: { id: 'paraply-backend', alg: 'RS384', issuer: 'region' },
 };
 
 function usage(code) {
@@ -136,12 +139,20 @@ function thumbprint(jwk) {
   return b64url(createHash('sha256').update(JSON.stringify(members)).digest());
 }
 
-function newSigningKey(alg) {
+function newSigningKey(alg, withPem = false) {
   const { privateKey } = alg.startsWith('ES')
     ? generateKeyPairSync('ec', { namedCurve: { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' }[alg] })
     : generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = privateKey.export({ format: 'jwk' });
-  return { ...jwk, kid: thumbprint(jwk), alg, use: 'sig' };
+  const key = { ...jwk, kid: thumbprint(jwk), alg, use: 'sig' };
+  // A client's key is also kept as PKCS#8 PEM, the form a test's JWT library signs with.
+  return withPem ? { ...key, pem: privateKey.export({ format: 'pem', type: 'pkcs8' }) } : key;
+}
+
+// The public members of a JWK (what a client registers in its `jwks`).
+function publicJwk(key) {
+  const members = key.kty === 'RSA' ? ['kty', 'n', 'e'] : ['kty', 'crv', 'x', 'y'];
+  return Object.fromEntries([...members, 'kid', 'alg', 'use'].map((m) => [m, key[m]]));
 }
 
 class KeyStore {
@@ -149,6 +160,7 @@ class KeyStore {
     this.file = file;
     this.data = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
     this.data.issuers ||= {};
+    this.data.clients ||= {};
     if (!Array.isArray(this.data.cookieKeys) || !this.data.cookieKeys.length) {
       this.data.cookieKeys = [b64url(randomBytes(32))];
       this.dirty = true;
@@ -164,6 +176,17 @@ class KeyStore {
       this.dirty = true;
     }
     return keys;
+  }
+
+  // The key a client signs its assertions with (private_key_jwt), made on first start.
+  clientKey(clientId, alg) {
+    let key = this.data.clients[clientId];
+    if (!key || key.alg !== alg) {
+      key = newSigningKey(alg, true);
+      this.data.clients[clientId] = key;
+      this.dirty = true;
+    }
+    return key;
   }
 
   // New signing key first; keep `keep` previous keys of the issuer in the JWKS.
@@ -182,6 +205,7 @@ class KeyStore {
     const merged = {
       cookieKeys: onDisk.cookieKeys?.length ? onDisk.cookieKeys : this.data.cookieKeys,
       issuers: { ...(onDisk.issuers ?? {}), ...this.data.issuers },
+      clients: { ...(onDisk.clients ?? {}), ...this.data.clients },
     };
     const tmp = `${this.file}.${process.pid}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`, { mode: 0o600 });
@@ -256,7 +280,7 @@ const FHIR_TYPES = [
   'CareTeam', 'CarePlan', 'Goal', 'Appointment', 'Encounter', 'Condition', 'Task',
   'Communication', 'ServiceRequest', 'DocumentReference', 'Consent', 'Provenance',
   'AuditEvent', 'Questionnaire', 'QuestionnaireResponse', 'Observation', 'Location',
-  'HealthcareService', 'Endpoint', 'Schedule', 'Slot',
+  'HealthcareService', 'Endpoint', 'Schedule', 'Slot', 'Group',
 ];
 
 function smartScopes() {
@@ -291,7 +315,7 @@ function loadAccounts(file, name) {
   return { list, bySub, findByHint };
 }
 
-function buildProvider(issuer, spec, opts, accounts, keys, cookieKeys, Adapter) {
+function buildProvider(issuer, spec, opts, accounts, keys, cookieKeys, Adapter, backendKey) {
   const profile = PROFILES[spec.name] ?? { alg: spec.alg, acr: 'urn:paraply:test:loa' };
   const claimNames = [...new Set(accounts.list.flatMap((a) => Object.keys(a.claims)))];
 
@@ -342,6 +366,15 @@ function buildProvider(issuer, spec, opts, accounts, keys, cookieKeys, Adapter) 
         response_types: ['code'],
         token_endpoint_auth_method: 'none',
       },
+      ...(backendKey ? [{
+        client_id: CLIENTS.backend.id,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'private_key_jwt',
+        token_endpoint_auth_signing_alg: CLIENTS.backend.alg,
+        jwks: { keys: [publicJwk(backendKey)] },
+      }] : []),
     ],
     clientDefaults: {
       id_token_signed_response_alg: spec.alg,
@@ -372,6 +405,10 @@ function buildProvider(issuer, spec, opts, accounts, keys, cookieKeys, Adapter) 
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     pkce: { required: () => true },
+    enabledJWA: {
+      // RS384/ES384: what SMART Backend Services asks clients to sign assertions with.
+      clientAuthSigningAlgValues: ['RS256', 'RS384', 'PS256', 'ES256', 'ES384'],
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -513,8 +550,11 @@ async function startIssuer(spec, opts, keyStore) {
   const profile = PROFILES[spec.name] ?? { alg: spec.alg, acr: 'urn:paraply:test:loa' };
 
   const state = { name: spec.name, issuer, accounts, profile, server };
+  const backendKey = spec.name === CLIENTS.backend.issuer
+    ? keyStore.clientKey(CLIENTS.backend.id, CLIENTS.backend.alg)
+    : undefined;
   const build = (keys) => {
-    state.provider = buildProvider(issuer, spec, opts, accounts, keys, keyStore.data.cookieKeys, Adapter);
+    state.provider = buildProvider(issuer, spec, opts, accounts, keys, keyStore.data.cookieKeys, Adapter, backendKey);
     state.callback = state.provider.callback();
   };
   let keys = opts.rotate ? keyStore.rotate(spec.name, spec.alg) : keyStore.keysFor(spec.name, spec.alg);

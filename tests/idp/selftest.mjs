@@ -5,8 +5,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, sign, verify,
+} from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -295,6 +297,38 @@ async function main() {
   assert.equal(sysAt.payload[HSA], undefined);
   await assert.rejects(tokenRequest(region, PORTAL, { grant_type: 'client_credentials', scope: 'system/*.rs' }));
   step('client_credentials system token for paraply-tests (and refused for paraply-portal)');
+
+  // SMART Backend Services: paraply-backend proves itself with an RS384 JWT signed by its own
+  // key (kept in the keys file), no secret.
+  const backendKey = JSON.parse(readFileSync(keysFile, 'utf8')).clients['paraply-backend'];
+  assert.equal(backendKey.alg, 'RS384');
+  const assertion = (aud, key = createPrivateKey(backendKey.pem)) => {
+    const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${part({ alg: 'RS384', typ: 'JWT', kid: backendKey.kid })}.${part({
+      iss: 'paraply-backend', sub: 'paraply-backend', aud, jti: randomUUID(), iat: now, exp: now + 300,
+    })}`;
+    return `${input}.${sign('sha384', Buffer.from(input), key).toString('base64url')}`;
+  };
+  const backendToken = (clientAssertion) => fetch(`${region}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials', scope: 'system/*.rs',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: clientAssertion,
+    }),
+  });
+  const backendRes = await backendToken(assertion(`${region}/token`));
+  const backend = await backendRes.json();
+  assert.ok(backendRes.ok, JSON.stringify(backend));
+  const backendAt = checkAccessToken(backend.access_token, region, regionKeys, 'RS256');
+  assert.equal(backendAt.payload.client_id, 'paraply-backend');
+  assert.equal(backendAt.payload.sub, 'paraply-backend');
+  assert.equal(backendAt.payload.scope, 'system/*.rs');
+  const { privateKey: stranger } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  assert.equal((await backendToken(assertion(`${region}/token`, stranger))).status, 401);
+  step('SMART Backend Services: paraply-backend gets a system token with an RS384 assertion (and not with another key)');
 
   // Key rotation via the admin endpoint.
   const oldKid = decode(tolvan.access_token).header.kid;

@@ -8,6 +8,7 @@
 //! engine's own parser, so a Bundle entry and the same request sent alone behave alike.
 
 mod auth;
+mod export;
 mod metrics;
 mod outcome;
 mod render;
@@ -24,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use paraply_core::{Fhir, FhirRequest, Method, Outcome, add_security, parse_query};
+use paraply_export::Exports;
 use paraply_fhir::{Issue, IssueType};
 use paraply_search::Handling;
 use serde_json::Value;
@@ -50,6 +52,7 @@ pub struct ApiSettings {
 #[derive(Clone)]
 struct AppState {
     fhir: Fhir,
+    exports: Exports,
     settings: Arc<ApiSettings>,
     metrics: Metrics,
     auth: EdgeAuth,
@@ -62,9 +65,16 @@ struct RequestId(Arc<str>);
 
 /// Builds the router. `metrics` is this instance's registry; `auth` says how callers prove
 /// who they are.
-pub fn router(fhir: Fhir, settings: ApiSettings, metrics: Metrics, auth: EdgeAuth) -> Router {
+pub fn router(
+    fhir: Fhir,
+    exports: Exports,
+    settings: ApiSettings,
+    metrics: Metrics,
+    auth: EdgeAuth,
+) -> Router {
     let state = AppState {
         fhir,
+        exports,
         settings: Arc::new(settings),
         metrics,
         auth,
@@ -76,6 +86,11 @@ pub fn router(fhir: Fhir, settings: ApiSettings, metrics: Metrics, auth: EdgeAut
             get(smart_configuration),
         )
         .route("/.well-known/smart-configuration", get(smart_configuration))
+        .route(
+            "/fhir/$export-status/{job}",
+            get(export::status).delete(export::cancel),
+        )
+        .route("/fhir/$export-file/{job}/{file}", get(export::file))
         .route("/fhir", any(fhir_handler))
         .route("/fhir/", any(fhir_handler))
         .route("/fhir/{*path}", any(fhir_handler))
@@ -278,6 +293,34 @@ fn negotiate(headers: &HeaderMap, query: &[(String, String)]) -> Result<Format, 
     }
 }
 
+/// The caller of a request, or the response refusing it (`401` with `WWW-Authenticate`,
+/// the refused login logged).
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &Arc<str>,
+    pretty: bool,
+) -> Result<paraply_core::RequestContext, Response> {
+    match auth::request_context(&state.auth, headers, id).await {
+        Ok(context) => Ok(context),
+        Err(refusal) => {
+            if let Some(reason) = refusal.login_failure()
+                && let Err(error) = state.fhir.log_refused_login(id, reason).await
+            {
+                tracing::error!(request_id = %id, %error, "cannot log a refused login");
+            }
+            let (rendered, challenge) = refusal.render();
+            let mut response = respond(rendered, pretty);
+            if let Some(challenge) = challenge {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+            }
+            Err(response)
+        }
+    }
+}
+
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
     headers
         .get(name)
@@ -314,23 +357,9 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
     let context = if public {
         paraply_core::RequestContext::unrestricted(id.as_ref())
     } else {
-        match auth::request_context(&state.auth, &parts.headers, &id).await {
+        match authenticate(&state, &parts.headers, &id, format.pretty).await {
             Ok(context) => context,
-            Err(refusal) => {
-                if let Some(reason) = refusal.login_failure()
-                    && let Err(error) = state.fhir.log_refused_login(&id, reason).await
-                {
-                    tracing::error!(request_id = %id, %error, "cannot log a refused login");
-                }
-                let (rendered, challenge) = refusal.render();
-                let mut response = respond(rendered, format.pretty);
-                if let Some(challenge) = challenge {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, challenge);
-                }
-                return response;
-            }
+            Err(response) => return response,
         }
     };
     let base = state.settings.public_base_url.trim_end_matches('/');
@@ -392,6 +421,7 @@ async fn fhir_handler(State(state): State<AppState>, request: Request) -> Respon
     let prefer_header = parts.headers.get("prefer").and_then(|v| v.to_str().ok());
     let prefer = ReturnPreference::from_header(prefer_header);
     fhir_request.handling = handling(prefer_header);
+    fhir_request.respond_async = respond_async(prefer_header);
     let mut result = state.fhir.handle_as(&context, fhir_request).await;
     if public && let Ok(Outcome::Capabilities(statement)) = &mut result {
         let security = state.published_issuer.security(&state.auth).await;
@@ -478,6 +508,14 @@ fn handling(prefer: Option<&str>) -> Handling {
     }
 }
 
+/// `Prefer: respond-async`: the client takes a `202` and polls (bulk export).
+fn respond_async(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| {
+        p.split([',', ';'])
+            .any(|part| part.trim() == "respond-async")
+    })
+}
+
 enum RequestBody {
     Json(Value),
     Form(Vec<(String, String)>),
@@ -547,8 +585,11 @@ fn read_body(
 fn respond(rendered: Rendered, pretty: bool) -> Response {
     let mut builder = Response::builder().status(rendered.status);
     if let Some(location) = &rendered.location {
-        builder = builder.header(header::LOCATION, location);
-        if rendered.status == StatusCode::CREATED {
+        // An accepted asynchronous request names where to poll, not a created resource.
+        if rendered.status != StatusCode::ACCEPTED {
+            builder = builder.header(header::LOCATION, location);
+        }
+        if matches!(rendered.status, StatusCode::CREATED | StatusCode::ACCEPTED) {
             builder = builder.header(header::CONTENT_LOCATION, location);
         }
     }

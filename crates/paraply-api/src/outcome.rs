@@ -28,7 +28,7 @@ pub fn outcome(error: &CoreError) -> (StatusCode, Vec<Issue>) {
             issue.expression = expression.clone();
             (StatusCode::BAD_REQUEST, vec![issue])
         }
-        NotFound { .. } | VersionNotFound { .. } => {
+        NotFound { .. } | VersionNotFound { .. } | Absent(_) => {
             plain(StatusCode::NOT_FOUND, IssueType::NotFound)
         }
         Gone { .. } => plain(StatusCode::GONE, IssueType::Deleted),
@@ -147,6 +147,7 @@ mod tests {
                 410,
             ),
             (CoreError::UnknownRoute("x".into()), 404),
+            (CoreError::Absent("export job x".into()), 404),
             (
                 CoreError::MethodNotAllowed {
                     method: paraply_core::Method::Post,

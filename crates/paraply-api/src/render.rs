@@ -158,6 +158,20 @@ fn render_outcome(outcome: Outcome, ctx: &RenderContext<'_>) -> Rendered {
             }
         }
         Outcome::Deleted => Rendered::new(StatusCode::NO_CONTENT, None),
+        Outcome::Accepted { content_location } => {
+            let mut rendered = Rendered::new(
+                StatusCode::ACCEPTED,
+                Some(
+                    operation_outcome(&[Issue::information(
+                        IssueType::Informational,
+                        format!("accepted: poll {content_location} for the result"),
+                    )])
+                    .to_string(),
+                ),
+            );
+            rendered.location = Some(content_location);
+            rendered
+        }
         Outcome::Searchset {
             query,
             page,

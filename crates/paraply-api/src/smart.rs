@@ -25,11 +25,18 @@ const SCOPES_SUPPORTED: &[&str] = &[
     "system/*.read",
 ];
 
+/// How clients authenticate at the token endpoint: a backend-services client with a JWT it
+/// signs with its own key (`private_key_jwt`, RS384 or ES384), others with a secret.
+const TOKEN_ENDPOINT_AUTH_METHODS: &[&str] = &["private_key_jwt", "client_secret_basic"];
+const TOKEN_ENDPOINT_AUTH_SIGNING_ALGS: &[&str] = &["RS384", "ES384"];
+
 const CAPABILITIES: &[&str] = &[
     "launch-standalone",
     "context-standalone-patient",
     "client-public",
     "client-confidential-symmetric",
+    // SMART Backend Services (bulk `$export`): a system client signs a JWT assertion.
+    "client-confidential-asymmetric",
     "permission-v2",
     "permission-v1",
     "permission-patient",
@@ -96,6 +103,8 @@ impl PublishedIssuer {
             "grant_types_supported": ["authorization_code", "client_credentials"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": TOKEN_ENDPOINT_AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": TOKEN_ENDPOINT_AUTH_SIGNING_ALGS,
             "scopes_supported": SCOPES_SUPPORTED,
             "capabilities": CAPABILITIES,
             "paraply_trusted_issuers": issuers,

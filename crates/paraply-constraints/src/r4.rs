@@ -1377,6 +1377,7 @@ pub(crate) fn resource_node(resource_type: &str) -> Option<&'static Node> {
 pub const TYPES_WITHOUT_DEFINITION: &[&str] = &[
     "Composition",
     "DocumentReference",
+    "Group",
     "HealthcareService",
     "Location",
     "Schedule",

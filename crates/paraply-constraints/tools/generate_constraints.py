@@ -21,7 +21,7 @@ TYPES = os.path.join(DEFINITIONS, "profiles-types.json")
 TARGET = os.path.join(HERE, "..", "src", "r4.rs")
 
 SERVED = """Appointment AppointmentResponse AuditEvent CarePlan CareTeam Communication
-CommunicationRequest Composition Consent DocumentReference Encounter Goal HealthcareService
+CommunicationRequest Composition Consent DocumentReference Encounter Goal Group HealthcareService
 Location Organization Patient Practitioner PractitionerRole Provenance RelatedPerson
 Schedule Slot Subscription Task""".split()
 

@@ -39,6 +39,7 @@ impl Access {
             } else {
                 None
             },
+            detail: Vec::new(),
             request_id: self.request_id.clone(),
         }
     }
@@ -76,6 +77,7 @@ pub(crate) fn unresolved_record(
         patients: summary.map(|s| s.patients).unwrap_or_default(),
         entity: None,
         query: None,
+        detail: Vec::new(),
         request_id: context.request_id.clone(),
     }
 }
@@ -94,6 +96,7 @@ pub(crate) fn refused_login_record(request_id: &str, reason: &str) -> AuditRecor
         patients: Vec::new(),
         entity: None,
         query: None,
+        detail: Vec::new(),
         request_id: request_id.to_owned(),
     }
 }
@@ -207,6 +210,17 @@ impl AccessSummary {
                         summary(AuditAction::Operation, Some((resource_type, id.clone())))
                     }
                     _ => summary(AuditAction::Operation, None),
+                }
+            }
+            Interaction::Operation { operation, call }
+                if operation.definition().audit == OperationAudit::Export =>
+            {
+                AccessSummary {
+                    search: true,
+                    ..summary(
+                        AuditAction::Operation,
+                        call.resource_type.zip(call.id.clone()),
+                    )
                 }
             }
             Interaction::Create {

@@ -156,6 +156,9 @@ pub struct AuditRecord {
     pub entity: Option<(ResourceType, ResourceId)>,
     /// For searches: the query as received (`CarePlan?patient=…`), without the base.
     pub query: Option<String>,
+    /// What the access yielded, shown on its query entity (`entity.detail`, type → value):
+    /// a bulk export's resources per type.
+    pub detail: Vec<(String, String)>,
     pub request_id: String,
 }
 
@@ -350,11 +353,19 @@ fn entities(record: &AuditRecord) -> Vec<Value> {
         }));
     }
     if let Some(query) = record.query.as_deref().filter(|q| !q.is_empty()) {
-        entities.push(json!({
+        let mut entity = json!({
             "type": coding(AUDIT_ENTITY_TYPE, "2", "System Object"),
             "role": coding(OBJECT_ROLE, "24", "Query"),
             "query": STANDARD.encode(mask_query(query))
-        }));
+        });
+        if !record.detail.is_empty() {
+            entity["detail"] = record
+                .detail
+                .iter()
+                .map(|(kind, value)| json!({"type": kind, "valueString": value}))
+                .collect();
+        }
+        entities.push(entity);
     }
     if !record.request_id.is_empty() {
         entities.push(json!({
@@ -393,6 +404,9 @@ pub(crate) fn mask_query(query: &str) -> String {
         let personal = PERSON_PARAMETERS.contains(&last) || last.starts_with("address-");
         if personal {
             masked.append_pair(&name, "*");
+        } else if name == "_typeFilter" {
+            // A bulk export's filter is a search of its own (`Patient?name=…`): masked alike.
+            masked.append_pair(&name, &mask_query(&value));
         } else {
             masked.append_pair(&name, &mask_digits(&value));
         }
@@ -469,8 +483,39 @@ pub(crate) mod tests {
             patients: vec![id(patient)],
             entity: Some((ResourceType::CarePlan, id("plan-1"))),
             query: None,
+            detail: Vec::new(),
             request_id: "req-1".into(),
         }
+    }
+
+    /// A bulk export's entry says what it held: the counts per type survive the compact
+    /// form the log keeps and show as `entity.detail` on the query entity, valid R4.
+    #[test]
+    fn an_export_entry_carries_its_counts_as_query_detail() {
+        let mut record = record("p1", OffsetDateTime::UNIX_EPOCH);
+        record.action = AuditAction::Operation;
+        record.patients.clear();
+        record.entity = None;
+        record.query = Some("$export?_since=2026-01-01".into());
+        record.detail = vec![
+            ("Patient".into(), "2".into()),
+            ("CarePlan".into(), "3".into()),
+        ];
+        let body = crate::audit_row::compact(&record).to_string();
+        let back = crate::audit_row::record_of_body(record.recorded, &body).unwrap();
+        assert_eq!(back, record);
+        let event = audit_event(&back, &id("e1"));
+        let query = event["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e.get("query").is_some())
+            .unwrap();
+        assert_eq!(
+            query["detail"],
+            json!([{"type": "Patient", "valueString": "2"}, {"type": "CarePlan", "valueString": "3"}])
+        );
+        validate(&event).unwrap();
     }
 
     fn codes(event: &Value, pointer: &str) -> Vec<String> {
@@ -601,5 +646,13 @@ pub(crate) mod tests {
             mask_query("CarePlan?patient.identifier=x|1&date=ge2026-01-01&subject=Patient/p1"),
             "CarePlan?patient.identifier=*&date=ge2026-01-01&subject=Patient%2Fp1"
         );
+        // A bulk export's `_typeFilter` is a search too: its person values are masked.
+        let masked = mask_query("$export?_typeFilter=Patient%3Fname%3DTolvansson%26gender%3Dmale");
+        let inner = url::form_urlencoded::parse(masked.split_once('?').unwrap().1.as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        assert_eq!(inner, "Patient?name=*&gender=male");
     }
 }

@@ -21,6 +21,7 @@ use paraply_fhir::{ResourceId, ResourceType, VersionId};
 use paraply_search::index_rows;
 use paraply_store::{AccessLogEntry, NewVersion, Purge, Store, StoreError, StoreTx};
 use serde_json::Value;
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::AuditRecord;
@@ -62,7 +63,11 @@ impl AuditLog {
     pub async fn record(&self, record: AuditRecord) -> Result<(), CoreError> {
         // Built here, on the request's task, so that requests build in parallel and the one
         // writer task only writes.
-        let entry = log_entry(&record);
+        self.append(log_entry(&record)).await
+    }
+
+    /// Writes `entry` and returns once it is committed.
+    pub(crate) async fn append(&self, entry: AccessLogEntry) -> Result<(), CoreError> {
         let (done, committed) = oneshot::channel();
         self.queue
             .send(Pending { entry, done })
@@ -115,6 +120,45 @@ async fn write_batch(store: &dyn Store, entries: Vec<AccessLogEntry>) -> Result<
     tx.commit().await.map_err(|e| e.to_string())
 }
 
+/// The access-log entry of an access whose work ends after its request (a bulk export):
+/// made when the request is accepted, kept with the work, and appended once the work is
+/// done, with what it yielded ([`crate::Fhir::record_deferred`]) — so the one entry can say
+/// what was exported. Its AuditEvent id is fixed from the start: a finish that is retried
+/// (another node taking the work over) appends it at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredAudit {
+    pub(crate) id: ResourceId,
+    pub(crate) recorded: OffsetDateTime,
+    /// The compact record ([`crate::audit_row`]), personal values already masked.
+    pub(crate) body: String,
+}
+
+impl DeferredAudit {
+    /// As text, to be kept with the work.
+    pub fn to_text(&self) -> String {
+        serde_json::json!({
+            "id": self.id.as_str(),
+            "recorded": paraply_store::micros(self.recorded),
+            "body": self.body,
+        })
+        .to_string()
+    }
+
+    /// Back from [`DeferredAudit::to_text`]; `None` if it is not such a text.
+    pub fn from_text(text: &str) -> Option<DeferredAudit> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let recorded = OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(value["recorded"].as_i64()?) * 1_000,
+        )
+        .ok()?;
+        Some(DeferredAudit {
+            id: value["id"].as_str()?.parse().ok()?,
+            recorded,
+            body: value["body"].as_str()?.to_owned(),
+        })
+    }
+}
+
 /// The least retention the law allows (Patientdatalagen: the access log is kept at least
 /// five years), and the default of `[audit] retention_years`.
 pub const MIN_RETENTION_YEARS: u32 = 5;
@@ -151,6 +195,7 @@ pub async fn purge_access_log(store: &dyn Store, years: u32) -> Result<Purge, Co
             "AuditEvent?date=lt{}",
             crate::stamp::format_instant(cutoff)
         )),
+        detail: Vec::new(),
         request_id: ResourceId::generate().to_string(),
     };
     Ok(store.purge_access_log(cutoff, log_entry(&record)).await?)

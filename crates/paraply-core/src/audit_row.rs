@@ -20,8 +20,13 @@ use crate::error::CoreError;
 
 /// The entry to append for `record`, under a new AuditEvent id.
 pub(crate) fn log_entry(record: &AuditRecord) -> AccessLogEntry {
+    log_entry_as(record, ResourceId::generate())
+}
+
+/// The entry to append for `record` as AuditEvent `id`.
+pub(crate) fn log_entry_as(record: &AuditRecord, id: ResourceId) -> AccessLogEntry {
     AccessLogEntry {
-        id: ResourceId::generate(),
+        id,
         recorded: record.recorded,
         subtype: record.action.interaction().to_owned(),
         action: record.action.code().to_owned(),
@@ -80,7 +85,7 @@ fn terms(record: &AuditRecord) -> Vec<AccessLogTerm> {
 }
 
 /// The body kept: short keys, since every access writes one.
-fn compact(record: &AuditRecord) -> Value {
+pub(crate) fn compact(record: &AuditRecord) -> Value {
     let mut body = Map::new();
     body.insert("a".into(), json!(record.action.interaction()));
     let agent = match &record.agent {
@@ -128,6 +133,14 @@ fn compact(record: &AuditRecord) -> Value {
     if let Some(query) = record.query.as_deref().filter(|q| !q.is_empty()) {
         body.insert("q".into(), json!(mask_query(query)));
     }
+    if !record.detail.is_empty() {
+        let detail: Vec<[&str; 2]> = record
+            .detail
+            .iter()
+            .map(|(kind, value)| [kind.as_str(), value.as_str()])
+            .collect();
+        body.insert("x".into(), json!(detail));
+    }
     if !record.request_id.is_empty() {
         body.insert("r".into(), json!(record.request_id));
     }
@@ -140,7 +153,15 @@ fn corrupt(what: &str) -> CoreError {
 
 /// The record a stored entry was appended for.
 pub(crate) fn record_of(row: &AccessLogRow) -> Result<AuditRecord, CoreError> {
-    let body: Value = serde_json::from_str(&row.body).map_err(|_| corrupt("body is no JSON"))?;
+    record_of_body(row.recorded, &row.body)
+}
+
+/// The record of an entry's compact `body`, recorded at `recorded`.
+pub(crate) fn record_of_body(
+    recorded: time::OffsetDateTime,
+    body: &str,
+) -> Result<AuditRecord, CoreError> {
+    let body: Value = serde_json::from_str(body).map_err(|_| corrupt("body is no JSON"))?;
     let text = |key: &str| body.get(key).and_then(Value::as_str);
     let owned = |value: Option<&str>| value.unwrap_or_default().to_owned();
     let action = text("a")
@@ -188,7 +209,7 @@ pub(crate) fn record_of(row: &AccessLogRow) -> Result<AuditRecord, CoreError> {
         .and_then(|reference| reference.split_once('/'))
         .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)));
     Ok(AuditRecord {
-        recorded: row.recorded,
+        recorded,
         action,
         agent,
         issuer: owned(text("i")),
@@ -197,6 +218,18 @@ pub(crate) fn record_of(row: &AccessLogRow) -> Result<AuditRecord, CoreError> {
         patients,
         entity,
         query: text("q").map(str::to_owned),
+        detail: body
+            .get("x")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|pair| {
+                Some((
+                    pair.get(0)?.as_str()?.to_owned(),
+                    pair.get(1)?.as_str()?.to_owned(),
+                ))
+            })
+            .collect(),
         request_id: owned(text("r")),
     })
 }

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::access::{Access, AccessSettings, Subject, required_permission, server_written};
 use crate::access_record::{self, AccessSummary, query_text};
-use crate::audit_log::{AuditLog, stage_audit_event};
+use crate::audit_log::{AuditLog, DeferredAudit, stage_audit_event};
+use crate::audit_row::{log_entry_as, record_of_body};
 use crate::audit_search;
 use crate::conformance::{ConformanceCatalog, NoConformance};
 use crate::context::{Caller, RequestContext};
@@ -67,6 +68,11 @@ pub enum Outcome {
     },
     /// A delete (or a conditional delete that matched nothing).
     Deleted,
+    /// Accepted for asynchronous work (`202`): the client polls `content_location`, an
+    /// absolute URL built from the public base URL.
+    Accepted {
+        content_location: String,
+    },
     Searchset {
         query: SearchQuery,
         page: SearchPage,
@@ -311,6 +317,25 @@ impl Fhir {
         self.audit_log().record(record).await
     }
 
+    /// Appends the deferred entry of accepted asynchronous work, with what it yielded
+    /// (`detail`: type → value), unless it was appended before (a retried finish).
+    pub async fn record_deferred(
+        &self,
+        deferred: &DeferredAudit,
+        detail: Vec<(String, String)>,
+    ) -> Result<(), CoreError> {
+        match audit_search::read(self.store.as_ref(), &deferred.id, None).await {
+            Ok(_) => return Ok(()),
+            Err(CoreError::NotFound { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let mut record = record_of_body(deferred.recorded, &deferred.body)?;
+        record.detail = detail;
+        self.audit_log()
+            .append(log_entry_as(&record, deferred.id.clone()))
+            .await
+    }
+
     /// The access log writer (group commit), started on first use.
     fn audit_log(&self) -> &AuditLog {
         self.audit
@@ -337,6 +362,11 @@ impl Fhir {
         }
         let logged = AccessSummary::of(&interaction);
         let result = self.execute_checked(interaction, Some(access)).await;
+        // Accepted asynchronous work (a bulk export) is logged once when it is done, with
+        // what it yielded (`OperationContext::defer_audit`); a refusal is logged now.
+        if matches!(result, Ok(Outcome::Accepted { .. })) {
+            return result;
+        }
         if let Some(logged) = logged {
             let patients = match &result {
                 // An operation on a patient's record names the patient it was invoked on.
@@ -780,6 +810,9 @@ fn as_shown(outcome: Outcome, citizen: bool) -> Outcome {
             strip_channel_headers(&mut value);
             Outcome::Built(value)
         }
-        other @ (Outcome::Capabilities(_) | Outcome::Deleted | Outcome::BuiltFrom { .. }) => other,
+        other @ (Outcome::Capabilities(_)
+        | Outcome::Deleted
+        | Outcome::BuiltFrom { .. }
+        | Outcome::Accepted { .. }) => other,
     }
 }

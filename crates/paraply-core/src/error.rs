@@ -36,6 +36,10 @@ pub enum CoreError {
     /// A path or type this server does not serve.
     #[error("{0}")]
     UnknownRoute(String),
+    /// Something that is not a resource does not exist, or no longer does (a bulk export's
+    /// job after it was cancelled or expired, a file it does not have).
+    #[error("{0}")]
+    Absent(String),
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: Method, path: String },
     /// The caller is known but may not do this (SMART scope, care relationship, spärr,

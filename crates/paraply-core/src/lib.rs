@@ -36,7 +36,7 @@ mod versions;
 mod write;
 
 pub use access::AccessSettings;
-pub use audit_log::{MIN_RETENTION_YEARS, purge_access_log};
+pub use audit_log::{DeferredAudit, MIN_RETENTION_YEARS, purge_access_log};
 pub use capabilities::{Security, add_security, capability_statement};
 pub use conformance::{CONFORMANCE_TYPES, ConformanceCatalog, NoConformance};
 pub use context::{Caller, Purpose, RequestContext};

@@ -18,6 +18,10 @@ use paraply_store::{SearchPage, StoredResource};
 use serde_json::Value;
 
 use crate::access::Access;
+use crate::access_record::AccessSummary;
+use crate::audit::AuditAction;
+use crate::audit_log::DeferredAudit;
+use crate::audit_row::compact;
 use crate::engine::{Fhir, Outcome, Reader, is_write};
 use crate::error::{CoreError, Method};
 use crate::request::{FhirRequest, Interaction};
@@ -43,6 +47,10 @@ pub enum OperationLevel {
 pub enum OperationAudit {
     /// An instance operation on a Patient: one AuditEvent naming the patient per call (I15).
     PatientData,
+    /// A bulk export of many patients' data: one AuditEvent per export, with the request's
+    /// query (types, `_since`, `_typeFilter`); a refused kick-off is logged at once, an
+    /// accepted one when its work is done ([`OperationContext::defer_audit`]).
+    Export,
     /// Touches no stored patient data (`$validate` stores and reads nothing).
     None,
 }
@@ -82,6 +90,8 @@ pub struct OperationCall {
     /// Query parameters (and a form body's).
     pub params: Vec<(String, String)>,
     pub body: Option<Value>,
+    /// The client sent `Prefer: respond-async`.
+    pub respond_async: bool,
 }
 
 impl OperationCall {
@@ -217,6 +227,46 @@ impl OperationContext<'_> {
             None => Audience::System,
             Some(access) => access.audience(),
         }
+    }
+
+    /// The system client calling (its `client_id`), or `None` for every other caller —
+    /// and for the server itself under `--auth none`, which has no clients.
+    pub fn system_client(&self) -> Option<&str> {
+        match self.access.map(|access| &access.principal) {
+            Some(paraply_auth::Principal::System { client_id, .. }) => Some(client_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller's scopes allow reading `resource_type` (always without logins).
+    pub fn may_read(&self, resource_type: ResourceType) -> bool {
+        self.access
+            .is_none_or(|access| access.check_scope(resource_type, Permission::Read).is_ok())
+    }
+
+    /// The access-log entry of this call, for an operation whose work ends after its
+    /// request (a bulk export): kept with the work and appended once by
+    /// [`Fhir::record_deferred`], instead of an entry now. `query` says what was asked;
+    /// `entity` the resource invoked on. `None` without logins, where nothing is logged.
+    pub fn defer_audit(
+        &self,
+        query: String,
+        entity: Option<(ResourceType, ResourceId)>,
+    ) -> Option<DeferredAudit> {
+        let access = self.access?;
+        let summary = AccessSummary {
+            action: AuditAction::Operation,
+            entity,
+            patients: Vec::new(),
+            search: false,
+        };
+        let mut record = access.record(&summary, None, Vec::new());
+        record.query = Some(query);
+        Some(DeferredAudit {
+            id: ResourceId::generate(),
+            recorded: record.recorded,
+            body: compact(&record).to_string(),
+        })
     }
 
     /// The public FHIR base URL, for absolute `fullUrl`s.

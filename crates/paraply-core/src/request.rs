@@ -26,6 +26,8 @@ pub struct FhirRequest {
     pub if_none_exist: Option<String>,
     /// `Prefer: handling=lenient`: unknown search parameters are ignored and reported.
     pub handling: Handling,
+    /// `Prefer: respond-async`: the client takes a `202` and polls (bulk export).
+    pub respond_async: bool,
     pub body: Option<Value>,
 }
 
@@ -38,6 +40,7 @@ impl FhirRequest {
             if_match: None,
             if_none_exist: None,
             handling: Handling::Strict,
+            respond_async: false,
             body: None,
         }
     }
@@ -142,6 +145,7 @@ impl Interaction {
             if_match,
             if_none_exist,
             handling,
+            respond_async,
             body,
         } = request;
         let segments: Vec<&str> = if path.is_empty() {
@@ -167,7 +171,7 @@ impl Interaction {
         };
 
         if let Some(position) = segments.iter().position(|s| s.starts_with('$')) {
-            return operation(
+            let mut interaction = operation(
                 &segments,
                 position,
                 method,
@@ -175,7 +179,11 @@ impl Interaction {
                 body,
                 operations,
                 not_allowed,
-            );
+            )?;
+            if let Interaction::Operation { call, .. } = &mut interaction {
+                call.respond_async = respond_async;
+            }
+            return Ok(interaction);
         }
 
         if let Some(resource_type) = segments
@@ -441,6 +449,7 @@ fn operation(
             id,
             params,
             body,
+            respond_async: false,
         },
     })
 }

@@ -48,6 +48,7 @@ resource_types!(
     DocumentReference,
     Encounter,
     Goal,
+    Group,
     HealthcareService,
     Location,
     Organization,

@@ -308,7 +308,7 @@ async fn body_csrf(browser: &reqwest::Client, portal: &str) -> String {
 async fn login_with_sqlite_sessions() {
     let dir = TempDir::new();
     let url = format!("sqlite://{}", dir.0.join("paraply.db").display());
-    let (store, sessions, _) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+    let (store, sessions, _, _) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
         .await
         .unwrap();
     scenario(store, sessions).await;
@@ -319,9 +319,10 @@ async fn login_with_postgres_sessions() {
     let Some(db) = PostgresTestDatabase::create().await else {
         return;
     };
-    let (store, sessions, _) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
-        .await
-        .unwrap();
+    let (store, sessions, _, _) =
+        open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+            .await
+            .unwrap();
     let outcome = tokio::spawn(scenario(store, sessions)).await;
     db.remove().await;
     if let Err(failure) = outcome {

@@ -38,6 +38,8 @@ pub fn patient_link(resource_type: ResourceType) -> PatientLink {
         | T::Provenance
         | T::RelatedPerson
         | T::Task => PatientLink::Param("patient"),
+        // A Group of patients (a cohort, a bulk export's selection) is its members' data.
+        T::Group => PatientLink::Param("member"),
         T::HealthcareService
         | T::Location
         | T::Organization

@@ -22,7 +22,7 @@ TARGET = os.path.join(HERE, "..", "src", "registry", "r4.rs")
 
 SERVED = """Appointment AppointmentResponse AuditEvent CarePlan CareTeam Communication
 CommunicationRequest Consent DocumentReference Encounter Goal HealthcareService Location
-Organization Patient Practitioner PractitionerRole Provenance RelatedPerson Schedule Slot Subscription
+Group Organization Patient Practitioner PractitionerRole Provenance RelatedPerson Schedule Slot Subscription
 Task""".split()
 
 KINDS = {"string": "String", "token": "Token", "reference": "Reference", "date": "Date",

@@ -115,6 +115,38 @@ pub struct FileConfig {
     pub audit: AuditConfig,
     /// Subscription notifications (`[subscriptions]`).
     pub subscriptions: SubscriptionsConfig,
+    /// Bulk export (`[export]`).
+    pub export: ExportConfig,
+}
+
+/// The longest `[export] expire_minutes` accepted (a week): files are views over the data,
+/// not copies, but a job kept longer is likelier a typo than a need.
+pub const MAX_EXPORT_EXPIRE_MINUTES: u32 = 7 * 24 * 60;
+
+/// `[export]`: how long a bulk export's job and files stay (see paraply-export).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// Minutes after the kick-off until the job, its status URL and its files are gone.
+    pub expire_minutes: u32,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        let defaults = paraply_export::ExportSettings::default();
+        ExportConfig {
+            expire_minutes: u32::try_from(defaults.expire.as_secs() / 60).unwrap_or(60),
+        }
+    }
+}
+
+impl ExportConfig {
+    pub fn settings(&self) -> paraply_export::ExportSettings {
+        paraply_export::ExportSettings {
+            expire: std::time::Duration::from_secs(u64::from(self.expire_minutes) * 60),
+            ..paraply_export::ExportSettings::default()
+        }
+    }
 }
 
 /// `[subscriptions]`: where and how notifications are delivered (see paraply-notify).
@@ -198,6 +230,7 @@ impl Default for FileConfig {
             storage: StorageConfig::default(),
             audit: AuditConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            export: ExportConfig::default(),
         }
     }
 }
@@ -411,6 +444,14 @@ impl Config {
                         reason: format!(
                             "[audit] retention_years must be from {} (the law's minimum) to {MAX_RETENTION_YEARS}",
                             paraply_core::MIN_RETENTION_YEARS
+                        ),
+                    });
+                }
+                if !(1..=MAX_EXPORT_EXPIRE_MINUTES).contains(&file.export.expire_minutes) {
+                    return Err(ConfigError::ConfigValue {
+                        path: shown,
+                        reason: format!(
+                            "[export] expire_minutes must be from 1 to {MAX_EXPORT_EXPIRE_MINUTES}"
                         ),
                     });
                 }
@@ -677,6 +718,39 @@ mod tests {
             parsed.database_pool_size,
             FileConfig::default().database_pool_size
         );
+    }
+
+    #[test]
+    fn export_expiry_is_an_hour_unless_set_and_nonsense_stops_startup() {
+        assert_eq!(FileConfig::default().export.expire_minutes, 60);
+        let dir = std::env::temp_dir().join(format!("paraply-export-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases = [
+            ("1", true),
+            ("1440", true),
+            ("10080", true),
+            ("0", false),
+            ("10081", false),
+            ("-5", false),
+            ("\"an hour\"", false),
+        ];
+        for (i, (value, accepted)) in cases.into_iter().enumerate() {
+            let path = dir.join(format!("{i}.toml"));
+            std::fs::write(&path, format!("[export]\nexpire_minutes = {value}\n")).unwrap();
+            let mut s = settings();
+            s.config = Some(path);
+            match Config::for_audit(&s) {
+                Ok(config) => {
+                    assert!(accepted, "{value} was accepted");
+                    assert_eq!(config.file.export.expire_minutes.to_string(), value);
+                }
+                Err(error) => {
+                    assert!(!accepted, "{value}: {error}");
+                    assert!(error.to_string().contains("expire_minutes"), "{error}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::sync::Arc;
 
 use paraply_api::{ApiSettings, EdgeAuth, Metrics, router};
 use paraply_auth::{Authenticator, TrustedIssuer};
-use paraply_core::Fhir;
-use paraply_store::{OutboxStore, SessionStore, Store};
+use paraply_core::{Fhir, Operation};
+use paraply_export::Exports;
+use paraply_store::{ExportStore, OutboxStore, SessionStore, Store};
 use tokio::net::TcpListener;
 
 pub use config::{AuthMode, Config, ConfigError};
@@ -52,6 +53,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// The subscription outbox, for the notification worker.
     pub outbox: Arc<dyn OutboxStore>,
+    /// Bulk export jobs.
+    pub exports: Arc<dyn ExportStore>,
 }
 
 /// Opens (creating and migrating) the configured database and brings its search index up
@@ -81,12 +84,13 @@ async fn open_indexed(
     url: &str,
     settings: &paraply_store_sql::StoreSettings,
 ) -> Result<Stores, ServerError> {
-    let (resources, sessions, outbox) = paraply_store_sql::open_store_with_sessions(url, settings)
-        .await
-        .map_err(|e| ServerError::Database {
-            url: redact(url),
-            reason: e.to_string(),
-        })?;
+    let (resources, sessions, outbox, exports) =
+        paraply_store_sql::open_store_with_sessions(url, settings)
+            .await
+            .map_err(|e| ServerError::Database {
+                url: redact(url),
+                reason: e.to_string(),
+            })?;
     let done = paraply_core::reindex(&*resources)
         .await
         .map_err(|e| ServerError::Reindex {
@@ -120,6 +124,7 @@ async fn open_indexed(
         resources,
         sessions,
         outbox,
+        exports,
     })
 }
 
@@ -214,7 +219,28 @@ async fn serve(
     let auth = edge_auth(config.auth, issuers, http.clone())?;
     let metrics = Metrics::new().map_err(|e| ServerError::Metrics(e.to_string()))?;
     let public_base_url = config.public_base_url(listener.local_addr()?);
-    let fhir = engine(stores.resources, config).with_base_url(&public_base_url);
+    let exports = Exports::new(
+        stores.exports,
+        stores.resources.clone(),
+        config.file.export.settings(),
+        &public_base_url,
+    );
+    let fhir = engine_with(
+        stores.resources,
+        config,
+        paraply_export::operations(&exports),
+    )
+    .with_base_url(&public_base_url);
+    // Export jobs stop being worked with the server; another node (or the next start)
+    // takes an unfinished one over when its lease runs out.
+    let (stop_exporting, export_stopped) = tokio::sync::oneshot::channel::<()>();
+    let exporter = tokio::spawn(paraply_export::run(
+        exports.clone(),
+        fhir.clone(),
+        async move {
+            let _ = export_stopped.await;
+        },
+    ));
     // Notifications stop with the server; what is not delivered yet stays queued.
     let (stop_notifying, notify_stopped) = tokio::sync::oneshot::channel::<()>();
     let notifier = tokio::spawn(paraply_notify::run(
@@ -232,6 +258,7 @@ async fn serve(
     };
     let mut app = router(
         fhir.clone(),
+        exports,
         ApiSettings {
             max_body_bytes: config.file.max_body_bytes,
             public_base_url,
@@ -266,6 +293,8 @@ async fn serve(
         .await;
     let _ = stop_notifying.send(());
     let _ = notifier.await;
+    let _ = stop_exporting.send(());
+    let _ = exporter.await;
     served?;
     Ok(())
 }
@@ -273,6 +302,16 @@ async fn serve(
 /// The FHIR engine with the patientkontrakt plugged in: every request, the demo load and
 /// the server's own writes use this one.
 pub fn engine(store: Arc<dyn Store>, config: &Config) -> Fhir {
+    engine_with(store, config, Vec::new())
+}
+
+/// [`engine`] with further operations (the serving engine's `$export`, which needs the
+/// node's export jobs).
+fn engine_with(
+    store: Arc<dyn Store>,
+    config: &Config,
+    operations: Vec<Arc<dyn Operation>>,
+) -> Fhir {
     let mut extensions =
         paraply_patientkontrakt::extensions(config.file.patientkontrakt.settings());
     extensions
@@ -280,6 +319,7 @@ pub fn engine(store: Arc<dyn Store>, config: &Config) -> Fhir {
         .push(Arc::new(paraply_notify::SubscriptionCheck::new(Arc::new(
             config.file.subscriptions.policy(config.listen),
         ))));
+    extensions.operations.extend(operations);
     Fhir::with_access(store, config.file.access.settings()).extended(extensions)
 }
 

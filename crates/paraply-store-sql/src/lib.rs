@@ -14,6 +14,7 @@ mod access;
 mod access_log;
 mod common;
 mod error;
+mod export;
 mod facts;
 mod group;
 mod maintenance;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 use paraply_store::{Store, StoreError};
 
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use sessions::open_store_with_sessions;
+pub use sessions::{OpenedStores, open_store_with_sessions};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 /// How [`open_store_with_sessions`] opens a database, whichever backend the URL names.
@@ -66,7 +67,7 @@ impl StoreSettings {
 pub async fn open_store(url: &str, pool_size: u32) -> Result<Arc<dyn Store>, StoreError> {
     open_store_with_sessions(url, &StoreSettings::with_pool_size(pool_size))
         .await
-        .map(|(store, _, _)| store)
+        .map(|(store, _, _, _)| store)
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use paraply_store::{OutboxStore, PendingLogin, Session, SessionStore, Store, StoreError};
+use paraply_store::{
+    ExportStore, OutboxStore, PendingLogin, Session, SessionStore, Store, StoreError,
+};
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
@@ -247,13 +249,21 @@ impl SessionStore for PostgresStore {
     }
 }
 
-/// Like [`crate::open_store`], and the same database (same pools) as a [`SessionStore`] and
-/// an [`OutboxStore`]: the server needs all three, and a second pool on one SQLite file
-/// would be a second writer.
+/// One database as each of the stores the server uses.
+pub type OpenedStores = (
+    Arc<dyn Store>,
+    Arc<dyn SessionStore>,
+    Arc<dyn OutboxStore>,
+    Arc<dyn ExportStore>,
+);
+
+/// Like [`crate::open_store`], and the same database (same pools) as a [`SessionStore`], an
+/// [`OutboxStore`] and an [`ExportStore`]: the server needs all four, and a second pool on
+/// one SQLite file would be a second writer.
 pub async fn open_store_with_sessions(
     url: &str,
     settings: &StoreSettings,
-) -> Result<(Arc<dyn Store>, Arc<dyn SessionStore>, Arc<dyn OutboxStore>), StoreError> {
+) -> Result<OpenedStores, StoreError> {
     let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
     match scheme {
         "sqlite" => {
@@ -264,7 +274,7 @@ pub async fn open_store_with_sessions(
                 ..SqliteOptions::default()
             };
             let store = Arc::new(SqliteStore::open(url, options).await?);
-            Ok((store.clone(), store.clone(), store))
+            Ok((store.clone(), store.clone(), store.clone(), store))
         }
         "postgres" | "postgresql" => {
             let options = PostgresOptions {
@@ -272,7 +282,7 @@ pub async fn open_store_with_sessions(
                 ..PostgresOptions::default()
             };
             let store = Arc::new(PostgresStore::connect(url, options).await?);
-            Ok((store.clone(), store.clone(), store))
+            Ok((store.clone(), store.clone(), store.clone(), store))
         }
         // Only the scheme: the rest of a URL may hold a password.
         other => Err(StoreError::Database(format!(
@@ -368,7 +378,7 @@ mod tests {
     async fn sqlite_sessions() {
         let dir = std::env::temp_dir().join(format!("paraply-sessions-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}", dir.join("paraply.db").display());
-        let (_, sessions, _) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
+        let (_, sessions, _, _) = open_store_with_sessions(&url, &StoreSettings::with_pool_size(2))
             .await
             .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
@@ -383,9 +393,10 @@ mod tests {
         let Some(db) = crate::testing::PostgresTestDatabase::create().await else {
             return;
         };
-        let (_, sessions, _) = open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
-            .await
-            .unwrap();
+        let (_, sessions, _, _) =
+            open_store_with_sessions(&db.url, &StoreSettings::with_pool_size(2))
+                .await
+                .unwrap();
         let outcome = tokio::spawn(behaves(sessions)).await;
         db.remove().await;
         if let Err(failure) = outcome {

@@ -6,6 +6,7 @@
 
 mod access_log;
 pub mod conformance;
+mod export;
 mod facts;
 mod maintenance;
 mod outbox;
@@ -22,6 +23,7 @@ pub use access_log::{
     AccessLogQuery, AccessLogRow, AccessLogTerm, BrokenLink, ChainAnchor, ChainSummary,
     GENESIS_HASH, LinkContent, Purge, TermKey, Verification, link_hash, micros,
 };
+pub use export::{ExportJob, ExportLines, ExportSelection, ExportStore, NewExportJob};
 pub use facts::Fact;
 pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
 pub use outbox::{

@@ -35,6 +35,8 @@ pub struct Idp {
     pub kommun: String,
     /// The FHIR base the providers put in `aud`.
     pub fhir_base: String,
+    /// The providers' keys file: the backend client's private key is in it.
+    pub keys: PathBuf,
     child: Child,
     stdin: Option<ChildStdin>,
 }
@@ -115,6 +117,7 @@ impl Idp {
             region: ready[1].clone(),
             kommun: ready[2].clone(),
             fhir_base: fhir_base.to_owned(),
+            keys: dir.join("keys.json"),
             stdin: child.stdin.take(),
             child,
         }
@@ -140,6 +143,66 @@ pub async fn client_credentials(issuer: &str, scope: &str, fhir_base: &str) -> S
         ],
     )
     .await;
+    tokens["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access token: {tokens}"))
+        .to_owned()
+}
+
+/// The SMART Backend Services client of the region issuer (`tests/idp/README.md`).
+pub const BACKEND_CLIENT: &str = "paraply-backend";
+
+/// A system token for the backend-services client `paraply-backend` of the region issuer:
+/// the client-credentials grant authenticated by a JWT assertion signed RS384 with the
+/// client's own key, read from the providers' keys file (`private_key_jwt`, no secret).
+pub async fn backend_services_token(idp: &Idp, scope: &str) -> String {
+    static JTI: AtomicUsize = AtomicUsize::new(0);
+    let keys: Value = serde_json::from_str(
+        &std::fs::read_to_string(&idp.keys).expect("the IdP's keys file is readable"),
+    )
+    .expect("the keys file is JSON");
+    let key = &keys["clients"][BACKEND_CLIENT];
+    let mut header = Header::new(Algorithm::RS384);
+    header.kid = key["kid"].as_str().map(str::to_owned);
+    let token_endpoint = format!("{}/token", idp.region);
+    let assertion = jsonwebtoken::encode(
+        &header,
+        &json!({
+            "iss": BACKEND_CLIENT,
+            "sub": BACKEND_CLIENT,
+            "aud": token_endpoint,
+            // Unique per assertion: the provider refuses a `jti` it has seen.
+            "jti": format!("{}-{}", std::process::id(), JTI.fetch_add(1, Ordering::SeqCst)),
+            "iat": now(),
+            "exp": now() + 300,
+        }),
+        &EncodingKey::from_rsa_pem(
+            key["pem"]
+                .as_str()
+                .expect("the client key's PEM")
+                .as_bytes(),
+        )
+        .expect("the client key parses"),
+    )
+    .expect("signing works");
+    let tokens: Value = http()
+        .post(token_endpoint)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+            ("resource", idp.fhir_base.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .expect("the token endpoint answers")
+        .json()
+        .await
+        .expect("the token endpoint answers JSON");
     tokens["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access token: {tokens}"))
