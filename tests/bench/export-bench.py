@@ -7,13 +7,16 @@ standard library only; `--auth none`, so the server itself exports (no token nee
     cargo build --release -p paraply-server --target-dir target-release
     python3 tests/bench/export-bench.py --binary target-release/release/paraply \\
         [--patients 10000] [--database sqlite:///tmp/export-bench.db] [--skip-load] [--runs 2]
+    # K times the resources of a kept SQLite database, copied behind Paraply's back:
+    python3 tests/bench/export-bench.py --binary target-release/release/paraply \\
+        --database sqlite:///tmp/export-bench.db --skip-load --copies 10
 
 Prints, per run: resources exported, seconds from kick-off to manifest (the worker counting
 the files), seconds downloading, resources/s (download and kick-off to last byte), and the
 server's RSS before and at its highest while downloading. Results: docs/benchmarks.md
 ("Bulk export").
 """
-import argparse, json, os, socket, subprocess, sys, tempfile, threading, time
+import argparse, json, os, socket, sqlite3, subprocess, sys, tempfile, threading, time
 import urllib.request
 
 
@@ -100,6 +103,30 @@ def export(base, pid):
     }
 
 
+# Copies every stored version K-1 times under new ids (`<id>-c<k>`, in the row and in the body's
+# own "id"), so a file holds K times the resources of the loaded population. References inside
+# the copies still point at the originals: the export streams stored bytes and never follows
+# them, so what it costs per line is the same.
+COPY_SQL = """
+INSERT INTO resource_version (resource_type, id, version_id, last_updated, is_current, body)
+SELECT resource_type, id || '-c{k}', version_id, last_updated, is_current,
+       replace(body, '"id":"' || id || '"', '"id":"' || id || '-c{k}"')
+FROM resource_version WHERE seq <= {top}
+"""
+
+
+def copy_resources(database, copies):
+    started = time.monotonic()
+    with sqlite3.connect(database.removeprefix("sqlite://")) as db:
+        (top,) = db.execute("SELECT max(seq) FROM resource_version").fetchone()
+        for k in range(1, copies):
+            db.execute(COPY_SQL.format(k=k, top=top))
+            db.commit()
+        (rows,) = db.execute("SELECT count(*) FROM resource_version").fetchone()
+    print(json.dumps({"copies": copies, "resource_versions": rows,
+                      "copy_s": round(time.monotonic() - started, 1)}), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="target/debug/paraply")
@@ -108,9 +135,16 @@ def main():
     parser.add_argument("--skip-load", action="store_true",
                         help="the database already holds the population")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="with --skip-load and a SQLite database: copy every stored "
+                             "version K-1 times before the server starts")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="paraply-export-bench-")
     database = args.database or f"sqlite://{workdir}/bench.db"
+    if args.copies > 1:
+        if not (args.skip_load and database.startswith("sqlite://")):
+            sys.exit("--copies needs --skip-load and a kept SQLite database")
+        copy_resources(database, args.copies)
     listen = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARAPLY_")}
     server = subprocess.Popen([args.binary, "serve", "--listen", listen, "--database", database,

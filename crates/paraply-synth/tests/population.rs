@@ -195,14 +195,23 @@ fn every_reference_points_into_the_bundle_or_the_shared_resources() {
     for bundle in population.patient_bundles() {
         let entries = bundle.bundle["entry"].as_array().unwrap();
         let local: BTreeSet<String> = entries.iter().map(|e| key(&e["resource"])).collect();
-        let mut refs = Vec::new();
-        references(&bundle.bundle, &mut refs);
-        for r in refs {
-            assert!(
-                local.contains(&r) || shared.contains(&r),
-                "patient {}: dangling {r}",
-                bundle.first_patient
-            );
+        for resource in entries.iter().map(|e| &e["resource"]) {
+            // `#id` points at a resource contained in the same resource (a plan's patient groups).
+            let contained: BTreeSet<String> = resource["contained"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| format!("#{}", c["id"].as_str().unwrap()))
+                .collect();
+            let mut refs = Vec::new();
+            references(resource, &mut refs);
+            for r in refs {
+                assert!(
+                    local.contains(&r) || shared.contains(&r) || contained.contains(&r),
+                    "patient {}: dangling {r}",
+                    bundle.first_patient
+                );
+            }
         }
     }
     let mut refs = Vec::new();
