@@ -668,10 +668,11 @@ on_both_backends_with!(
         ..FileConfig::default()
     },
     async |s: &TestServer| {
+        assert_eq!(s.put("Patient/p1", &patient("p1", "Kvar")).await.status, 201);
         let kicked_off = std::time::Instant::now();
         let status = kick_off(s, None, "$export?_type=Patient").await;
         let manifest = finished(s, None, &status).await;
-        download(s, None, &manifest).await;
+        assert_eq!(ids(&download(s, None, &manifest).await, "Patient"), ["p1"]);
         tokio::time::sleep(Duration::from_secs(61).saturating_sub(kicked_off.elapsed())).await;
         let gone = send(s, reqwest::Method::GET, &status, None, false).await;
         assert_eq!(gone.status, 404, "{}", gone.text);
