@@ -668,7 +668,10 @@ on_both_backends_with!(
         ..FileConfig::default()
     },
     async |s: &TestServer| {
-        assert_eq!(s.put("Patient/p1", &patient("p1", "Kvar")).await.status, 201);
+        assert_eq!(
+            s.put("Patient/p1", &patient("p1", "Kvar")).await.status,
+            201
+        );
         let kicked_off = std::time::Instant::now();
         let status = kick_off(s, None, "$export?_type=Patient").await;
         let manifest = finished(s, None, &status).await;
