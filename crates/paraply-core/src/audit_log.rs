@@ -360,7 +360,7 @@ pub(crate) mod tests {
             &self,
             kind: &'static str,
             at: OffsetDateTime,
-        ) -> futures::stream::BoxStream<'_, Result<String, StoreError>> {
+        ) -> futures::stream::BoxStream<'_, Result<paraply_store::FactPage, StoreError>> {
             self.inner.facts_at(kind, at)
         }
     }

@@ -344,7 +344,8 @@ impl OperationContext<'_> {
         &self,
         kind: &'static str,
         at: time::OffsetDateTime,
-    ) -> futures::stream::BoxStream<'_, Result<String, paraply_store::StoreError>> {
+    ) -> futures::stream::BoxStream<'_, Result<paraply_store::FactPage, paraply_store::StoreError>>
+    {
         self.fhir.store().facts_at(kind, at)
     }
 

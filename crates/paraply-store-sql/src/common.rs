@@ -725,6 +725,13 @@ where
     }
 
     async fn record_fact(&mut self, fact: Fact) -> Result<(), StoreError> {
+        // Facts are read back a page of lines at a time.
+        if fact.body.contains('\n') {
+            return Err(StoreError::Corrupt(format!(
+                "the {} fact of {} is not one line",
+                fact.kind, fact.subject
+            )));
+        }
         self.facts.insert((fact.kind, fact.subject.clone()), fact);
         Ok(())
     }

@@ -1,11 +1,11 @@
 //! Facts ([`paraply_store::Fact`], migration `0007_facts`): recorded at a write
 //! transaction's commit in two statements whatever their number, read back as they stood
-//! at an instant in one streamed statement.
+//! at an instant in keyset pages (migration `0009_fact_pages`).
 
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
-use paraply_store::{Fact, StoreError};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type};
+use paraply_store::{Fact, FactPage, StoreError};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
 use crate::common::{Backend, Sql};
@@ -79,22 +79,44 @@ where
         Ok(())
     }
 
-    /// The bodies of the facts of `kind` current at `at`, streamed.
+    /// The bodies of the facts of `kind` current at `at`, a page at a time in the order
+    /// they were recorded (keyset pages over `(kind, seq)`). A page is one row: sqlx hands
+    /// SQLite's rows to the async side one by one, waking a thread for each, which cost
+    /// three quarters of a million-fact report; the database joins a page's bodies instead.
     pub(crate) fn facts_at<'p>(
         pool: &'p Pool<DB>,
         kind: &'static str,
         at: OffsetDateTime,
-    ) -> BoxStream<'p, Result<String, StoreError>> {
+    ) -> BoxStream<'p, Result<FactPage, StoreError>>
+    where
+        for<'r> (Option<i64>, Option<String>): FromRow<'r, DB::Row>,
+    {
         let at = to_micros(at);
-        sqlx::query(
-            "SELECT body FROM fact WHERE kind = $1 AND valid_from <= $2 \
-             AND (valid_to IS NULL OR valid_to > $2)",
-        )
-        .bind(kind)
-        .bind(at)
-        .fetch(pool)
-        .map_err(db_error)
-        .and_then(|row| async move { row.try_get::<String, _>(0).map_err(db_error) })
+        futures::stream::try_unfold(Some(0_i64), move |after| async move {
+            let Some(after) = after else {
+                return Ok(None);
+            };
+            let (last, lines): (Option<i64>, Option<String>) = sqlx::query_as(
+                "SELECT max(seq), string_agg(body, $4) FROM (SELECT seq, body FROM fact \
+                 WHERE kind = $1 AND seq > $2 AND valid_from <= $3 \
+                 AND (valid_to IS NULL OR valid_to > $3) ORDER BY seq LIMIT $5) AS page",
+            )
+            .bind(kind)
+            .bind(after)
+            .bind(at)
+            .bind("\n")
+            .bind(FACT_PAGE)
+            .fetch_one(pool)
+            .await
+            .map_err(db_error)?;
+            Ok(match (last, lines) {
+                (Some(last), Some(lines)) => Some((FactPage::new(lines), Some(last))),
+                _ => None,
+            })
+        })
         .boxed()
     }
 }
+
+/// Facts in one page: about 3 MB of bodies.
+const FACT_PAGE: i64 = 10_000;

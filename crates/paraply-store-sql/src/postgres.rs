@@ -137,7 +137,7 @@ impl Store for PostgresStore {
         &self,
         kind: &'static str,
         at: OffsetDateTime,
-    ) -> BoxStream<'_, Result<String, StoreError>> {
+    ) -> BoxStream<'_, Result<paraply_store::FactPage, StoreError>> {
         Sql::facts_at(&self.pool, kind, at)
     }
 

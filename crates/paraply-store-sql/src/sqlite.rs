@@ -339,7 +339,7 @@ impl Store for SqliteStore {
         &self,
         kind: &'static str,
         at: OffsetDateTime,
-    ) -> BoxStream<'_, Result<String, StoreError>> {
+    ) -> BoxStream<'_, Result<paraply_store::FactPage, StoreError>> {
         Sql::facts_at(&self.readers, kind, at)
     }
 

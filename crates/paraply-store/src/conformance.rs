@@ -3268,11 +3268,15 @@ pub async fn restricted_staff_in_an_emergency_see_every_patient(store: Arc<dyn S
 
 async fn facts(store: &dyn Store, kind: &'static str, instant: OffsetDateTime) -> Vec<String> {
     use futures::TryStreamExt;
-    let mut bodies: Vec<String> = store
+    let pages: Vec<crate::FactPage> = store
         .facts_at(kind, instant)
         .try_collect()
         .await
         .expect("facts read");
+    let mut bodies: Vec<String> = pages
+        .iter()
+        .flat_map(|page| page.bodies().map(str::to_owned))
+        .collect();
     bodies.sort();
     bodies
 }
@@ -3333,4 +3337,41 @@ pub async fn facts_read_back_as_they_stood_at_each_instant_and_roll_back_with_th
     .expect("record");
     drop(tx);
     assert_eq!(facts(s, "k", at(50)).await, ["a3", "b2"]);
+
+    // A body is one line: one with a line break is refused, and nothing of its
+    // transaction is kept.
+    let mut tx = s.begin().await.expect("begin");
+    let broken = tx
+        .record_fact(Fact {
+            kind: "k",
+            subject: "Patient/c".to_owned(),
+            at: at(60),
+            body: "c1\nc2".to_owned(),
+        })
+        .await;
+    let refused = match broken {
+        Err(error) => {
+            drop(tx);
+            Err(error)
+        }
+        Ok(()) => tx.commit().await,
+    };
+    assert!(refused.is_err(), "a body with a line break is refused");
+    assert_eq!(facts(s, "k", at(70)).await, ["a3", "b2"]);
+
+    // Many facts come back whole, however they are paged.
+    let many: Vec<(String, String)> = (0..12_345)
+        .map(|n| (format!("Patient/m{n}"), format!("m{n:05}")))
+        .collect();
+    let rows: Vec<(&'static str, &str, i64, &str)> = many
+        .iter()
+        .map(|(subject, body)| ("many", subject.as_str(), 80, body.as_str()))
+        .collect();
+    record(s, &rows).await;
+    let read = facts(s, "many", at(90)).await;
+    assert_eq!(read.len(), 12_345);
+    assert_eq!(
+        read,
+        many.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>()
+    );
 }

@@ -24,7 +24,7 @@ pub use access_log::{
     GENESIS_HASH, LinkContent, Purge, TermKey, Verification, link_hash, micros,
 };
 pub use export::{ExportJob, ExportLines, ExportSelection, ExportStore, NewExportJob};
-pub use facts::Fact;
+pub use facts::{Fact, FactPage};
 pub use maintenance::{CurrentVersion, IndexMaintenance, RecordedDefinition};
 pub use outbox::{
     DeliveryClaim, NewNotification, Notification, NotificationKind, OutboxStore, QueuedChange,
@@ -248,12 +248,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Purge, StoreError>;
 
     /// The body of every fact of `kind` that was current at `at` (see
-    /// [`StoreTx::record_fact`]), streamed from the database in no particular order.
+    /// [`StoreTx::record_fact`]), streamed from the database in pages, in no particular
+    /// order.
     fn facts_at(
         &self,
         kind: &'static str,
         at: OffsetDateTime,
-    ) -> BoxStream<'_, Result<String, StoreError>>;
+    ) -> BoxStream<'_, Result<FactPage, StoreError>>;
 }
 
 /// A database transaction. Reads inside it see its own writes.

@@ -121,17 +121,21 @@ impl Operation for EvaluateMeasureOperation {
 
         let mut evaluation = Evaluation::new(measure, period, unit, subject_list);
         let mut patients = context.facts_at(PATIENT_FACT, period.end);
-        while let Some(body) = patients.try_next().await? {
-            if let Some(fact) = decode::<PatientFact>(&body)? {
-                evaluation.add_patient(&fact);
+        while let Some(page) = patients.try_next().await? {
+            for body in page.bodies() {
+                if let Some(fact) = decode::<PatientFact>(body)? {
+                    evaluation.add_patient(&fact);
+                }
             }
         }
         drop(patients);
         if measure.needs_appointments() {
             let mut appointments = context.facts_at(APPOINTMENT_FACT, period.end);
-            while let Some(body) = appointments.try_next().await? {
-                if let Some(fact) = decode::<AppointmentFact>(&body)? {
-                    evaluation.add_appointment(&fact);
+            while let Some(page) = appointments.try_next().await? {
+                for body in page.bodies() {
+                    if let Some(fact) = decode::<AppointmentFact>(body)? {
+                        evaluation.add_appointment(&fact);
+                    }
                 }
             }
         }
