@@ -9,6 +9,9 @@ restarts and times the measures again.
     cargo build --release -p paraply-server --target-dir /work/target-release
     python3 tests/bench/measure-bench.py --binary /work/target-release/release/paraply \\
         --patients 100000 --copies 10 [--database postgres://postgres@127.0.0.1:5432/measure_bench]
+    # time the measures again on a kept database, no load and no copies:
+    python3 tests/bench/measure-bench.py --binary /work/target-release/release/paraply \\
+        --database sqlite:///work/bench/m.db --skip-load
 
 Results: docs/benchmarks.md ("Follow-up measures").
 """
@@ -96,12 +99,18 @@ def main():
     parser.add_argument("--patients", type=int, default=10000)
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-load", action="store_true",
+                        help="the database already holds the population (and its copies)")
     args = parser.parse_args()
     workdir = tempfile.mkdtemp(prefix="paraply-measure-bench-")
     database = args.database or f"sqlite://{workdir}/bench.db"
     listen = f"127.0.0.1:{free_port()}"
     server = start(args.binary, listen, database, workdir)
     try:
+        if args.skip_load:
+            time_measures(listen, args.runs)
+            print(f"server peak RSS {peak_rss_mib(server.pid):.0f} MiB", flush=True)
+            return
         started = time.monotonic()
         subprocess.run([args.binary, "synth", "--patients", str(args.patients),
                         "--base-url", f"http://{listen}/fhir"], check=True)
