@@ -261,12 +261,19 @@ async fn record_followup(
     every_appointment: bool,
 ) -> Result<(), CoreError> {
     let at = OffsetDateTime::now_utc();
-    let mut people = Vec::with_capacity(patients.len());
-    for patient in patients {
-        let Ok(id) = patient.parse::<ResourceId>() else {
-            continue;
-        };
-        let resource = match tx.read(ResourceType::Patient, &id).await? {
+    // The patients' Patient resources, read together (those the transaction wrote are
+    // already known to it).
+    let keyed: Vec<(&String, ResourceId)> = patients
+        .iter()
+        .filter_map(|patient| Some((patient, patient.parse::<ResourceId>().ok()?)))
+        .collect();
+    let keys: Vec<(ResourceType, ResourceId)> = keyed
+        .iter()
+        .map(|(_, id)| (ResourceType::Patient, id.clone()))
+        .collect();
+    let mut people = Vec::with_capacity(keyed.len());
+    for ((patient, _), current) in keyed.into_iter().zip(tx.read_many(&keys).await?) {
+        let resource = match current {
             Some(current) if !current.is_deleted() => {
                 Some(parse(current.body.as_deref().unwrap_or("{}"))?)
             }

@@ -1,6 +1,6 @@
 //! Facts ([`paraply_store::Fact`], migration `0007_facts`): recorded at a write
 //! transaction's commit in two statements whatever their number, read back as they stood
-//! at an instant in keyset pages (migration `0009_fact_pages`).
+//! at an instant in keyset pages over `(kind, seq)`.
 
 use futures::StreamExt;
 use futures::stream::BoxStream;

@@ -1,10 +1,10 @@
 //! `GET [base]/Measure/{id}/$evaluate-measure`: the follow-up measures M1–M4
 //! (`crate::followup`) over the facts as they stood at the end of the period.
 //!
-//! A summary report carries counts only, masked below `[followup] min_cell`, for staff and
-//! system clients. A subject list names patients: it keeps only those the caller may see
-//! (a care relationship, as for any search), and the access log records the call as an
-//! access to each of them.
+//! A summary report carries counts only, masked below `[patientkontrakt]
+//! followup_min_cell`, for staff and system clients. A subject list names patients: it
+//! keeps only those the caller may see (a care relationship, as for any search), and the
+//! access log records the call as an access to each of them.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -16,6 +16,7 @@ use paraply_core::{
     OperationDef, OperationLevel, Outcome,
 };
 use paraply_fhir::{HSA_ID, ResourceId, ResourceType};
+use paraply_store::StoredResource;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -26,8 +27,8 @@ use crate::followup::{
 };
 use crate::json::{list, text};
 
-/// How many patients one visibility search names.
-const SUBJECTS_PER_SEARCH: usize = 100;
+/// How many ids one `_id` search names.
+const IDS_PER_SEARCH: usize = 100;
 
 pub(super) struct EvaluateMeasureOperation {
     pub(super) min_cell: u64,
@@ -186,18 +187,19 @@ async fn names(
     context: &mut OperationContext<'_>,
     organizations: BTreeSet<String>,
 ) -> Result<HashMap<String, (String, Option<String>)>, CoreError> {
+    let ids = organizations
+        .iter()
+        .filter_map(|reference| match split_reference(reference) {
+            Some((ResourceType::Organization, id)) => Some(id.to_string()),
+            _ => None,
+        });
     let mut names = HashMap::new();
-    for reference in organizations {
-        let Some((ResourceType::Organization, id)) = split_reference(&reference) else {
-            continue;
-        };
-        let Ok(stored) = context.read_visible(ResourceType::Organization, &id).await else {
-            continue;
-        };
+    for stored in search_ids(context, ResourceType::Organization, ids).await? {
         let Some(body) = stored.body.as_deref() else {
             continue;
         };
         let organization: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let reference = format!("Organization/{}", stored.id);
         let name = text(&organization, "name")
             .unwrap_or(reference.as_str())
             .to_owned();
@@ -216,14 +218,30 @@ async fn visible(
     context: &mut OperationContext<'_>,
     subjects: BTreeSet<String>,
 ) -> Result<BTreeSet<String>, CoreError> {
-    let subjects: Vec<String> = subjects.into_iter().collect();
-    let mut visible = BTreeSet::new();
-    for chunk in subjects.chunks(SUBJECTS_PER_SEARCH) {
+    Ok(
+        search_ids(context, ResourceType::Patient, subjects.into_iter())
+            .await?
+            .into_iter()
+            .map(|stored| stored.id.to_string())
+            .collect(),
+    )
+}
+
+/// The resources of `resource_type` with these ids that the caller may see: `_id` searches
+/// under their restriction, [`IDS_PER_SEARCH`] ids at a time.
+async fn search_ids(
+    context: &mut OperationContext<'_>,
+    resource_type: ResourceType,
+    ids: impl Iterator<Item = String>,
+) -> Result<Vec<StoredResource>, CoreError> {
+    let ids: Vec<String> = ids.collect();
+    let mut found = Vec::new();
+    for chunk in ids.chunks(IDS_PER_SEARCH) {
         let ids = chunk.join(",");
         let page = context
-            .search(query(ResourceType::Patient, &[("_id", ids.as_str())])?)
+            .search(query(resource_type, &[("_id", ids.as_str())])?)
             .await?;
-        visible.extend(page.matches.iter().map(|m| m.resource.id.to_string()));
+        found.extend(page.matches.into_iter().map(|m| m.resource));
     }
-    Ok(visible)
+    Ok(found)
 }
